@@ -1,0 +1,32 @@
+# Ring Tutor: the two commands a newcomer needs are `make run` and `make test`.
+.PHONY: run test setup lint format lock bench ring-tiny
+
+run:            ## set up what is missing, then run the whole site on its embedded defaults
+	scripts/run.sh
+
+test: setup     ## lint (ruff format --check + ruff check) and the whole pytest suite
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest
+
+setup:          ## create/update .venv (from the lock), node_modules and collected static files
+	scripts/setup.sh
+
+format:
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+lock:           ## regenerate requirements/lock-cpu.txt from the current .venv
+	.venv/bin/pip freeze --exclude-editable | grep -v -E '^(torchvision|torchaudio|torchcodec)==' > requirements/lock-cpu.txt
+
+ring-tiny:      ## reproduce ring-tiny from random weights: four SFT stages, then ship (hours on 2 cores)
+	.venv/bin/python -m training.scripts.train_ring_tiny --output-dir runs/ring-tiny-sft --no-ship
+	.venv/bin/python -m training.scripts.train_ring_tiny --init-checkpoint runs/ring-tiny-sft/epoch-32 \
+	  --output-dir runs/ring-tiny-stage2 --epochs 12 --learning-rate 1.5e-3 --tokens-per-batch 4096 \
+	  --level-weights 0.4,0.3,0.2,0.1 --early-epochs 0 --seed 1 --no-ship
+	.venv/bin/python -m training.scripts.train_ring_tiny --init-checkpoint runs/ring-tiny-stage2/epoch-12 \
+	  --output-dir runs/ring-tiny-stage3 --epochs 8 --learning-rate 1e-3 --tokens-per-batch 4096 \
+	  --level-weights 0.4,0.3,0.2,0.1 --early-epochs 0 --seed 2 --no-ship
+	.venv/bin/python -m training.scripts.train_ring_tiny --init-checkpoint runs/ring-tiny-stage3/epoch-8 \
+	  --output-dir runs/ring-tiny-stage4 --epochs 10 --learning-rate 1e-3 --tokens-per-batch 4096 \
+	  --level-weights 0.4,0.3,0.2,0.1 --early-epochs 0 --seed 3 \
+	  --topic-weights multiple_choice=5,fractions=2
