@@ -1,0 +1,193 @@
+"""Mixture-of-experts layer of Ring-lite: softmax top-k router, routed experts, shared experts.
+
+The router is Ring-lite's (C3PO.md §8): softmax over all experts, keep the top-k, renormalise the
+kept weights to sum to one (``norm_topk_prob``). Routed experts are computed batched by expert:
+the (token, expert) assignments are sorted by expert once, each expert runs one SwiGLU on its
+contiguous slice, and the weighted results are scattered back with one ``index_add_`` — a loop over
+experts, never over tokens. Shared experts see every token. The auxiliary losses of C3PO.md §1
+(load balance, router z-loss) are pure functions of the router logits.
+
+Module and parameter names are Ring-lite's checkpoint names (``mlp.gate.weight``,
+``mlp.experts.{e}.gate_proj.weight``, ``mlp.shared_experts.up_proj.weight`` ...). This file is copied
+into every checkpoint as remote code, so it imports only torch.
+
+Shape suffixes (torchtitan style):
+    B batch, S sequence, T tokens (B*S flattened), D hidden size, E routed experts,
+    K experts per token (top-k), N = T*K (token, expert) assignments, L MoE layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SwiGLUFeedForward(nn.Module):
+    """``down(silu(gate(x)) * up(x))``: the dense MLP, each routed expert and the shared experts."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, bias: bool = False) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
+
+    def forward(self, x_TD: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x_TD)) * self.up_proj(x_TD))
+
+
+class TopKRouter(nn.Module):
+    """Softmax router: logits -> softmax -> top-k -> (optionally) renormalised weights, in fp32."""
+
+    def __init__(
+        self, hidden_size: int, num_experts: int, top_k: int, norm_topk_prob: bool
+    ) -> None:
+        super().__init__()
+        assert 0 < top_k <= num_experts
+        self.num_experts = num_experts
+        self.top_k = top_k
+        self.norm_topk_prob = norm_topk_prob
+        # A bare parameter, not nn.Linear: Ring-lite's checkpoints name it ``mlp.gate.weight``.
+        self.weight = nn.Parameter(torch.empty(num_experts, hidden_size))
+
+    def forward(self, x_TD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns ``(topk_weights_TK fp32, topk_ids_TK int64, router_logits_TE fp32)``."""
+        # fp32 router maths: with bf16 weights the softmax and top-k ties would drift between
+        # training and serving.
+        router_logits_TE = F.linear(x_TD.float(), self.weight.float())
+        scores_TE = router_logits_TE.softmax(dim=-1)
+        topk_weights_TK, topk_ids_TK = torch.topk(scores_TE, k=self.top_k, dim=-1)
+        if self.norm_topk_prob:
+            # vLLM renormalises for every k (Ring's own remote code skips k == 1, where it is a
+            # no-op anyway up to the weight becoming exactly 1); we follow the serving engine.
+            topk_weights_TK = topk_weights_TK / topk_weights_TK.sum(dim=-1, keepdim=True)
+        return topk_weights_TK, topk_ids_TK, router_logits_TE
+
+
+def routed_experts_forward(
+    experts: Sequence[nn.Module],
+    x_TD: torch.Tensor,
+    topk_ids_TK: torch.Tensor,
+    topk_weights_TK: torch.Tensor,
+) -> torch.Tensor:
+    """Weighted sum of each token's top-k experts, computed batched by expert.
+
+    Sorting the N = T*K assignments by expert makes every expert's tokens one contiguous slice,
+    so each expert is one SwiGLU call on a [n_e, D] matrix.
+    """
+    num_tokens, top_k = topk_ids_TK.shape
+    flat_ids_N = topk_ids_TK.reshape(-1)
+    order_N = torch.argsort(flat_ids_N, stable=True)
+    token_of_N = order_N // top_k
+    counts_E = torch.bincount(flat_ids_N, minlength=len(experts))
+    x_sorted_ND = x_TD[token_of_N]
+    y_chunks = [
+        expert(chunk_nD)
+        for expert, chunk_nD in zip(experts, x_sorted_ND.split(counts_E.tolist()), strict=True)
+    ]
+    y_sorted_ND = torch.cat(y_chunks, dim=0)
+    weights_N1 = topk_weights_TK.reshape(-1)[order_N].unsqueeze(-1)
+    out_TD = torch.zeros(num_tokens, x_TD.shape[-1], dtype=torch.float32, device=x_TD.device)
+    out_TD.index_add_(0, token_of_N, y_sorted_ND.float() * weights_N1)
+    return out_TD.to(x_TD.dtype)
+
+
+class BailingMoeSparseBlock(nn.Module):
+    """Ring-lite's MoE feed-forward: top-k routed experts plus always-on shared experts."""
+
+    def __init__(
+        self,
+        hidden_size: int,
+        moe_intermediate_size: int,
+        num_experts: int,
+        num_experts_per_tok: int,
+        num_shared_experts: int,
+        norm_topk_prob: bool,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.gate = TopKRouter(hidden_size, num_experts, num_experts_per_tok, norm_topk_prob)
+        self.experts = nn.ModuleList(
+            SwiGLUFeedForward(hidden_size, moe_intermediate_size, bias) for _ in range(num_experts)
+        )
+        # Ring-lite fuses its shared experts into one MLP of num_shared * moe_intermediate width.
+        self.shared_experts = (
+            SwiGLUFeedForward(hidden_size, moe_intermediate_size * num_shared_experts, bias)
+            if num_shared_experts > 0
+            else None
+        )
+
+    def forward(self, x_BSD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(out_BSD, router_logits_BSE fp32)``."""
+        batch, seq, hidden = x_BSD.shape
+        x_TD = x_BSD.reshape(batch * seq, hidden)
+        topk_weights_TK, topk_ids_TK, router_logits_TE = self.gate(x_TD)
+        out_TD = routed_experts_forward(self.experts, x_TD, topk_ids_TK, topk_weights_TK)
+        if self.shared_experts is not None:
+            out_TD = out_TD + self.shared_experts(x_TD)
+        return out_TD.view(batch, seq, hidden), router_logits_TE.view(batch, seq, -1)
+
+
+def _flatten_router_logits(
+    router_logits: torch.Tensor | Sequence[torch.Tensor], mask: torch.Tensor | None
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Per-layer logits as [T, E] fp32 plus a flat boolean token mask [T] (or None)."""
+    layers = [router_logits] if isinstance(router_logits, torch.Tensor) else list(router_logits)
+    assert layers, "no router logits (a model without MoE layers has no auxiliary loss)"
+    layers_TE = [layer.reshape(-1, layer.shape[-1]).float() for layer in layers]
+    mask_T = None if mask is None else mask.reshape(-1).bool()
+    if mask_T is not None:
+        assert mask_T.shape[0] == layers_TE[0].shape[0], "mask must cover the router's tokens"
+    return layers_TE, mask_T
+
+
+def load_balance_loss(
+    router_logits: torch.Tensor | Sequence[torch.Tensor],
+    top_k: int,
+    num_experts: int,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Ring-lite's load-balance loss B = sum_i P_i * F_i (C3PO.md §1, paper Eq. 5).
+
+    Args:
+        router_logits: one layer's logits [..., E] or a sequence of per-layer logits [B, S, E] /
+            [T, E] (what ``forward(output_router_logits=True)`` returns).
+        top_k: experts per token.
+        num_experts: E.
+        mask: [B, S] or [T], 1 for tokens that count (padding excluded); None counts all.
+
+    P_i is the mean router probability of expert i over the counted tokens; F_i is the fraction of
+    the counted (token, expert) assignments that went to expert i (sum_i F_i = 1). F carries no
+    gradient. No factor E is applied (the spec's formula), so perfect balance gives 1/E. The
+    result is the mean over layers.
+    """
+    layers_TE, mask_T = _flatten_router_logits(router_logits, mask)
+    losses = []
+    for logits_TE in layers_TE:
+        if mask_T is not None:
+            logits_TE = logits_TE[mask_T]
+        probs_TE = logits_TE.softmax(dim=-1)
+        topk_ids_TK = torch.topk(probs_TE, k=top_k, dim=-1).indices
+        counts_E = torch.bincount(topk_ids_TK.reshape(-1), minlength=num_experts)
+        fraction_E = counts_E.float() / max(topk_ids_TK.numel(), 1)
+        mean_prob_E = probs_TE.mean(dim=0)
+        losses.append((mean_prob_E * fraction_E).sum())
+    return torch.stack(losses).mean()
+
+
+def router_z_loss(
+    router_logits: torch.Tensor | Sequence[torch.Tensor], mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Router z-loss Z = mean over tokens of (logsumexp_j z_j)^2 (C3PO.md §1), mean over layers.
+
+    Shapes as in :func:`load_balance_loss`.
+    """
+    layers_TE, mask_T = _flatten_router_logits(router_logits, mask)
+    losses = []
+    for logits_TE in layers_TE:
+        if mask_T is not None:
+            logits_TE = logits_TE[mask_T]
+        losses.append(torch.logsumexp(logits_TE, dim=-1).square().mean())
+    return torch.stack(losses).mean()
