@@ -1,0 +1,548 @@
+"""Final-answer extraction and rule-based verification: the reward of C3PO and the grader of
+the site.
+
+`extract_final_answer` takes the last `\\boxed{…}` after `</think>` (an answer that never closed
+its reasoning is unfinished and has none). `verify` compares it with a reference: expressions
+through math-verify (gold first, then prediction: its comparison is not symmetric), numbers with
+a tolerance and an optional unit (stripped, or converted when the prediction states another unit
+of the same quantity), and multiple-choice letters. Plain numbers and fractions take an exact
+fast path before math-verify, which costs milliseconds per call; math-verify runs under its
+signal timeout in the main thread, and hostile inputs (huge, deeply nested, giant exponents) are
+refused before parsing everywhere, because outside the main thread no timeout can interrupt it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+import threading
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from training.problems.base import CHOICE_LETTERS, AnswerKind
+
+if TYPE_CHECKING:
+    from training.problems.base import Problem
+
+logger = logging.getLogger(__name__)
+
+THINK_END = "</think>"
+BOXED = "\\boxed"
+
+# Answers longer than this are refused outright: no reference in this project comes close, and
+# a long string is the cheapest way to make a symbolic parser hang.
+MAX_ANSWER_CHARS = 300
+MAX_BRACE_DEPTH = 12
+# math-verify's timeouts are whole seconds of signal.alarm (main thread only).
+MATH_VERIFY_TIMEOUT_S = 2
+DEFAULT_NUMBER_TOLERANCE = 1e-6
+DEFAULT_ABS_TOLERANCE = 1e-9
+
+
+# --- extraction ----------------------------------------------------------------------------
+
+
+def _boxed_contents(text: str) -> list[str]:
+    """Contents of every complete `\\boxed{…}` in text, in order (balanced braces)."""
+    found = []
+    start = text.find(BOXED)
+    while start >= 0:
+        i = start + len(BOXED)
+        while i < len(text) and text[i] == " ":
+            i += 1
+        if i < len(text) and text[i] == "{":
+            depth = 0
+            for j in range(i, len(text)):
+                if text[j] == "{" and (j == 0 or text[j - 1] != "\\"):
+                    depth += 1
+                elif text[j] == "}" and text[j - 1] != "\\":
+                    depth -= 1
+                    if depth == 0:
+                        found.append(text[i + 1 : j])
+                        break
+        start = text.find(BOXED, start + len(BOXED))
+    return found
+
+
+def extract_final_answer(completion: str) -> str | None:
+    """The last complete `\\boxed{…}` after the last `</think>`, stripped; None when the
+    reasoning never ended (no `</think>`) or no complete box follows it."""
+    end = completion.rfind(THINK_END)
+    if end < 0:
+        return None
+    boxes = _boxed_contents(completion[end + len(THINK_END) :])
+    if not boxes:
+        return None
+    return boxes[-1].strip()
+
+
+# --- fast exact parsing of numbers ---------------------------------------------------------
+
+_LATEX_NOISE = (
+    ("\\left", ""),
+    ("\\right", ""),
+    ("\\!", ""),
+    ("\\,", ""),
+    ("\\;", ""),
+    ("\\:", ""),
+    ("\\ ", " "),
+    ("~", " "),
+    ("{,}", ""),
+    ("\\dfrac", "\\frac"),
+    ("\\tfrac", "\\frac"),
+    ("\\cdot", "*"),
+    ("\\times", "*"),
+    ("\\%", "%"),
+    ("−", "-"),
+    ("²", "^2"),
+    ("³", "^3"),
+)
+_WRAPPER_RE = re.compile(r"\\(?:text|mathrm|textrm|mbox|operatorname)\s*\{([^{}]*)\}")
+_FRAC_RE = re.compile(r"^([-+]?)\\frac\s*\{\s*([-+]?\d+)\s*\}\s*\{\s*([-+]?\d+)\s*\}")
+_FRAC_SHORT_RE = re.compile(r"^([-+]?)\\frac(\d)(\d)")
+_SLASH_RE = re.compile(r"^([-+]?\d+)\s*/\s*(\d+)(?![\d.])")
+_DECIMAL_RE = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|^[-+]?\.\d+")
+_SCIENTIFIC_RE = re.compile(
+    r"^(?:[eE]([-+]?\d+)|\s*[*xX]\s*10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?|\s*[*xX]\s*10(?![\d.]))"
+)
+_ASSIGNMENT_RE = re.compile(r"^\s*[a-zA-Z]\s*=\s*")
+
+
+def _clean(text: str) -> str:
+    text = text.strip().strip("$").strip()
+    for old, new in _LATEX_NOISE:
+        text = text.replace(old, new)
+    # \text{m/s} -> m/s; repeated because wrappers may nest (\text{\mathrm{m}}).
+    for _ in range(3):
+        text = _WRAPPER_RE.sub(r"\1", text)
+    text = text.strip()
+    while text.startswith("{") and text.endswith("}") and _balanced(text[1:-1]):
+        text = text[1:-1].strip()
+    return text
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for c in text:
+        depth += (c == "{") - (c == "}")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _split_number(text: str) -> tuple[Fraction, str] | None:
+    """Exact value of a leading number (integer, decimal, a/b, \\frac{a}{b}, scientific
+    notation) and the rest of the text, or None when the text does not start with one."""
+    text = text.strip()
+    match = _FRAC_RE.match(text) or _FRAC_SHORT_RE.match(text)
+    if match:
+        sign, num, den = match.groups()
+        if int(den) == 0:
+            return None
+        value = Fraction(int(num), int(den)) * (-1 if sign == "-" else 1)
+        return value, text[match.end() :]
+    match = _SLASH_RE.match(text)
+    if match:
+        num, den = match.groups()
+        if int(den) == 0:
+            return None
+        return Fraction(int(num), int(den)), text[match.end() :]
+    match = _DECIMAL_RE.match(text)
+    if not match or not any(c.isdigit() for c in match.group()):
+        return None
+    value = Fraction(match.group().replace(",", ""))
+    rest = text[match.end() :]
+    sci = _SCIENTIFIC_RE.match(rest)
+    if sci:
+        exponent = int(sci.group(1) or sci.group(2) or 1)
+        if abs(exponent) > 300:
+            return None
+        value *= Fraction(10) ** exponent
+        rest = rest[sci.end() :]
+    return value, rest
+
+
+def parse_exact_number(text: str) -> Fraction | None:
+    """The exact value of text when it is nothing but a number (see `_split_number`)."""
+    text = _ASSIGNMENT_RE.sub("", _clean(text))
+    split = _split_number(text)
+    if split is None or split[1].strip():
+        return None
+    return split[0]
+
+
+# --- units ---------------------------------------------------------------------------------
+
+# Canonical unit -> (quantity, factor to the SI unit of that quantity).
+_UNITS: dict[str, tuple[str, float]] = {
+    "m": ("length", 1.0),
+    "cm": ("length", 1e-2),
+    "mm": ("length", 1e-3),
+    "km": ("length", 1e3),
+    "kg": ("mass", 1.0),
+    "g": ("mass", 1e-3),
+    "mg": ("mass", 1e-6),
+    "s": ("time", 1.0),
+    "ms": ("time", 1e-3),
+    "min": ("time", 60.0),
+    "h": ("time", 3600.0),
+    "m/s": ("speed", 1.0),
+    "km/h": ("speed", 1 / 3.6),
+    "m/s^2": ("acceleration", 1.0),
+    "N": ("force", 1.0),
+    "kN": ("force", 1e3),
+    "J": ("energy", 1.0),
+    "kJ": ("energy", 1e3),
+    "W": ("power", 1.0),
+    "kW": ("power", 1e3),
+    "Pa": ("pressure", 1.0),
+    "kPa": ("pressure", 1e3),
+    "m^3": ("volume", 1.0),
+    "cm^3": ("volume", 1e-6),
+    "L": ("volume", 1e-3),
+    "mL": ("volume", 1e-6),
+    "kg/m^3": ("density", 1.0),
+    "g/cm^3": ("density", 1e3),
+    "g/mL": ("density", 1e3),
+    "g/L": ("density", 1.0),
+    "mol": ("amount", 1.0),
+    "g/mol": ("molar mass", 1e-3),
+    "kg/mol": ("molar mass", 1.0),
+    "%": ("percent", 1.0),
+}
+_UNIT_ALIASES = {
+    "ms^-1": "m/s",
+    "m*s^-1": "m/s",
+    "ms^-2": "m/s^2",
+    "m*s^-2": "m/s^2",
+    "m/s/s": "m/s^2",
+    "m/s2": "m/s^2",
+    "kph": "km/h",
+    "km/hr": "km/h",
+    "kmh^-1": "km/h",
+    "km*h^-1": "km/h",
+    "g/cm3": "g/cm^3",
+    "g*cm^-3": "g/cm^3",
+    "gcm^-3": "g/cm^3",
+    "g/cc": "g/cm^3",
+    "g/ml": "g/mL",
+    "kg/m3": "kg/m^3",
+    "kg*m^-3": "kg/m^3",
+    "kgm^-3": "kg/m^3",
+    "cm3": "cm^3",
+    "cc": "cm^3",
+    "m3": "m^3",
+    "ml": "mL",
+    "l": "L",
+    "g/mole": "g/mol",
+    "gmol^-1": "g/mol",
+    "g*mol^-1": "g/mol",
+    "sec": "s",
+    "secs": "s",
+    "second": "s",
+    "seconds": "s",
+    "mins": "min",
+    "minute": "min",
+    "minutes": "min",
+    "hr": "h",
+    "hrs": "h",
+    "hour": "h",
+    "hours": "h",
+    "meter": "m",
+    "meters": "m",
+    "metre": "m",
+    "metres": "m",
+    "kilometer": "km",
+    "kilometers": "km",
+    "kilometre": "km",
+    "kilometres": "km",
+    "centimeter": "cm",
+    "centimeters": "cm",
+    "centimetre": "cm",
+    "centimetres": "cm",
+    "gram": "g",
+    "grams": "g",
+    "kilogram": "kg",
+    "kilograms": "kg",
+    "newton": "N",
+    "newtons": "N",
+    "liter": "L",
+    "liters": "L",
+    "litre": "L",
+    "litres": "L",
+    "mole": "mol",
+    "moles": "mol",
+    "mols": "mol",
+    "joule": "J",
+    "joules": "J",
+    "percent": "%",
+}
+
+
+def normalise_unit(unit: str) -> str:
+    """A unit written any common way ("\\text{ m s}^{-2}", "metres", "g/cm3") in canonical
+    form ("m/s^2", "m", "g/cm^3"); unknown units come back cleaned but otherwise as written."""
+    text = _clean(unit).replace("{", "").replace("}", "").replace("**", "^")
+    text = re.sub(r"\s*([/*^])\s*", r"\1", text)
+    text = re.sub(r"\s+", "*", text.strip().rstrip("."))
+    if text in _UNITS:
+        return text
+    if text in _UNIT_ALIASES:
+        return _UNIT_ALIASES[text]
+    squashed = text.replace("*", "")
+    for candidate in (squashed, text.lower(), squashed.lower()):
+        if candidate in _UNITS:
+            return candidate
+        if candidate in _UNIT_ALIASES:
+            return _UNIT_ALIASES[candidate]
+    return text
+
+
+def _convert(value: float, from_unit: str, to_unit: str) -> float | None:
+    """value in from_unit expressed in to_unit, or None when they measure different things."""
+    if from_unit == to_unit:
+        return value
+    source, target = _UNITS.get(from_unit), _UNITS.get(to_unit)
+    if source is None or target is None or source[0] != target[0]:
+        return None
+    return value * source[1] / target[1]
+
+
+# --- guards and math-verify ----------------------------------------------------------------
+
+_HUGE_EXPONENT_RE = re.compile(r"\^\s*\{?\s*[-+]?\s*\d{3,}|\d{4,}\s*!|\^[^^]*\^")
+
+
+def _looks_expensive(text: str) -> bool:
+    """Inputs that could make a symbolic parser or simplifier run for a long time."""
+    if len(text) > MAX_ANSWER_CHARS:
+        return True
+    depth = deepest = 0
+    for c in text:
+        if c in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "})]":
+            depth -= 1
+    return deepest > MAX_BRACE_DEPTH or bool(_HUGE_EXPONENT_RE.search(text))
+
+
+def _timeout_seconds() -> int | None:
+    # math-verify's timeout is signal.alarm, which only works in the main thread; elsewhere
+    # (Celery thread pools, Channels' sync_to_async) the input guards above are the protection.
+    return MATH_VERIFY_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str, timeout: int | None) -> tuple:
+    """math-verify's parse of a boxed expression; cached because one reference is checked
+    against every sampled response of its group."""
+    from math_verify import parse
+
+    return tuple(parse(f"\\boxed{{{text}}}", parsing_timeout=timeout))
+
+
+def _math_verify(reference: str, prediction: str) -> bool:
+    from math_verify import verify as mv_verify
+
+    timeout = _timeout_seconds()
+    gold = list(_parse_cached(reference, timeout))
+    pred = list(_parse_cached(prediction, timeout))
+    if not gold or not pred:
+        return False
+    return bool(mv_verify(gold, pred, timeout_seconds=timeout))
+
+
+def _math_verify_number(text: str) -> float | None:
+    """A numeric value for what the fast path could not read (\\sqrt{2}, 2\\pi, 3^2)."""
+    import sympy
+
+    parsed = _parse_cached(text, _timeout_seconds())
+    for item in parsed:
+        if isinstance(item, sympy.Basic) and item.is_number:
+            try:
+                value = complex(item.evalf())
+            except (TypeError, ValueError):
+                continue
+            if value.imag == 0 and math.isfinite(value.real):
+                return value.real
+    return None
+
+
+# --- verification --------------------------------------------------------------------------
+
+_CHOICE_RE = re.compile(r"^\(?\s*([A-Za-z])\s*(?:\)|\.|:|$|\s)")
+
+
+def _choice_letter(text: str) -> str | None:
+    text = _clean(text).replace("{", "").replace("}", "")
+    match = _CHOICE_RE.match(text)
+    if not match:
+        return None
+    letter = match.group(1)
+    # A lone lower-case word start ("a 5 N force") is not a choice; "(b)" or "b" alone is.
+    if letter.islower() and not (text.startswith("(") or len(text) == 1):
+        return None
+    return letter.upper()
+
+
+def _verify_choice(reference: str, prediction: str, options: tuple[str, ...] | None) -> bool:
+    key = _choice_letter(reference)
+    if key is None:
+        return False
+    letter = _choice_letter(prediction)
+    if letter is None and options:
+        # The text of an option instead of its letter ("32 N" for "(D) 32 N").
+        wanted = _clean(prediction).lower()
+        for i, option in enumerate(options):
+            if _clean(option).lower() == wanted:
+                letter = CHOICE_LETTERS[i]
+                break
+    return letter == key
+
+
+_UNIT_TEXT_RE = re.compile(r"[A-Za-z%][A-Za-z%/^*\d\-\s.]*")
+_LATEX_COMMAND_RE = re.compile(r"\\(?:text|mathrm|textrm|mbox|operatorname)")
+
+
+def _read_number_with_unit(text: str) -> tuple[float, str] | None:
+    """A number and the unit written after it ("" when none); None when unreadable."""
+    cleaned = _ASSIGNMENT_RE.sub("", _clean(text))
+    split = _split_number(cleaned)
+    if split is not None:
+        value, rest = split
+        rest = _LATEX_COMMAND_RE.sub("", rest).replace("{", "").replace("}", "").strip()
+        if not rest or _UNIT_TEXT_RE.fullmatch(rest):
+            return float(value), rest
+    # Not a plain number ("2\pi", "\sqrt{2}", "3^2"): ask math-verify for its value.
+    if _looks_expensive(cleaned):
+        return None
+    numeric = _math_verify_number(cleaned)
+    return (numeric, "") if numeric is not None else None
+
+
+def _verify_number(
+    reference: str,
+    prediction: str,
+    tolerance: float | None,
+    abs_tolerance: float | None,
+    unit: str | None,
+) -> bool:
+    ref = _read_number_with_unit(reference)
+    pred = _read_number_with_unit(prediction)
+    if ref is None or pred is None:
+        return False
+    ref_value, ref_unit_text = ref
+    pred_value, pred_unit_text = pred
+    target_unit = normalise_unit(unit) if unit else normalise_unit(ref_unit_text) or None
+    if target_unit and ref_unit_text and normalise_unit(ref_unit_text) != target_unit:
+        converted = _convert(ref_value, normalise_unit(ref_unit_text), target_unit)
+        if converted is None:
+            return False
+        ref_value = converted
+    if target_unit and pred_unit_text:
+        pred_unit = normalise_unit(pred_unit_text)
+        converted = _convert(pred_value, pred_unit, target_unit)
+        if converted is None:
+            return False
+        pred_value = converted
+    rel = DEFAULT_NUMBER_TOLERANCE if tolerance is None else tolerance
+    absolute = DEFAULT_ABS_TOLERANCE if abs_tolerance is None else abs_tolerance
+    return math.isclose(pred_value, ref_value, rel_tol=rel, abs_tol=absolute)
+
+
+def _verify_expression(reference: str, prediction: str) -> bool:
+    ref_exact = parse_exact_number(reference)
+    if ref_exact is not None:
+        pred_exact = parse_exact_number(prediction)
+        if pred_exact is not None:
+            return pred_exact == ref_exact
+    if _looks_expensive(prediction) or _looks_expensive(reference):
+        return False
+    return _math_verify(_clean(reference), _clean(prediction))
+
+
+def verify(
+    reference: str,
+    prediction: str | None,
+    *,
+    kind: AnswerKind,
+    tolerance: float | None = None,
+    unit: str | None = None,
+    options: tuple[str, ...] | list[str] | None = None,
+    abs_tolerance: float | None = None,
+) -> bool:
+    """True when prediction is equivalent to the reference.
+
+    - "expression": exact for numbers and fractions (1/2 == 0.5 == \\frac{1}{2}), otherwise
+      math-verify with the reference as gold (sets, intervals, symbolic expressions).
+    - "number": |pred - ref| within `tolerance` (relative, default 1e-6) or `abs_tolerance`;
+      a unit on the prediction is converted to `unit` (or the reference's own unit) when both
+      measure the same quantity, and a prediction in another quantity's unit is wrong.
+    - "choice": the letter ("B", "(B)", "B) text") or an option's exact text against the key.
+    A missing prediction (None or empty) is never correct.
+    """
+    if prediction is None or not prediction.strip() or len(prediction) > MAX_ANSWER_CHARS:
+        return False
+    try:
+        if kind == "choice":
+            return _verify_choice(reference, prediction, tuple(options) if options else None)
+        if kind == "number":
+            return _verify_number(reference, prediction, tolerance, abs_tolerance, unit)
+        if kind == "expression":
+            return _verify_expression(reference, prediction)
+    except (ValueError, ZeroDivisionError, OverflowError, RecursionError) as error:
+        logger.debug("verification failed for %r: %s", prediction, error)
+        return False
+    raise ValueError(f"unknown answer kind {kind!r}")
+
+
+def reward(completion: str, problem: Problem) -> float:
+    """C3PO's reward: 1.0 when the final boxed answer verifies, else 0.0 (unfinished = 0)."""
+    prediction = extract_final_answer(completion)
+    correct = verify(
+        problem.answer,
+        prediction,
+        kind=problem.kind,
+        tolerance=problem.tolerance,
+        unit=problem.unit,
+        options=problem.options,
+    )
+    return 1.0 if correct else 0.0
+
+
+def check_reference_parses(
+    reference: str, kind: AnswerKind, *, options: tuple[str, ...] | list[str] | None = None
+) -> str | None:
+    """None when the verifier can read a teacher's reference answer; otherwise why not."""
+    if not reference or not reference.strip():
+        return "the reference answer is empty"
+    if len(reference) > MAX_ANSWER_CHARS:
+        return f"the reference answer is longer than {MAX_ANSWER_CHARS} characters"
+    if kind == "choice":
+        letter = _choice_letter(reference)
+        if letter is None:
+            return f"{reference!r} is not a choice letter such as 'B'"
+        if options is not None and ord(letter) - ord("A") >= len(options):
+            return f"choice {letter} is beyond the {len(options)} options given"
+        return None
+    if kind == "number":
+        try:
+            parsed = _read_number_with_unit(reference)
+        except (ValueError, ZeroDivisionError, OverflowError):
+            parsed = None
+        return None if parsed is not None else f"{reference!r} is not a number"
+    if kind == "expression":
+        if parse_exact_number(reference) is not None:
+            return None
+        if _looks_expensive(reference):
+            return f"{reference!r} is too large or nested to verify safely"
+        import sympy
+
+        parsed = _parse_cached(_clean(reference), _timeout_seconds())
+        if any(isinstance(item, sympy.Basic | sympy.MatrixBase) for item in parsed):
+            return None
+        return f"math-verify cannot parse {reference!r} as an expression"
+    return f"unknown answer kind {kind!r}"

