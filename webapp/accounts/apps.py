@@ -1,0 +1,8 @@
+"""App configuration for webapp.accounts."""
+
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "webapp.accounts"
+    label = "accounts"

@@ -1,0 +1,1 @@
+"""Classes: a teacher's classroom, its students (joined by code) and the problem sets assigned to it."""

@@ -1,0 +1,8 @@
+"""App configuration for webapp.classes."""
+
+from django.apps import AppConfig
+
+
+class ClassesConfig(AppConfig):
+    name = "webapp.classes"
+    label = "classes"

@@ -1,0 +1,8 @@
+"""App configuration for webapp.core."""
+
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "webapp.core"
+    label = "core"

@@ -1,0 +1,30 @@
+"""A tiny signed-in consumer that round-trips a message through the channel layer.
+
+Its message goes out through Redis to the group `echo.<user id>` and comes back to every socket of
+that user, whichever process holds it. Health checks and the integration tests use it to prove the
+channel layer really crosses processes.
+"""
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+
+class ChannelLayerEchoConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.group_name = f"echo.{user.pk}"
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group_name"):
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+
+    async def receive_json(self, content: dict, **kwargs) -> None:
+        text = str(content.get("text", ""))[:1000]
+        await self.channel_layer.group_send(self.group_name, {"type": "echo", "text": text})
+
+    async def echo(self, event: dict) -> None:
+        await self.send_json({"type": "echo", "text": event["text"]})

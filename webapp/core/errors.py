@@ -1,0 +1,16 @@
+"""The one error type for expected failures.
+
+Services raise `ServiceError` with a message written for the person using the site; the edges (views,
+consumers, tasks) turn it into a form error, a 4xx response or an `error` websocket event. Anything
+else is unexpected: it is logged with context and never shown raw to a student.
+"""
+
+
+class ServiceError(Exception):
+    """An expected failure whose message is safe and useful to show to the user."""
+
+    def __init__(self, message: str, *, code: str = "invalid", status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status

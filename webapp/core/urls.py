@@ -1,0 +1,12 @@
+"""URLs of webapp.core."""
+
+from django.urls import path
+
+from webapp.core import views
+
+app_name = "core"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+]

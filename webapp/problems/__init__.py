@@ -1,0 +1,1 @@
+"""Problems and problem sets: what students solve, teachers upload and fine-tuning learns from."""

@@ -1,0 +1,161 @@
+"""Reading a teacher's problem file: CSV, JSON, JSONL, Moodle GIFT or Aiken, in one call.
+
+`read_problem_file` decodes the bytes (`decoding`), picks the format (from the chosen format, else
+the file name, else the content), parses it into raw items (one module per format), and checks
+every item the same way (`validation`). It never touches the database: duplicates against stored
+problems and staging the preview are the services' job. A file that cannot be read, or that holds
+hostile content anywhere (script tags, spreadsheet formulas), raises `UploadRefused` naming each
+line, so nothing of it is ever stored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from webapp.problems.importers.aiken import parse_aiken
+from webapp.problems.importers.csv_format import parse_csv
+from webapp.problems.importers.decoding import decode_upload
+from webapp.problems.importers.gift import parse_gift
+from webapp.problems.importers.json_format import parse_json, parse_jsonl
+from webapp.problems.importers.records import Issue, ParsedFile, RawItem, UploadRefused
+from webapp.problems.importers.validation import ValidatedItem, check_reference, validate_item
+
+__all__ = [
+    "FORMAT_CHOICES",
+    "Issue",
+    "ParsedFile",
+    "RawItem",
+    "ReadFile",
+    "UploadRefused",
+    "ValidatedItem",
+    "detect_format",
+    "read_problem_file",
+]
+
+FORMAT_CHOICES = [
+    ("csv", "CSV (spreadsheet)"),
+    ("json", "JSON"),
+    ("jsonl", "JSONL (one JSON problem per line)"),
+    ("gift", "Moodle GIFT"),
+    ("aiken", "Moodle Aiken"),
+]
+_PARSERS = {
+    "csv": parse_csv,
+    "json": parse_json,
+    "jsonl": parse_jsonl,
+    "gift": parse_gift,
+    "aiken": parse_aiken,
+}
+_EXTENSIONS = {
+    "csv": "csv",
+    "tsv": "csv",
+    "json": "json",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "gift": "gift",
+    "aiken": "aiken",
+}
+_AIKEN_ANSWER = re.compile(r"^\s*ANSWER\s*:\s*[A-Za-z]\s*$", re.MULTILINE | re.IGNORECASE)
+_GIFT_ANSWER = re.compile(r"\{\s*(?:[~=#]|T\s*\}|F\s*\}|TRUE\s*\}|FALSE\s*\})", re.IGNORECASE)
+# More hostile findings than this are summarised rather than listed one by one.
+_MAX_LISTED = 50
+
+
+@dataclass
+class ReadFile:
+    format: str
+    encoding: str
+    items: list[ValidatedItem]
+    file_warnings: list[str] = field(default_factory=list)
+    title: str = ""
+    description: str = ""
+    pending_checks: int = 0  # symbolic answers left for `validation.check_reference`
+
+
+def detect_format(filename: str, text: str) -> str | None:
+    """The format named by the file's extension, else guessed from its content, else None."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if extension in _EXTENSIONS:
+        return _EXTENSIONS[extension]
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return "json"
+    if stripped.startswith("{"):
+        lines = [line for line in stripped.split("\n") if line.strip()]
+        if len(lines) > 1 and all(line.lstrip().startswith("{") for line in lines[:3]):
+            return "jsonl"
+        return "json"
+    if _AIKEN_ANSWER.search(text) and not _GIFT_ANSWER.search(text):
+        return "aiken"
+    if _GIFT_ANSWER.search(text):
+        return "gift"
+    first = stripped.split("\n", 1)[0]
+    if "," in first or ";" in first or "\t" in first:
+        return "csv"
+    return None
+
+
+def read_problem_file(
+    data: bytes,
+    *,
+    filename: str,
+    format: str = "auto",
+    default_domain: str = "math",
+    max_bytes: int,
+    max_items: int,
+    max_slow_checks: int | None = None,
+) -> ReadFile:
+    """Decode, parse and check a whole file; raise `UploadRefused` if it cannot be imported at all.
+
+    Symbolic reference answers are parsed by the verifier here when there are at most
+    `max_slow_checks` of them (None: always); otherwise they are left pending, counted in
+    `pending_checks`, for a background task.
+    """
+    decoded = decode_upload(data, max_bytes=max_bytes)
+    chosen = format if format in _PARSERS else detect_format(filename, decoded.text)
+    if chosen is None:
+        raise UploadRefused(
+            "Ring Tutor cannot tell which format this file is in. Choose the format on the upload "
+            "page, or name the file .csv, .json, .jsonl, .gift or .aiken."
+        )
+    parsed = _PARSERS[chosen](decoded.text, max_items=max_items)
+    items = [
+        validate_item(raw, default_domain=default_domain, defer_slow_checks=True)
+        for raw in parsed.items
+    ]
+    _refuse_hostile(items)
+    pending = [item for item in items if item.data.get("reference_pending")]
+    if max_slow_checks is None or len(pending) <= max_slow_checks:
+        for item in pending:
+            warning = check_reference(item.data)
+            if warning:
+                item.warnings.append(warning)
+        pending = []
+    if not items:
+        raise UploadRefused("The file holds no problems.")
+    return ReadFile(
+        format=chosen,
+        encoding=decoded.encoding,
+        items=items,
+        file_warnings=parsed.file_warnings,
+        title=parsed.title,
+        description=parsed.description,
+        pending_checks=len(pending),
+    )
+
+
+def _refuse_hostile(items: list[ValidatedItem]) -> None:
+    findings = [
+        f"{item.where}, {issue.field}: {issue.message}" for item in items for issue in item.hostile
+    ]
+    if not findings:
+        return
+    listed = findings[:_MAX_LISTED]
+    if len(findings) > _MAX_LISTED:
+        listed.append(f"… and {len(findings) - _MAX_LISTED} more.")
+    raise UploadRefused(
+        f"This file was refused: {len(findings)} place(s) hold content that could run in a browser "
+        "or a spreadsheet (HTML scripts, formulas). Nothing was imported. Remove it and upload again.",
+        details=listed,
+    )

@@ -1,0 +1,166 @@
+"""Problem sets, problems, and uploads waiting for the teacher's confirmation.
+
+A problem with a reference answer that the verifier can parse joins the training pool that fine-tuning
+jobs draw from (unless its teacher excludes it); `content_key` is the normalised statement used to find
+duplicates within an upload and against what is already stored. A `ProblemUpload` is a parsed file
+shown as a preview: nothing becomes a Problem until the teacher confirms it.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Domain(models.TextChoices):
+    MATH = "math", "Math"
+    SCIENCE = "science", "Science"
+
+
+class AnswerKind(models.TextChoices):
+    EXPRESSION = "expression", "Expression"
+    NUMBER = "number", "Number (tolerance, unit)"
+    CHOICE = "choice", "Multiple choice"
+    NONE = "none", "No reference answer"
+
+
+class ProblemSet(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="problem_sets"
+    )
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    source_format = models.CharField(max_length=16, blank=True)
+    source_filename = models.CharField(max_length=255, blank=True)
+    is_practice = models.BooleanField(
+        default=False, help_text="Listed for every student as a practice set."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Problem(models.Model):
+    problem_set = models.ForeignKey(
+        ProblemSet, null=True, blank=True, on_delete=models.CASCADE, related_name="problems"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    position = models.PositiveIntegerField(default=0)
+    statement = models.TextField()
+    domain = models.CharField(max_length=16, choices=Domain.choices, default=Domain.MATH)
+    answer_kind = models.CharField(
+        max_length=16, choices=AnswerKind.choices, default=AnswerKind.NONE
+    )
+    reference_answer = models.CharField(max_length=500, blank=True)
+    # Relative, as `training.answers.verify` takes it: 0.01 accepts answers within 1 %.
+    tolerance = models.FloatField(
+        null=True, blank=True, help_text="Relative tolerance: 0.01 accepts answers within 1 %."
+    )
+    unit = models.CharField(max_length=32, blank=True)
+    choices = models.JSONField(default=list, blank=True)
+    solution = models.TextField(blank=True)
+    difficulty = models.PositiveSmallIntegerField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    content_key = models.CharField(max_length=64, db_index=True)
+    # Set when the verifier could not parse the reference answer at upload time.
+    reference_error = models.CharField(max_length=300, blank=True)
+    excluded_from_training = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["problem_set_id", "position", "id"]
+        indexes = [models.Index(fields=["problem_set", "position"])]
+
+    def __str__(self) -> str:
+        return self.statement[:60]
+
+    @property
+    def has_verified_reference(self) -> bool:
+        return (
+            self.answer_kind != AnswerKind.NONE
+            and bool(self.reference_answer)
+            and not self.reference_error
+        )
+
+    @property
+    def pool_status(self) -> str:
+        """Why the problem is, or is not, in the training pool: "pool", "flagged" (the verifier
+        cannot read its answer), "no_answer" or "excluded" (by its teacher)."""
+        if self.reference_error:
+            return "flagged"
+        if not self.has_verified_reference:
+            return "no_answer"
+        return "excluded" if self.excluded_from_training else "pool"
+
+    @property
+    def answer_display(self) -> str:
+        """The reference answer as a teacher reads it: "B) 56", "12 N (± 1%)", "x^2+1"."""
+        if self.answer_kind == AnswerKind.NONE or not self.reference_answer:
+            return "—"
+        if self.answer_kind == AnswerKind.CHOICE:
+            index = ord(self.reference_answer[0].upper()) - ord("A")
+            text = self.choices[index] if 0 <= index < len(self.choices or []) else ""
+            return f"{self.reference_answer}) {text}".strip()
+        shown = f"{self.reference_answer} {self.unit}".strip()
+        if self.answer_kind == AnswerKind.NUMBER and self.tolerance:
+            shown += f" (± {self.tolerance * 100:.3g}%)"
+        return shown
+
+
+class OnError(models.TextChoices):
+    SKIP = "skip", "Skip bad items, import the rest"
+    STOP = "stop", "Stop on the first error: import nothing until the file is fixed"
+
+
+class ProblemUpload(models.Model):
+    """A parsed upload, kept server-side between the preview and the teacher's confirmation.
+
+    `items` holds one dict per item of the file: {"number", "line", "status" ("ready", "error",
+    "duplicate"), "data" (Problem field values), "errors" and "warnings" ([field, message] pairs),
+    "duplicate_of" (where the same problem already is)}; `data["reference_pending"]` marks an
+    answer the verifier has not read yet. The row is deleted on import or discard, and uploads
+    left unconfirmed expire after a day.
+    """
+
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="problem_uploads"
+    )
+    filename = models.CharField(max_length=255)
+    source_format = models.CharField(max_length=16)
+    encoding = models.CharField(max_length=32)
+    title = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    # Import into this existing set instead of a new one.
+    target_set = models.ForeignKey(
+        ProblemSet, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    on_error = models.CharField(max_length=8, choices=OnError.choices, default=OnError.SKIP)
+    items = models.JSONField(default=list)
+    file_warnings = models.JSONField(default=list)
+    ready_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    duplicate_count = models.PositiveIntegerField(default=0)
+    flagged_count = models.PositiveIntegerField(default=0)
+    # Symbolic reference answers still waiting for the verifier (a background task checks them
+    # when a file holds too many to check during the request); the import waits for zero.
+    pending_checks = models.PositiveIntegerField(default=0)
+    checks_total = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def item_count(self) -> int:
+        return self.ready_count + self.error_count + self.duplicate_count
+
+    @property
+    def checks_done(self) -> int:
+        return self.checks_total - self.pending_checks

@@ -1,0 +1,227 @@
+"""Reads for problem sets: a teacher's own sets and problems, the upload preview, the training pool.
+
+Every teacher-facing read takes the teacher and filters by owner, so another teacher's set is
+"not found" rather than forbidden (its existence is not their business). `training_pool_problems`
+is the one definition of the pool fine-tuning draws from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from django.db.models import Count, Q, QuerySet
+
+from webapp.core.errors import ServiceError
+from webapp.problems.models import AnswerKind, Problem, ProblemSet, ProblemUpload
+from webapp.tutoring.models import Attempt
+
+
+def in_pool_q(prefix: str = "") -> Q:
+    """The training-pool condition as a query (`Problem.has_verified_reference`, not excluded);
+    `prefix` ("problems__") applies it across a relation."""
+    return (
+        ~Q(**{f"{prefix}answer_kind": AnswerKind.NONE})
+        & ~Q(**{f"{prefix}reference_answer": ""})
+        & Q(**{f"{prefix}reference_error": "", f"{prefix}excluded_from_training": False})
+    )
+
+
+# The filters of a set's problem list: key → (label, condition).
+PROBLEM_FILTERS = {
+    "all": ("All problems", Q()),
+    "pool": ("In the training pool", in_pool_q()),
+    "flagged": ("Answer not checkable", ~Q(reference_error="")),
+    "no_answer": ("No reference answer", Q(answer_kind=AnswerKind.NONE) | Q(reference_answer="")),
+    "excluded": ("Excluded from training", Q(excluded_from_training=True)),
+}
+
+
+def _not_found(what: str) -> ServiceError:
+    return ServiceError(f"That {what} does not exist.", code="not_found", status=404)
+
+
+def problem_set_list(*, teacher) -> QuerySet[ProblemSet]:
+    """The teacher's sets, newest first, with `problem_count`, `pool_count` and `class_count`."""
+    return (
+        ProblemSet.objects.filter(owner=teacher)
+        .annotate(
+            problem_count=Count("problems", distinct=True),
+            pool_count=Count("problems", filter=in_pool_q("problems__"), distinct=True),
+            class_count=Count("assignments", distinct=True),
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def problem_set_get(*, teacher, problem_set_id: int) -> ProblemSet:
+    problem_set = ProblemSet.objects.filter(owner=teacher, pk=problem_set_id).first()
+    if problem_set is None:
+        raise _not_found("problem set")
+    return problem_set
+
+
+def problem_set_summary(*, problem_set: ProblemSet) -> dict[str, int]:
+    """Counts for the set's header: total, in_pool, flagged, no_answer, excluded (one query)."""
+    return problem_set.problems.aggregate(
+        total=Count("id"),
+        **{
+            name: Count("id", filter=condition)
+            for name, (_, condition) in PROBLEM_FILTERS.items()
+            if name != "all"
+        },
+    )
+
+
+def problem_list(
+    *, problem_set: ProblemSet, show: str = "all", query: str = ""
+) -> QuerySet[Problem]:
+    """The set's problems in order; `show` is a key of PROBLEM_FILTERS, `query` searches statements."""
+    _, condition = PROBLEM_FILTERS.get(show, PROBLEM_FILTERS["all"])
+    problems = problem_set.problems.filter(condition)
+    if query.strip():
+        problems = problems.filter(statement__icontains=query.strip())
+    return problems.order_by("position", "id")
+
+
+def problem_set_delete_consequences(*, problem_set: ProblemSet) -> list[str]:
+    """What else goes when the set is deleted, for the confirmation page."""
+    problems = problem_set.problems.count()
+    attempts = Attempt.objects.filter(problem__problem_set=problem_set).count()
+    classes = problem_set.assignments.count()
+    lines = [f"its {problems} problem(s)"]
+    if classes:
+        lines.append(f"its assignment to {classes} class(es)")
+    if attempts:
+        lines.append(f"{attempts} attempt(s) students made on its problems, with their answers")
+    return lines
+
+
+def problem_delete_consequences(*, problem: Problem) -> list[str]:
+    attempts = problem.attempts.count()
+    return [f"{attempts} attempt(s) students made on it, with their answers"] if attempts else []
+
+
+def problem_get(*, teacher, problem_id: int) -> Problem:
+    problem = (
+        Problem.objects.select_related("problem_set")
+        .filter(pk=problem_id, problem_set__owner=teacher)
+        .first()
+    )
+    if problem is None:
+        raise _not_found("problem")
+    return problem
+
+
+def problem_upload_get(*, teacher, token) -> ProblemUpload:
+    upload = ProblemUpload.objects.filter(owner=teacher, token=token).first()
+    if upload is None:
+        raise ServiceError(
+            "That upload is no longer waiting: it was imported, discarded or expired. "
+            "Upload the file again.",
+            code="not_found",
+            status=404,
+        )
+    return upload
+
+
+def existing_problems_by_key(*, teacher, keys: list[str]) -> dict[str, str]:
+    """content_key → the title of the teacher's set that already holds that problem."""
+    found: dict[str, str] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 1000):  # stay far below any database's parameter limit
+        chunk = unique[start : start + 1000]
+        rows = Problem.objects.filter(
+            problem_set__owner=teacher, content_key__in=chunk
+        ).values_list("content_key", "problem_set__title")
+        for key, title in rows:
+            found.setdefault(key, title)
+    return found
+
+
+@dataclass(frozen=True)
+class PoolProblem:
+    """One problem of the training pool, with where it came from. `as_dict()` is JSON-safe."""
+
+    problem_id: int
+    statement: str
+    domain: str  # "math" | "science"
+    answer_kind: str  # "expression" | "number" | "choice"
+    reference_answer: str  # for "choice", the key letter
+    tolerance: float | None  # relative, as training.answers.verify takes it
+    unit: str
+    choices: tuple[str, ...]
+    solution: str
+    difficulty: int | None
+    tags: tuple[str, ...]
+    content_key: str
+    problem_set_id: int | None
+    problem_set_title: str
+    teacher_id: int | None
+    teacher_username: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def training_pool_queryset() -> QuerySet[Problem]:
+    """Every problem with a verified reference answer that its teacher has not excluded."""
+    return Problem.objects.filter(in_pool_q())
+
+
+def training_pool_problems(
+    *, domains: list[str] | None = None, limit: int | None = None
+) -> list[PoolProblem]:
+    """The pool fine-tuning draws from, oldest first, as plain records (no ORM objects).
+
+    Provenance is the problem's set and that set's owner (the teacher); a problem typed outside a
+    set has no set and its author as teacher. `domains` keeps only those domains; `limit` caps
+    the count (for a quick job). Read in chunks, so a pool of 100k problems stays cheap.
+    """
+    problems = training_pool_queryset().order_by("id")
+    if domains:
+        problems = problems.filter(domain__in=domains)
+    if limit is not None:
+        problems = problems[:limit]
+    rows = problems.values(
+        "id",
+        "statement",
+        "domain",
+        "answer_kind",
+        "reference_answer",
+        "tolerance",
+        "unit",
+        "choices",
+        "solution",
+        "difficulty",
+        "tags",
+        "content_key",
+        "problem_set_id",
+        "problem_set__title",
+        "problem_set__owner_id",
+        "problem_set__owner__username",
+        "created_by_id",
+        "created_by__username",
+    )
+    return [
+        PoolProblem(
+            problem_id=row["id"],
+            statement=row["statement"],
+            domain=row["domain"],
+            answer_kind=row["answer_kind"],
+            reference_answer=row["reference_answer"],
+            tolerance=row["tolerance"],
+            unit=row["unit"],
+            choices=tuple(row["choices"] or ()),
+            solution=row["solution"],
+            difficulty=row["difficulty"],
+            tags=tuple(row["tags"] or ()),
+            content_key=row["content_key"],
+            problem_set_id=row["problem_set_id"],
+            problem_set_title=row["problem_set__title"] or "",
+            teacher_id=row["problem_set__owner_id"] or row["created_by_id"],
+            teacher_username=row["problem_set__owner__username"]
+            or row["created_by__username"]
+            or "",
+        )
+        for row in rows.iterator(chunk_size=2000)
+    ]

@@ -1,0 +1,371 @@
+"""Writes for problem sets: upload → preview → import, single problems, sets, training exclusion.
+
+An upload is read whole (`importers.read_problem_file`), checked for duplicates within the file and
+against the teacher's stored problems, and staged as a `ProblemUpload` the teacher previews. Only
+`problem_upload_import` creates problems, in one transaction: either every importable item lands or
+none does. A refused file (`UploadRefused`) stages nothing at all. When a file holds many symbolic
+answers, the verifier reads them in a Celery task (`tasks.check_upload_answers`) while the preview
+shows progress; the import waits until it is done.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from webapp.core.errors import ServiceError
+from webapp.problems.content_key import problem_content_key
+from webapp.problems.importers import Issue, RawItem, ValidatedItem, read_problem_file
+from webapp.problems.importers.validation import check_reference, validate_item
+from webapp.problems.models import OnError, Problem, ProblemSet, ProblemUpload
+from webapp.problems.selectors import existing_problems_by_key
+
+# A file may hold at most this many problems (10,000 is the benchmarked size).
+MAX_ITEMS_PER_UPLOAD = 20_000
+# Symbolic answers cost the verifier 10-30 ms each: this many are checked during the upload
+# request (a few seconds at worst); more go to a background task while the preview shows progress.
+INLINE_ANSWER_CHECKS = 150
+# How often the background check saves its progress for the preview.
+CHECK_PROGRESS_SECONDS = 2.0
+UPLOAD_EXPIRES_AFTER = timedelta(days=1)
+_PROBLEM_FIELDS = (
+    "statement",
+    "domain",
+    "answer_kind",
+    "reference_answer",
+    "tolerance",
+    "unit",
+    "choices",
+    "solution",
+    "difficulty",
+    "tags",
+    "reference_error",
+)
+
+
+class ProblemInvalid(ServiceError):
+    """A single problem's values are wrong; `issues` name the fields, for the form."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__(" ".join(issue.message for issue in issues), code="invalid_problem")
+        self.issues = issues
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    problem_set: ProblemSet
+    imported: int
+    skipped_errors: int
+    skipped_duplicates: int
+    flagged: int  # imported, but the verifier cannot read their answers
+
+
+# --- upload, preview, import ----------------------------------------------------------------
+
+
+def problem_upload_preview(
+    *,
+    teacher,
+    data: bytes,
+    filename: str,
+    format: str = "auto",
+    default_domain: str = "math",
+    on_error: str = OnError.SKIP,
+    title: str = "",
+    target_set: ProblemSet | None = None,
+) -> ProblemUpload:
+    """Read a file and stage it for the teacher's preview; raises UploadRefused for a bad file."""
+    if target_set is not None and target_set.owner_id != teacher.pk:
+        raise ServiceError("That problem set does not exist.", code="not_found", status=404)
+    read = read_problem_file(
+        data,
+        filename=filename,
+        format=format,
+        default_domain=default_domain,
+        max_bytes=settings.PROBLEM_UPLOAD_MAX_BYTES,
+        max_items=MAX_ITEMS_PER_UPLOAD,
+        max_slow_checks=INLINE_ANSWER_CHECKS,
+    )
+    items = _stage_items(read.items, teacher=teacher)
+    counts = {status: 0 for status in ("ready", "error", "duplicate")}
+    for item in items:
+        counts[item["status"]] += 1
+    ProblemUpload.objects.filter(created_at__lt=timezone.now() - UPLOAD_EXPIRES_AFTER).delete()
+    staged = ProblemUpload.objects.create(
+        owner=teacher,
+        filename=filename[:255],
+        source_format=read.format,
+        encoding=read.encoding,
+        title=(title or read.title or _title_from_filename(filename))[:200],
+        description=read.description,
+        target_set=target_set,
+        on_error=on_error if on_error in OnError.values else OnError.SKIP,
+        items=items,
+        file_warnings=read.file_warnings,
+        ready_count=counts["ready"],
+        error_count=counts["error"],
+        duplicate_count=counts["duplicate"],
+        flagged_count=_flagged(items),
+        pending_checks=read.pending_checks,
+        checks_total=read.pending_checks,
+    )
+    if read.pending_checks:
+        from webapp.problems.tasks import check_upload_answers  # tasks imports this module
+
+        transaction.on_commit(lambda: check_upload_answers.delay(staged.pk))
+    return staged
+
+
+def _flagged(items: list[dict]) -> int:
+    return sum(1 for item in items if item["status"] == "ready" and item["data"]["reference_error"])
+
+
+def problem_upload_check_answers(*, upload_id: int) -> int:
+    """Let the verifier read every pending reference answer of a staged upload (the background
+    half of the preview); saves progress every few seconds. Returns how many it checked.
+
+    Stops quietly if the teacher imported or discarded the upload meanwhile.
+    """
+    staged = ProblemUpload.objects.filter(pk=upload_id).first()
+    if staged is None:
+        return 0
+    items = staged.items
+    pending = [item for item in items if item["data"].get("reference_pending")]
+    last_save = time.monotonic()
+    for done, item in enumerate(pending, start=1):
+        warning = check_reference(item["data"])
+        if warning:
+            item["warnings"].append([warning.field, warning.message])
+        finished = done == len(pending)
+        if finished or time.monotonic() - last_save > CHECK_PROGRESS_SECONDS:
+            still_there = ProblemUpload.objects.filter(pk=upload_id).update(
+                items=items, pending_checks=len(pending) - done, flagged_count=_flagged(items)
+            )
+            if not still_there:
+                return done
+            last_save = time.monotonic()
+    return len(pending)
+
+
+def _stage_items(validated: list[ValidatedItem], *, teacher) -> list[dict]:
+    keys = [problem_content_key(item.data.get("statement", "")) for item in validated]
+    stored = existing_problems_by_key(teacher=teacher, keys=[k for k in keys if k])
+    first_seen: dict[str, str] = {}
+    staged = []
+    for item, key in zip(validated, keys, strict=True):
+        entry = {
+            "number": item.number,
+            "line": item.line,
+            "where": item.where,
+            "status": "ready",
+            "data": item.data | {"content_key": key},
+            "errors": [[issue.field, issue.message] for issue in item.errors],
+            "warnings": [[issue.field, issue.message] for issue in item.warnings],
+            "duplicate_of": "",
+        }
+        if item.errors:
+            entry["status"] = "error"
+        elif key in first_seen:
+            entry["status"] = "duplicate"
+            entry["duplicate_of"] = f"the same problem at {first_seen[key].lower()} of this file"
+        elif key in stored:
+            entry["status"] = "duplicate"
+            entry["duplicate_of"] = f"your set “{stored[key]}”"
+        if entry["status"] != "error":
+            first_seen.setdefault(key, item.where)
+        staged.append(entry)
+    return staged
+
+
+def problem_upload_import(
+    *, upload: ProblemUpload, teacher, on_error: str, title: str = ""
+) -> ImportResult:
+    """Create the previewed problems, all in one transaction, and delete the staged upload.
+
+    "stop" refuses the whole import while any item has an error; "skip" imports the rest.
+    Duplicates are checked again, in case another import landed since the preview.
+    """
+    if upload.owner_id != teacher.pk:
+        raise ServiceError("That upload does not exist.", code="not_found", status=404)
+    if upload.pending_checks:
+        raise ServiceError(
+            f"The answer checker is still reading {upload.pending_checks} answer(s); import "
+            "when it has finished (the preview updates by itself).",
+            code="checking",
+        )
+    if on_error not in OnError.values:
+        raise ServiceError("Choose whether to skip bad items or stop.", code="bad_choice")
+    if on_error == OnError.STOP and upload.error_count:
+        raise ServiceError(
+            f"{upload.error_count} item(s) have errors, and you chose to stop on the first error: "
+            "nothing was imported. Fix the file and upload it again, or choose to skip bad items.",
+            code="has_errors",
+        )
+    ready = [item for item in upload.items if item["status"] == "ready"]
+    stored = existing_problems_by_key(
+        teacher=teacher, keys=[item["data"]["content_key"] for item in ready]
+    )
+    now_duplicate = [item for item in ready if item["data"]["content_key"] in stored]
+    ready = [item for item in ready if item["data"]["content_key"] not in stored]
+    if not ready:
+        raise ServiceError(
+            "There is nothing left to import: every item has an error or is a duplicate.",
+            code="empty",
+        )
+
+    with transaction.atomic():
+        problem_set = upload.target_set
+        if problem_set is None:
+            problem_set = ProblemSet.objects.create(
+                owner=teacher,
+                title=(title.strip() or upload.title or "Untitled set")[:200],
+                description=upload.description,
+                source_format=upload.source_format,
+                source_filename=upload.filename,
+            )
+        else:
+            problem_set = ProblemSet.objects.select_for_update().get(
+                pk=problem_set.pk, owner=teacher
+            )
+        start = _next_position(problem_set)
+        Problem.objects.bulk_create(
+            (
+                Problem(
+                    problem_set=problem_set,
+                    created_by=teacher,
+                    position=start + index,
+                    content_key=item["data"]["content_key"],
+                    **{name: item["data"][name] for name in _PROBLEM_FIELDS},
+                )
+                for index, item in enumerate(ready)
+            ),
+            batch_size=1000,
+        )
+        upload.delete()
+    return ImportResult(
+        problem_set=problem_set,
+        imported=len(ready),
+        skipped_errors=upload.error_count,
+        skipped_duplicates=upload.duplicate_count + len(now_duplicate),
+        flagged=sum(1 for item in ready if item["data"]["reference_error"]),
+    )
+
+
+def problem_upload_discard(*, upload: ProblemUpload, teacher) -> None:
+    if upload.owner_id != teacher.pk:
+        raise ServiceError("That upload does not exist.", code="not_found", status=404)
+    upload.delete()
+
+
+def _next_position(problem_set: ProblemSet) -> int:
+    last = problem_set.problems.aggregate(last=Max("position"))["last"]
+    return 0 if last is None else last + 1
+
+
+def _title_from_filename(filename: str) -> str:
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return stem.replace("_", " ").replace("-", " ").strip().capitalize() or "Untitled set"
+
+
+# --- sets ----------------------------------------------------------------------------------
+
+
+def problem_set_create(
+    *, teacher, title: str, description: str = "", is_practice: bool = False
+) -> ProblemSet:
+    title = title.strip()
+    if not title:
+        raise ServiceError("Give the set a title.", code="empty_title")
+    return ProblemSet.objects.create(
+        owner=teacher, title=title[:200], description=description.strip(), is_practice=is_practice
+    )
+
+
+def problem_set_update(
+    *, problem_set: ProblemSet, teacher, title: str, description: str, is_practice: bool
+) -> ProblemSet:
+    _ensure_owner(problem_set, teacher)
+    title = title.strip()
+    if not title:
+        raise ServiceError("Give the set a title.", code="empty_title")
+    problem_set.title = title[:200]
+    problem_set.description = description.strip()
+    problem_set.is_practice = is_practice
+    problem_set.save(update_fields=["title", "description", "is_practice"])
+    return problem_set
+
+
+def problem_set_delete(*, problem_set: ProblemSet, teacher) -> None:
+    """Delete the set with its problems, assignments and students' attempts on them."""
+    _ensure_owner(problem_set, teacher)
+    problem_set.delete()
+
+
+def _ensure_owner(problem_set: ProblemSet, teacher) -> None:
+    if problem_set.owner_id != teacher.pk:
+        raise ServiceError("That problem set does not exist.", code="not_found", status=404)
+
+
+# --- single problems -------------------------------------------------------------------------
+
+
+def problem_create(*, problem_set: ProblemSet, teacher, fields: dict) -> Problem:
+    """Add one problem typed into the form; `fields` uses the upload field names."""
+    _ensure_owner(problem_set, teacher)
+    values = _checked_values(fields, teacher=teacher, exclude_id=None)
+    with transaction.atomic():
+        locked = ProblemSet.objects.select_for_update().get(pk=problem_set.pk)
+        return Problem.objects.create(
+            problem_set=locked,
+            created_by=teacher,
+            position=_next_position(locked),
+            **values,
+        )
+
+
+def problem_update(*, problem: Problem, teacher, fields: dict) -> Problem:
+    if problem.problem_set is None or problem.problem_set.owner_id != teacher.pk:
+        raise ServiceError("That problem does not exist.", code="not_found", status=404)
+    values = _checked_values(fields, teacher=teacher, exclude_id=problem.pk)
+    for name, value in values.items():
+        setattr(problem, name, value)
+    problem.save(update_fields=list(values))
+    return problem
+
+
+def problem_delete(*, problem: Problem, teacher) -> None:
+    if problem.problem_set is None or problem.problem_set.owner_id != teacher.pk:
+        raise ServiceError("That problem does not exist.", code="not_found", status=404)
+    problem.delete()
+
+
+def problem_training_exclusion_update(*, problem: Problem, teacher, excluded: bool) -> Problem:
+    """Keep a problem out of (or let it back into) the pool fine-tuning draws from."""
+    if problem.problem_set is None or problem.problem_set.owner_id != teacher.pk:
+        raise ServiceError("That problem does not exist.", code="not_found", status=404)
+    problem.excluded_from_training = excluded
+    problem.save(update_fields=["excluded_from_training"])
+    return problem
+
+
+def _checked_values(fields: dict, *, teacher, exclude_id: int | None) -> dict:
+    item = validate_item(RawItem(number=1, line=None, fields=fields), default_domain="math")
+    if item.hostile or item.errors:
+        raise ProblemInvalid(item.hostile + item.errors)
+    values = {name: item.data[name] for name in _PROBLEM_FIELDS}
+    values["content_key"] = problem_content_key(values["statement"])
+    clash = Problem.objects.filter(problem_set__owner=teacher, content_key=values["content_key"])
+    if exclude_id is not None:
+        clash = clash.exclude(pk=exclude_id)
+    clash = clash.select_related("problem_set").first()
+    if clash is not None:
+        raise ProblemInvalid(
+            [Issue("statement", f"You already have this problem in “{clash.problem_set.title}”.")]
+        )
+    return values

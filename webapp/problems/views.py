@@ -1,0 +1,417 @@
+"""The teacher's problem pages: sets, upload with preview, single problems, training exclusion.
+
+Views only translate HTTP to service and selector calls: a `ServiceError` with status 404 becomes
+a 404 page, others become a message or a form error; a refused upload re-renders the form with
+every reason, line by line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.middleware import HtmxDetails
+
+from webapp.classes.charts import wrong_answers_chart
+from webapp.classes.selectors import problem_set_model_struggles
+from webapp.core.errors import ServiceError
+from webapp.core.roles import role_required
+from webapp.problems import selectors, services
+from webapp.problems.forms import NEW_SET, ImportForm, ProblemForm, ProblemSetForm, UploadForm
+from webapp.problems.importers import FORMAT_CHOICES, UploadRefused
+from webapp.problems.spreadsheet import csv_bytes
+
+PROBLEMS_PER_PAGE = 50
+SETS_PER_PAGE = 25
+PREVIEW_ITEMS_PER_PAGE = 50
+EXAMPLES_DIR = Path(settings.BASE_DIR) / "docs" / "examples"
+EXAMPLE_FILES = {
+    "csv": "problems.csv",
+    "json": "problems.json",
+    "jsonl": "problems.jsonl",
+    "gift": "problems.gift",
+    "aiken": "problems-aiken.txt",
+}
+PREVIEW_TABS = {
+    "all": "Everything",
+    "error": "Errors",
+    "duplicate": "Duplicates",
+    "flagged": "Answers to check",
+}
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _found(selector, **kwargs):
+    try:
+        return selector(**kwargs)
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise Http404(exc.message) from exc
+        raise
+
+
+# --- sets ----------------------------------------------------------------------------------
+
+
+@role_required("teacher")
+def problem_set_list(request: HtmxHttpRequest) -> HttpResponse:
+    sets = Paginator(selectors.problem_set_list(teacher=request.user), SETS_PER_PAGE)
+    return render(
+        request, "problems/problem_set_list.html", {"page": sets.get_page(request.GET.get("page"))}
+    )
+
+
+@role_required("teacher")
+def problem_set_create(request: HtmxHttpRequest) -> HttpResponse:
+    form = ProblemSetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            problem_set = services.problem_set_create(teacher=request.user, **form.cleaned_data)
+        except ServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Created “{problem_set.title}”. Add its first problem.")
+            return redirect("problems:problem_create", problem_set_id=problem_set.pk)
+    return render(request, "problems/problem_set_form.html", {"form": form, "problem_set": None})
+
+
+@role_required("teacher")
+def problem_set_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+    problem_set = _found(
+        selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
+    )
+    show = request.GET.get("show", "all")
+    if show not in selectors.PROBLEM_FILTERS:
+        show = "all"
+    query = request.GET.get("q", "")[:200]
+    problems = Paginator(
+        selectors.problem_list(problem_set=problem_set, show=show, query=query), PROBLEMS_PER_PAGE
+    )
+    struggles = problem_set_model_struggles(problem_set=problem_set)
+    context = {
+        "problem_set": problem_set,
+        "page": problems.get_page(request.GET.get("page")),
+        "summary": selectors.problem_set_summary(problem_set=problem_set),
+        "filters": [(key, label) for key, (label, _) in selectors.PROBLEM_FILTERS.items()],
+        "show": show,
+        "query": query,
+        "filter_query": urlencode({"show": show, "q": query}) if show != "all" or query else "",
+        "struggles": struggles,
+        "chart": wrong_answers_chart(struggles),
+    }
+    template = "problems/problem_set_detail.html"
+    if request.htmx and request.htmx.target == "problem-list":
+        template += "#problem-list"
+    return render(request, template, context)
+
+
+@role_required("teacher")
+def problem_set_edit(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+    problem_set = _found(
+        selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
+    )
+    form = ProblemSetForm(request.POST or None, instance=problem_set)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.problem_set_update(
+                problem_set=problem_set, teacher=request.user, **form.cleaned_data
+            )
+        except ServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("problems:problem_set_detail", problem_set_id=problem_set.pk)
+    return render(
+        request, "problems/problem_set_form.html", {"form": form, "problem_set": problem_set}
+    )
+
+
+@role_required("teacher")
+def problem_set_delete(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+    problem_set = _found(
+        selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
+    )
+    if request.method == "POST":
+        title = problem_set.title
+        _found(services.problem_set_delete, problem_set=problem_set, teacher=request.user)
+        messages.success(request, f"Deleted “{title}”.")
+        return redirect("problems:problem_set_list")
+    return render(
+        request,
+        "problems/confirm_delete.html",
+        {
+            "what": f"the set “{problem_set.title}”",
+            "consequences": selectors.problem_set_delete_consequences(problem_set=problem_set),
+            "cancel_url": reverse("problems:problem_set_detail", args=[problem_set.pk]),
+        },
+    )
+
+
+# --- upload, preview, import ----------------------------------------------------------------
+
+
+@role_required("teacher")
+def upload(request: HtmxHttpRequest) -> HttpResponse:
+    initial = {"target_set": request.GET.get("into", NEW_SET)}
+    form = UploadForm(
+        request.POST or None, request.FILES or None, teacher=request.user, initial=initial
+    )
+    refusal = None
+    if request.method == "POST" and form.is_valid():
+        data, filename = form.upload_bytes()
+        target_set = None
+        if form.cleaned_data["target_set"]:
+            target_set = _found(
+                selectors.problem_set_get,
+                teacher=request.user,
+                problem_set_id=int(form.cleaned_data["target_set"]),
+            )
+        try:
+            staged = services.problem_upload_preview(
+                teacher=request.user,
+                data=data,
+                filename=filename,
+                format=form.cleaned_data["format"],
+                default_domain=form.cleaned_data["default_domain"],
+                on_error=form.cleaned_data["on_error"],
+                title=form.cleaned_data["title"],
+                target_set=target_set,
+            )
+        except UploadRefused as exc:
+            refusal = exc
+        else:
+            return redirect("problems:upload_preview", token=staged.token)
+    status = 400 if refusal or form.errors else 200
+    return render(
+        request,
+        "problems/upload.html",
+        {
+            "form": form,
+            "refusal": refusal,
+            "max_mb": f"{settings.PROBLEM_UPLOAD_MAX_BYTES / 1_048_576:.0f}",
+        },
+        status=status,
+    )
+
+
+@role_required("teacher")
+def upload_preview(request: HtmxHttpRequest, token) -> HttpResponse:
+    staged = _found(selectors.problem_upload_get, teacher=request.user, token=token)
+    form = ImportForm(
+        request.POST or None, initial={"title": staged.title, "on_error": staged.on_error}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = services.problem_upload_import(
+                upload=staged,
+                teacher=request.user,
+                on_error=form.cleaned_data["on_error"],
+                title=form.cleaned_data["title"],
+            )
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, _import_message(result))
+            return redirect("problems:problem_set_detail", problem_set_id=result.problem_set.pk)
+    tab = request.GET.get("tab", "all")
+    if tab not in PREVIEW_TABS:
+        tab = "all"
+    items = _preview_items(staged.items, tab)
+    context = {
+        "staged": staged,
+        "format_label": dict(FORMAT_CHOICES).get(staged.source_format, staged.source_format),
+        "form": form,
+        "tabs": PREVIEW_TABS,
+        "tab": tab,
+        "page": Paginator(items, PREVIEW_ITEMS_PER_PAGE).get_page(request.GET.get("page")),
+        "first_error": next((i for i in staged.items if i["status"] == "error"), None),
+    }
+    return render(request, "problems/upload_preview.html", context)
+
+
+def _preview_items(items: list[dict], tab: str) -> list[dict]:
+    if tab == "flagged":
+        return [i for i in items if i["status"] == "ready" and i["data"].get("reference_error")]
+    if tab in ("error", "duplicate"):
+        return [i for i in items if i["status"] == tab]
+    return items
+
+
+def _import_message(result: services.ImportResult) -> str:
+    parts = [f"Imported {result.imported} problem(s) into “{result.problem_set.title}”."]
+    if result.skipped_errors:
+        parts.append(f"Skipped {result.skipped_errors} with errors.")
+    if result.skipped_duplicates:
+        parts.append(f"Left out {result.skipped_duplicates} duplicate(s).")
+    if result.flagged:
+        parts.append(
+            f"{result.flagged} have answers the checker cannot read: fix them to train on them."
+        )
+    return " ".join(parts)
+
+
+@role_required("teacher")
+def upload_status(request: HtmxHttpRequest, token) -> HttpResponse:
+    """Polled by the preview while answers are checked in the background; reloads it when done."""
+    staged = _found(selectors.problem_upload_get, teacher=request.user, token=token)
+    if not staged.pending_checks:
+        response = HttpResponse("")
+        response["HX-Refresh"] = "true"
+        return response
+    return render(request, "problems/upload_preview.html#checking", {"staged": staged})
+
+
+@role_required("teacher")
+@require_POST
+def upload_discard(request: HtmxHttpRequest, token) -> HttpResponse:
+    staged = _found(selectors.problem_upload_get, teacher=request.user, token=token)
+    services.problem_upload_discard(upload=staged, teacher=request.user)
+    messages.success(request, "Discarded; nothing was imported.")
+    return redirect("problems:upload")
+
+
+@role_required("teacher")
+def upload_report(request: HtmxHttpRequest, token) -> HttpResponse:
+    """Every error, warning and duplicate of a staged upload as a spreadsheet-safe CSV."""
+    staged = _found(selectors.problem_upload_get, teacher=request.user, token=token)
+    rows = []
+    for item in staged.items:
+        statement = item["data"].get("statement", "")[:200]
+        for field, message in item["errors"]:
+            rows.append([item["where"], "error", field, message, statement])
+        if item["status"] == "duplicate":
+            rows.append(
+                [
+                    item["where"],
+                    "duplicate",
+                    "statement",
+                    f"Same as {item['duplicate_of']}.",
+                    statement,
+                ]
+            )
+        for field, message in item["warnings"]:
+            rows.append([item["where"], "warning", field, message, statement])
+    response = HttpResponse(
+        csv_bytes(["where", "kind", "field", "message", "statement"], rows),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = 'attachment; filename="upload-report.csv"'
+    return response
+
+
+@role_required("teacher")
+def example_file(request: HtmxHttpRequest, format: str) -> HttpResponse:
+    name = EXAMPLE_FILES.get(format)
+    if name is None or not (EXAMPLES_DIR / name).is_file():
+        raise Http404("No example for that format.")
+    # FileResponse closes the file when the response is done.
+    return FileResponse(open(EXAMPLES_DIR / name, "rb"), as_attachment=True, filename=name)
+
+
+# --- single problems --------------------------------------------------------------------------
+
+
+@role_required("teacher")
+def problem_create(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+    problem_set = _found(
+        selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
+    )
+    form = ProblemForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.problem_create(
+                problem_set=problem_set, teacher=request.user, fields=form.service_fields()
+            )
+        except services.ProblemInvalid as exc:
+            form.add_service_errors(exc.issues)
+        else:
+            messages.success(request, "Problem added.")
+            if "add_another" in request.POST:
+                return redirect("problems:problem_create", problem_set_id=problem_set.pk)
+            return redirect(_last_page_url(problem_set))
+    return render(
+        request,
+        "problems/problem_form.html",
+        {"form": form, "problem_set": problem_set, "problem": None},
+    )
+
+
+def _last_page_url(problem_set) -> str:
+    count = problem_set.problems.count()
+    last_page = max(1, -(-count // PROBLEMS_PER_PAGE))
+    return reverse("problems:problem_set_detail", args=[problem_set.pk]) + f"?page={last_page}"
+
+
+@role_required("teacher")
+def problem_edit(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
+    problem = _found(selectors.problem_get, teacher=request.user, problem_id=problem_id)
+    form = ProblemForm(request.POST or None, initial=ProblemForm.initial_for(problem))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.problem_update(
+                problem=problem, teacher=request.user, fields=form.service_fields()
+            )
+        except services.ProblemInvalid as exc:
+            form.add_service_errors(exc.issues)
+        else:
+            messages.success(request, "Problem saved.")
+            return redirect(_problem_url(problem))
+    return render(
+        request,
+        "problems/problem_form.html",
+        {"form": form, "problem_set": problem.problem_set, "problem": problem},
+    )
+
+
+def _problem_url(problem) -> str:
+    before = problem.problem_set.problems.filter(position__lt=problem.position).count()
+    page = before // PROBLEMS_PER_PAGE + 1
+    url = reverse("problems:problem_set_detail", args=[problem.problem_set_id])
+    return f"{url}?page={page}#problem-{problem.pk}"
+
+
+@role_required("teacher")
+def problem_delete(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
+    problem = _found(selectors.problem_get, teacher=request.user, problem_id=problem_id)
+    set_url = reverse("problems:problem_set_detail", args=[problem.problem_set_id])
+    if request.method == "POST":
+        services.problem_delete(problem=problem, teacher=request.user)
+        messages.success(request, "Problem deleted.")
+        return redirect(set_url)
+    return render(
+        request,
+        "problems/confirm_delete.html",
+        {
+            "what": f"problem {problem.position + 1} (“{problem.statement[:80]}”)",
+            "consequences": selectors.problem_delete_consequences(problem=problem),
+            "cancel_url": set_url,
+        },
+    )
+
+
+@role_required("teacher")
+@require_POST
+def problem_training(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
+    """Exclude a problem from the training pool, or let it back in."""
+    problem = _found(selectors.problem_get, teacher=request.user, problem_id=problem_id)
+    excluded = request.POST.get("excluded") == "1"
+    services.problem_training_exclusion_update(
+        problem=problem, teacher=request.user, excluded=excluded
+    )
+    if request.htmx:
+        return render(
+            request,
+            "problems/problem_set_detail.html#problem-row",
+            {"problem": problem, "problem_set": problem.problem_set},
+        )
+    return redirect(_problem_url(problem))

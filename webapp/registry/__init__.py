@@ -1,0 +1,2 @@
+"""The model registry and fine-tuning: model versions, training jobs, their metrics, evaluations and
+promotions."""

@@ -1,0 +1,70 @@
+"""The live feed of one training job: `/ws/training-jobs/<id>/`, site admins only.
+
+On connect the consumer joins the job's group first and then sends a snapshot (metrics so far,
+recent samples, log tail, status), so no event is lost between the two; the page de-duplicates by
+step. After that it forwards every event the training task sends to the group (events.py), one
+handler per event `type`. Anonymous sockets are closed with 4401, other roles with 4403, an unknown
+job with 4404.
+"""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from webapp.core.roles import user_has_role
+from webapp.registry.events import snapshot_event, training_job_group_name
+from webapp.registry.selectors import (
+    training_job_get,
+    training_job_metric_rows,
+    training_job_recent_samples,
+)
+
+
+@database_sync_to_async
+def _snapshot(job_id: int) -> dict | None:
+    job = training_job_get(job_id=job_id)
+    if job is None:
+        return None
+    return snapshot_event(
+        job=job,
+        metrics=training_job_metric_rows(job=job),
+        samples=training_job_recent_samples(job=job),
+    )
+
+
+class TrainingJobConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        # Accept before refusing so that the browser receives the close code (a refused handshake
+        # only shows up as a generic failure); nothing is sent before the check.
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        if not user_has_role(user, "admin"):
+            await self.close(code=4403)
+            return
+        job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
+        self.group_name = training_job_group_name(job_id)
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        snapshot = await _snapshot(job_id)
+        if snapshot is None:
+            await self.close(code=4404)
+            return
+        await self.send_json(snapshot)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group_name"):
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+
+    async def receive_json(self, content: dict, **kwargs) -> None:
+        # The feed is one-way; cancel goes through the page's POST (a service, with CSRF).
+        return
+
+    async def _forward(self, event: dict) -> None:
+        await self.send_json(event)
+
+    status = _forward
+    metric = _forward
+    samples = _forward
+    log = _forward
+    checkpoint = _forward

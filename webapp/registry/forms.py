@@ -1,0 +1,96 @@
+"""Forms of the admin dashboard: launching a training job, and promoting a version.
+
+The launch form's hyper-parameter fields are built from the trainer's documented defaults
+(training_bridge.hyperparameter_fields), so the form, its help texts and the validation in the
+service all read the same numbers. Forms only parse input; the services decide.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from webapp.problems.models import ProblemSet
+from webapp.registry import training_bridge
+from webapp.registry.models import ModelVersion, VersionStatus
+
+
+class LaunchJobForm(forms.Form):
+    base_model = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.none(),
+        empty_label=None,
+        help_text="The checkpoint training starts from (default: the champion).",
+    )
+    stage = forms.ChoiceField(choices=[])
+    algorithm = forms.ChoiceField(
+        choices=[],
+        help_text="C3PO: constant token budget Φ per update. GRPO: the baseline (no budget).",
+    )
+    domains = forms.MultipleChoiceField(
+        label="Domains",
+        choices=[],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave empty for the stage's own domains.",
+    )
+    problem_sets = forms.ModelMultipleChoiceField(
+        label="Problem sets",
+        queryset=ProblemSet.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave empty for every set in the pool.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].queryset = ModelVersion.objects.exclude(
+            status=VersionStatus.RETIRED
+        ).order_by("status", "-created_at")
+        champion = ModelVersion.objects.filter(status=VersionStatus.CHAMPION).first()
+        if champion is not None:
+            self.fields["base_model"].initial = champion.pk
+        self.fields["stage"].choices = list(training_bridge.STAGES.items())
+        self.fields["stage"].initial = training_bridge.DEFAULT_STAGE
+        self.fields["algorithm"].choices = list(training_bridge.ALGORITHMS.items())
+        self.fields["algorithm"].initial = "c3po"
+        self.fields["domains"].choices = list(training_bridge.DOMAINS.items())
+        self.fields["problem_sets"].queryset = ProblemSet.objects.order_by("title")
+        self.hyperparameter_names = []
+        for spec in training_bridge.hyperparameter_fields():
+            field_class = forms.IntegerField if spec.kind == "int" else forms.FloatField
+            self.fields[f"hp_{spec.name}"] = field_class(
+                label=spec.label,
+                initial=spec.default,
+                min_value=spec.minimum,
+                max_value=spec.maximum,
+                help_text=f"{spec.help} Default {spec.default}.",
+                required=False,
+            )
+            self.hyperparameter_names.append(spec.name)
+
+    def problem_fields(self) -> list[forms.BoundField]:
+        return [self["domains"], self["problem_sets"]]
+
+    def hyperparameter_bound_fields(self) -> list[forms.BoundField]:
+        return [self[f"hp_{name}"] for name in self.hyperparameter_names]
+
+    def problem_filter(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "domains": list(data.get("domains") or []),
+            "problem_set_ids": [s.pk for s in data.get("problem_sets") or []],
+        }
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Only the values the admin typed; the service fills in the documented defaults."""
+        return {
+            name: self.cleaned_data[f"hp_{name}"]
+            for name in self.hyperparameter_names
+            if self.cleaned_data.get(f"hp_{name}") is not None
+        }
+
+
+class PromoteForm(forms.Form):
+    override = forms.BooleanField(required=False)
+    reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea)

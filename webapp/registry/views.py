@@ -1,0 +1,243 @@
+"""The admin dashboard: model registry, serving status, training jobs and the job page.
+
+Function views typed with HtmxHttpRequest; each page is one template with `{% partialdef %}`
+blocks that htmx requests re-render (`page.html#part`). Writes go through the services; a
+ServiceError becomes a message on the page (and the status code it carries), never a stack trace.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from webapp.core.errors import ServiceError
+from webapp.core.roles import role_required
+from webapp.registry import selectors, services, training_bridge, training_services
+from webapp.registry.forms import LaunchJobForm, PromoteForm
+from webapp.registry.models import ModelVersion, TrainingJob
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _registry_context() -> dict:
+    return {
+        "rows": selectors.model_version_rows(),
+        "previous_champion": services.model_version_previous_champion(),
+        "promotions": selectors.promotion_event_list(limit=8),
+        "tolerance": services.promotion_tolerance(),
+    }
+
+
+def _jobs_context() -> dict:
+    jobs = list(selectors.training_job_list())
+    for job in jobs:
+        job.is_stalled = training_services.training_job_is_stalled(job)
+    return {
+        "jobs": jobs,
+        "any_active": any(j.status in ("queued", "running", "cancelling") for j in jobs),
+    }
+
+
+@role_required("admin")
+@require_GET
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    context = {
+        **_registry_context(),
+        **_jobs_context(),
+        "serving": selectors.serving_status(),
+        "form": LaunchJobForm(),
+        "pool": training_bridge.pool_counts(problem_filter={}, stage=training_bridge.DEFAULT_STAGE),
+    }
+    return render(request, "registry/dashboard.html", context)
+
+
+@role_required("admin")
+@require_GET
+def serving_panel(request: HtmxHttpRequest) -> HttpResponse:
+    return render(
+        request, "registry/dashboard.html#serving", {"serving": selectors.serving_status()}
+    )
+
+
+@role_required("admin")
+@require_GET
+def jobs_panel(request: HtmxHttpRequest) -> HttpResponse:
+    return render(request, "registry/dashboard.html#jobs", _jobs_context())
+
+
+@role_required("admin")
+@require_GET
+def registry_panel(request: HtmxHttpRequest) -> HttpResponse:
+    return render(request, "registry/dashboard.html#registry", _registry_context())
+
+
+def _registry_result(
+    request: HtmxHttpRequest, *, ok: str | None = None, error: ServiceError | None = None
+) -> HttpResponse:
+    """Re-render the registry table with the outcome (htmx), or redirect with a message."""
+    if request.htmx:
+        context = {**_registry_context(), "ok_message": ok, "error_message": error}
+        # htmx swaps 2xx responses only: a refusal is still shown, with its status in a header.
+        response = render(request, "registry/dashboard.html#registry", context)
+        if error is not None:
+            response["X-Service-Error"] = error.code
+        return response
+    if error is not None:
+        messages.error(request, error.message)
+    elif ok:
+        messages.success(request, ok)
+    return redirect("registry:dashboard")
+
+
+@role_required("admin")
+@require_POST
+def model_version_promote(request: HtmxHttpRequest, version_id: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, pk=version_id)
+    form = PromoteForm(request.POST)
+    form.is_valid()
+    try:
+        event = services.model_version_promote(
+            model_version=version,
+            actor=request.user,
+            override=form.cleaned_data.get("override", False),
+            reason=form.cleaned_data.get("reason", ""),
+        )
+    except ServiceError as exc:
+        return _registry_result(request, error=exc)
+    suffix = " (override recorded)" if event.override else ""
+    return _registry_result(
+        request, ok=f"{version.label} is the champion; workers are swapping to it{suffix}."
+    )
+
+
+@role_required("admin")
+@require_POST
+def model_version_rollback(request: HtmxHttpRequest) -> HttpResponse:
+    try:
+        event = services.model_version_rollback(
+            actor=request.user, reason=request.POST.get("reason", "")
+        )
+    except ServiceError as exc:
+        return _registry_result(request, error=exc)
+    return _registry_result(
+        request, ok=f"Rolled back to {event.model_version.label}; workers are swapping to it."
+    )
+
+
+@role_required("admin")
+@require_POST
+def model_version_evaluate(request: HtmxHttpRequest, version_id: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, pk=version_id)
+    services.evaluation_request(model_version=version)
+    return _registry_result(request, ok=f"Evaluation of {version.label} queued.")
+
+
+@role_required("admin")
+@require_GET
+def pool_count(request: HtmxHttpRequest) -> HttpResponse:
+    form = LaunchJobForm(request.GET)
+    form.is_valid()  # partial input is fine: count what can be read
+    problem_filter = {
+        "domains": list(form.cleaned_data.get("domains") or []),
+        "problem_set_ids": [s.pk for s in form.cleaned_data.get("problem_sets") or []],
+    }
+    stage = form.cleaned_data.get("stage") or training_bridge.DEFAULT_STAGE
+    pool = training_bridge.pool_counts(problem_filter=problem_filter, stage=stage)
+    return render(request, "registry/dashboard.html#pool-count", {"pool": pool})
+
+
+@role_required("admin")
+@require_POST
+def training_job_launch(request: HtmxHttpRequest) -> HttpResponse:
+    form = LaunchJobForm(request.POST)
+    if form.is_valid():
+        try:
+            job = training_services.training_job_create(
+                created_by=request.user,
+                base_model=form.cleaned_data["base_model"],
+                stage=form.cleaned_data["stage"],
+                algorithm=form.cleaned_data["algorithm"],
+                hyperparameters=form.hyperparameters(),
+                problem_filter=form.problem_filter(),
+            )
+        except ServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            url = reverse("registry:job", args=[job.pk])
+            messages.success(request, f"Training job #{job.pk} queued.")
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    problem_filter = {
+        "domains": list(form.cleaned_data.get("domains") or []),
+        "problem_set_ids": [s.pk for s in form.cleaned_data.get("problem_sets") or []],
+    }
+    pool = training_bridge.pool_counts(
+        problem_filter=problem_filter,
+        stage=form.cleaned_data.get("stage") or training_bridge.DEFAULT_STAGE,
+    )
+    template = "registry/dashboard.html#launch" if request.htmx else "registry/dashboard.html"
+    context = {"form": form, "pool": pool}
+    if not request.htmx:
+        context |= {
+            **_registry_context(),
+            **_jobs_context(),
+            "serving": selectors.serving_status(),
+        }
+    return render(request, template, context, status=400 if not request.htmx else 200)
+
+
+def _job_context(job: TrainingJob) -> dict:
+    return {
+        "job": job,
+        "is_stalled": training_services.training_job_is_stalled(job),
+        "checkpoints": selectors.training_job_checkpoints(job=job),
+        "problem_accuracy": selectors.training_job_problem_accuracy(job=job),
+        "samples": selectors.training_job_recent_samples(job=job),
+        "charts": training_bridge.METRIC_CHARTS,
+    }
+
+
+@role_required("admin")
+@require_GET
+def training_job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
+    job = selectors.training_job_get(job_id=job_id)
+    if job is None:
+        raise Http404("No such training job.")
+    template = "registry/job.html"
+    part = request.GET.get("part")
+    if request.htmx and part in ("controls", "problems", "checkpoints"):
+        template = f"registry/job.html#{part}"
+    return render(request, template, _job_context(job))
+
+
+def _job_action(request: HtmxHttpRequest, job_id: int, action) -> HttpResponse:
+    job = get_object_or_404(TrainingJob, pk=job_id)
+    error = None
+    try:
+        job = action(job=job, actor=request.user)
+    except ServiceError as exc:
+        error = exc
+    if request.htmx:
+        context = {**_job_context(job), "error_message": error}
+        return render(request, "registry/job.html#controls", context)
+    if error is not None:
+        messages.error(request, error.message)
+    return redirect("registry:job", job_id=job.pk)
+
+
+@role_required("admin")
+@require_POST
+def training_job_cancel(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
+    return _job_action(request, job_id, training_services.training_job_cancel)
+
+
+@role_required("admin")
+@require_POST
+def training_job_resume(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
+    return _job_action(request, job_id, training_services.training_job_resume)

@@ -1,0 +1,223 @@
+"""Ring Tutor's one settings module.
+
+Everything comes from the environment with development defaults, so a fresh checkout runs with no
+configuration at all (SQLite, the local Redis, the shipped ring-tiny model). Secrets are required only
+when DEBUG is off. One REDIS_URL feeds the Channels layer, the Celery broker and the generation queue.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+DEBUG = _env_bool("DEBUG", True)
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me"
+SECRET_KEY = os.environ.get("SECRET_KEY", _DEV_SECRET if DEBUG else "")
+if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET):
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+
+ALLOWED_HOSTS = [
+    h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h
+]
+CSRF_TRUSTED_ORIGINS = [
+    o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "channels",
+    "webapp.core",
+    "webapp.accounts",
+    "webapp.problems",
+    "webapp.classes",
+    "webapp.tutoring",
+    "webapp.registry",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "webapp.urls"
+ASGI_APPLICATION = "webapp.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "webapp" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite is the zero-config fallback; PostgreSQL is what production, `make run` (when it is
+# reachable) and the test suite use.
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}", conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "core:home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "static_collected"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing root before collectstatic
+# Front-end libraries come from npm (package.json) at set-up time and are served by whitenoise;
+# nothing is loaded from a CDN.
+NODE_MODULES = BASE_DIR / "node_modules"
+STATICFILES_DIRS = [BASE_DIR / "webapp" / "static"]
+for _prefix, _sub in [
+    ("vendor/htmx", "htmx.org/dist"),
+    ("vendor/htmx-ext-ws", "htmx-ext-ws/dist"),
+    ("vendor/katex", "katex/dist"),
+    ("vendor/marked", "marked/lib"),
+    ("vendor/dompurify", "dompurify/dist"),
+    ("vendor/chartjs", "chart.js/dist"),
+]:
+    if (NODE_MODULES / _sub).is_dir():
+        STATICFILES_DIRS.append((_prefix, NODE_MODULES / _sub))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Uploads: a teacher's problem set is small text; anything far larger is refused before parsing.
+PROBLEM_UPLOAD_MAX_BYTES = _env_int("PROBLEM_UPLOAD_MAX_BYTES", 5 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = PROBLEM_UPLOAD_MAX_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = PROBLEM_UPLOAD_MAX_BYTES + 1024 * 1024
+
+# --- Redis: channel layer, Celery broker, generation queue, control messages -------------------
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # redis-py 8's default 5 s socket timeout equals channels_redis's 5 s blocking read, which
+        # killed every quiet WebSocket consumer after 5 s; give the socket room above the read.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "capacity": 1500,
+            "expiry": 30,
+        },
+    }
+}
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"webapp.registry.tasks.*": {"queue": "training"}}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A training job may run for hours: the broker must not redeliver it while it is still running.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 12 * 3600}
+
+# --- The model and the inference worker ---------------------------------------------------------
+# ring-tiny ships in the repository; point RING_MODEL at inclusionAI/Ring-lite (hub id or local path)
+# on a GPU host. Nothing else changes.
+RING_MODEL = os.environ.get("RING_MODEL", str(BASE_DIR / "checkpoints" / "ring-tiny"))
+CHECKPOINT_DIR = Path(os.environ.get("CHECKPOINT_DIR", BASE_DIR / "var" / "checkpoints"))
+INFERENCE = {
+    "DTYPE": os.environ.get("INFERENCE_DTYPE", "float32"),
+    "MAX_MODEL_LEN": _env_int("INFERENCE_MAX_MODEL_LEN", 1024),
+    "MAX_NEW_TOKENS": _env_int("INFERENCE_MAX_NEW_TOKENS", 768),
+    "MAX_PROMPT_CHARS": _env_int("INFERENCE_MAX_PROMPT_CHARS", 2000),
+    "KV_CACHE_GIB": _env_int("VLLM_CPU_KVCACHE_SPACE", 1),
+    "MAX_CONCURRENT_PER_USER": _env_int("INFERENCE_MAX_CONCURRENT_PER_USER", 3),
+    "HEARTBEAT_TTL_SECONDS": _env_int("INFERENCE_HEARTBEAT_TTL_SECONDS", 15),
+}
+
+# --- Fine-tuning and promotion -----------------------------------------------------------------
+# A candidate is refused promotion when, in some domain, its held-out accuracy is more than this
+# below the champion's and the champion lies above the candidate's 95% interval.
+PROMOTION_TOLERANCE = float(os.environ.get("PROMOTION_TOLERANCE", "0.02"))
+# Training runners beat every few seconds; a job whose beat is older than the stale limit (and whose
+# runner pid is gone) is resumed from its last checkpoint.
+TRAINING_HEARTBEAT_SECONDS = _env_int("TRAINING_HEARTBEAT_SECONDS", 5)
+TRAINING_STALE_SECONDS = _env_int("TRAINING_STALE_SECONDS", 60)
+# Rollouts: "policy" (ringmodel's batched sampling; right on CPU hosts, see docs/c3po.md) or "vllm"
+# (GPU hosts; the refreshed engine is verified against ringmodel after every update).
+TRAINING_ROLLOUT_ENGINE = os.environ.get("TRAINING_ROLLOUT_ENGINE", "policy")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = _env_bool("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = _env_bool("SECURE_COOKIES", True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"

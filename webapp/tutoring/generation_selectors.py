@@ -1,0 +1,96 @@
+"""Reads about generations for the streaming path: who may watch one, and what they see first.
+
+`generation_replay_events` is what a WebSocket sends on (re)connect: a `snapshot` of everything
+generated so far — from the row once the generation is finished, from the worker's replay buffer in
+Redis while it runs — followed by the `done` event or the queue position.
+"""
+
+from django.conf import settings
+
+from webapp.core.redis_client import redis_client
+from webapp.tutoring import events
+from webapp.tutoring.models import Generation, GenerationStatus
+from worker.inference.replay import read_replay
+
+ACTIVE_STATUSES = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
+
+
+def generation_visible_to(*, generation: Generation, user) -> bool:
+    """The attempt's student and site admins may watch a generation; nobody else."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return user.is_site_admin or generation.attempt.student_id == user.pk
+
+
+def generation_get_for_viewer(*, generation_id: int, user) -> Generation | None:
+    """The generation if `user` may watch it, else None (unknown and forbidden look the same)."""
+    generation = Generation.objects.select_related("attempt").filter(pk=generation_id).first()
+    if generation is None or not generation_visible_to(generation=generation, user=user):
+        return None
+    return generation
+
+
+def generation_active_count(*, user) -> int:
+    """Generations of `user` that are queued or running (the per-user concurrency limit)."""
+    return Generation.objects.filter(attempt__student=user, status__in=ACTIVE_STATUSES).count()
+
+
+def generation_queue_position(*, generation: Generation) -> int | None:
+    """1 for the next generation a worker will take; None once it is no longer queued."""
+    if generation.status != GenerationStatus.QUEUED:
+        return None
+    ahead = Generation.objects.filter(status=GenerationStatus.QUEUED, pk__lt=generation.pk).count()
+    return ahead + 1
+
+
+def generation_replay_events(*, generation_id: int) -> list[events.Event]:
+    """The events a client receives on (re)connect, snapshot first.
+
+    Call it after joining the generation's group: a delta numbered above the snapshot's `seq` then
+    arrives through the group, one at or below it is already in the snapshot.
+    """
+    generation = Generation.objects.get(pk=generation_id)
+    if generation.is_finished:
+        return [
+            events.snapshot(
+                seq=_replay_seq(generation_id),
+                reasoning=generation.reasoning,
+                answer=generation.answer,
+                status=generation.status,
+                model_version=generation.model_version_label,
+            ),
+            events.done_from_generation(generation),
+        ]
+    replay = read_replay(redis_client(), generation_id)
+    snapshot = events.snapshot(
+        seq=replay.seq,
+        reasoning=replay.reasoning,
+        answer=replay.answer,
+        status=generation.status,
+        model_version=replay.model_version or generation.model_version_label,
+    )
+    if generation.status == GenerationStatus.QUEUED:
+        return [
+            snapshot,
+            events.status_queued(position=generation_queue_position(generation=generation)),
+        ]
+    return [snapshot, events.status_running(model_version=snapshot["model_version"])]
+
+
+def _replay_seq(generation_id: int) -> int:
+    # A finished generation's snapshot carries the last number streamed, so a late delta still in
+    # flight through the group is recognised as already included.
+    try:
+        return read_replay(redis_client(), generation_id).seq
+    except Exception:  # noqa: BLE001 - the row is complete without Redis
+        return 0
+
+
+def generation_limits() -> dict[str, int]:
+    """The limits the site enforces before a request reaches the queue."""
+    inference = settings.INFERENCE
+    return {
+        "max_prompt_chars": int(inference["MAX_PROMPT_CHARS"]),
+        "max_concurrent_per_user": int(inference["MAX_CONCURRENT_PER_USER"]),
+        "max_new_tokens": int(inference["MAX_NEW_TOKENS"]),
+    }

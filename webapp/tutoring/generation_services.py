@@ -1,0 +1,118 @@
+"""Writes for the streaming path: queue a generation, cancel one, broadcast a model swap.
+
+`generation_enqueue` creates the `queued` row and, on commit, appends its id to the Redis Stream
+the inference workers consume; it refuses (ServiceError) a prompt that is too long or a student who
+already has the maximum number of generations queued or running, so a limit is a clear message and
+never a page that waits forever. `generation_cancel` ends a queued generation at once and asks the
+worker running one to abort it inside the engine. `worker_swap_broadcast` is what a promotion calls
+on commit to move every worker to the new champion.
+"""
+
+import logging
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from webapp.core.errors import ServiceError
+from webapp.core.redis_client import redis_client
+from webapp.tutoring import events
+from webapp.tutoring.generation_selectors import (
+    generation_active_count,
+    generation_limits,
+    generation_visible_to,
+)
+from webapp.tutoring.models import Attempt, Generation, GenerationKind, GenerationStatus
+from worker.inference.control import publish_cancel, publish_swap
+from worker.inference.request_queue import enqueue_generation
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def generation_enqueue(
+    *,
+    attempt: Attempt,
+    kind: str = GenerationKind.SOLUTION,
+    hint_index: int | None = None,
+    prompt_text: str | None = None,
+) -> Generation:
+    """Create a queued generation for `attempt` and, on commit, put it on the workers' queue."""
+    if kind not in GenerationKind.values:
+        raise ServiceError(f"Unknown kind of generation {kind!r}.", code="invalid_kind")
+    limits = generation_limits()
+    text = prompt_text if prompt_text is not None else attempt.problem.statement
+    if not text or not text.strip():
+        raise ServiceError("The problem is empty.", code="empty_prompt")
+    if len(text) > limits["max_prompt_chars"]:
+        raise ServiceError(
+            f"This problem is {len(text)} characters long; the tutor reads at most "
+            f"{limits['max_prompt_chars']}. Please shorten it.",
+            code="prompt_too_long",
+        )
+    # Lock the student's row so two tabs cannot both pass the check below at the same moment.
+    get_user_model().objects.select_for_update().filter(pk=attempt.student_id).first()
+    active = generation_active_count(user=attempt.student)
+    if active >= limits["max_concurrent_per_user"]:
+        raise ServiceError(
+            f"You already have {active} solutions being written. Wait for one to finish "
+            "(or stop one) before asking for another.",
+            code="too_many_generations",
+            status=429,
+        )
+    generation = Generation.objects.create(attempt=attempt, kind=kind, hint_index=hint_index)
+    transaction.on_commit(
+        lambda: enqueue_generation(
+            redis_client(),
+            generation_id=generation.pk,
+            prompt_text=text,
+            hint_index=hint_index,
+            kind=kind,
+        )
+    )
+    return generation
+
+
+def generation_cancel(*, generation: Generation, user) -> None:
+    """Stop a generation: at once when queued; inside the worker's engine when running.
+
+    Finished generations are left as they are (a late click on Stop is not an error).
+    """
+    if not generation_visible_to(generation=generation, user=user):
+        raise ServiceError("You cannot stop this solution.", code="forbidden", status=403)
+    with transaction.atomic():
+        locked = Generation.objects.select_for_update().get(pk=generation.pk)
+        if locked.is_finished:
+            return
+        locked.cancel_requested = True
+        if locked.status == GenerationStatus.QUEUED:
+            # No worker has it yet (claiming takes the same row lock): end it here. A worker that
+            # reads its queue entry later finds the row finished and only acknowledges it.
+            locked.status = GenerationStatus.CANCELLED
+            locked.finished_at = timezone.now()
+            locked.save(update_fields=["cancel_requested", "status", "finished_at"])
+            events.send_on_commit(locked.pk, events.done_from_generation(locked))
+        else:
+            locked.save(update_fields=["cancel_requested"])
+            transaction.on_commit(lambda: publish_cancel(redis_client(), generation_id=locked.pk))
+    generation.refresh_from_db()
+
+
+def worker_swap_broadcast(*, model_version) -> int:
+    """Ask every inference worker to serve `model_version` (a registry ModelVersion).
+
+    Call it on commit of the promotion. Each worker loads the checkpoint next to the one it serves,
+    checks it against ringmodel, switches new requests to it and lets the old engine finish its
+    answers; a checkpoint that fails is refused and the worker keeps the old one. Results arrive on
+    worker.protocol.SWAP_RESULT_CHANNEL, in the workers' heartbeats (`model_version`,
+    `last_swap`, `last_swap_error`) and in `worker.inference.control.recent_swap_results`.
+    Returns the number of workers listening.
+    """
+    receivers = publish_swap(
+        redis_client(),
+        model_version_id=model_version.pk,
+        label=model_version.label,
+        path=model_version.path,
+    )
+    logger.info("swap to %s broadcast to %d worker(s)", model_version.label, receivers)
+    return receivers

@@ -1,0 +1,212 @@
+"""Reads for the student's side of tutoring: what a student may open, their history, and what an
+attempt allows next.
+
+Access rules live here and nowhere else. A student sees practice sets, the sets assigned to classes
+they are enrolled in, the problems they typed themselves, and only their own attempts; a site admin
+may read every attempt (support). `attempt_next_steps` is the one place that decides the tutor-mode
+flow (next hint, full solution, regenerate): the pages draw their buttons from it and the services
+refuse whatever it does not allow, so nothing depends on hiding text in the page.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import RowNumber
+
+from webapp.classes.models import Assignment
+from webapp.core.errors import ServiceError
+from webapp.problems.models import Problem, ProblemSet
+from webapp.tutoring.models import (
+    Attempt,
+    AttemptMode,
+    Generation,
+    GenerationKind,
+    GenerationStatus,
+    OwnAnswer,
+)
+from worker.protocol import HINTS_PER_ATTEMPT
+
+_ACTIVE = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
+_ENDED_WITHOUT_RESULT = (GenerationStatus.CANCELLED, GenerationStatus.FAILED)
+
+
+def _not_found(what: str) -> ServiceError:
+    # 404 rather than 403 for other people's rows: their existence is not the student's business.
+    return ServiceError(f"That {what} does not exist.", code="not_found", status=404)
+
+
+# --- problems a student may open ------------------------------------------------------------
+
+
+def practice_sets_for_student(*, student) -> QuerySet[ProblemSet]:
+    return ProblemSet.objects.filter(is_practice=True).annotate(
+        problem_count=Count("problems", distinct=True)
+    )
+
+
+def _problem_sets_open_to(student) -> QuerySet[ProblemSet]:
+    return ProblemSet.objects.filter(
+        Q(is_practice=True) | Q(assignments__classroom__enrollments__student=student)
+    ).distinct()
+
+
+def problem_set_get_for_student(*, problem_set_id: int, student) -> ProblemSet:
+    problem_set = _problem_sets_open_to(student).filter(pk=problem_set_id).first()
+    if problem_set is None:
+        raise _not_found("problem set")
+    return problem_set
+
+
+def assignment_get_for_student(*, assignment_id: int, student) -> Assignment:
+    assignment = (
+        Assignment.objects.filter(pk=assignment_id, classroom__enrollments__student=student)
+        .select_related("classroom", "problem_set")
+        .first()
+    )
+    if assignment is None:
+        raise _not_found("assignment")
+    return assignment
+
+
+def problems_open_to_student(*, student) -> QuerySet[Problem]:
+    """Every problem the student may start an attempt on."""
+    return Problem.objects.filter(
+        Q(problem_set__in=_problem_sets_open_to(student))
+        | Q(problem_set__isnull=True, created_by=student)
+    )
+
+
+def problem_get_for_student(*, problem_id: int, student) -> Problem:
+    problem = problems_open_to_student(student=student).filter(pk=problem_id).first()
+    if problem is None:
+        raise _not_found("problem")
+    return problem
+
+
+def problem_list_with_progress(*, problem_set: ProblemSet, student) -> QuerySet[Problem]:
+    """The set's problems, each with `solved` (the student answered it correctly) and
+    `latest_attempt_id` (to reopen the last try)."""
+    own_attempts = Attempt.objects.filter(student=student, problem=OuterRef("pk"))
+    return problem_set.problems.annotate(
+        solved=Exists(
+            OwnAnswer.objects.filter(
+                attempt__student=student, attempt__problem=OuterRef("pk"), is_correct=True
+            )
+        ),
+        latest_attempt_id=Subquery(own_attempts.order_by("-created_at").values("pk")[:1]),
+    )
+
+
+# --- attempts and generations ---------------------------------------------------------------
+
+
+def attempt_get_for_user(*, attempt_id: int, user) -> Attempt:
+    """An attempt its student (or a site admin) may read; 404 for anyone else's."""
+    attempts = Attempt.objects.select_related(
+        "problem", "problem__problem_set", "assignment", "assignment__classroom"
+    )
+    if not user.is_site_admin:
+        attempts = attempts.filter(student=user)
+    attempt = attempts.filter(pk=attempt_id).first()
+    if attempt is None:
+        raise _not_found("attempt")
+    return attempt
+
+
+def generation_get_for_user(*, generation_id: int, user) -> Generation:
+    generations = Generation.objects.select_related("attempt", "attempt__problem")
+    if not user.is_site_admin:
+        generations = generations.filter(attempt__student=user)
+    generation = generations.filter(pk=generation_id).first()
+    if generation is None:
+        raise _not_found("solution")
+    return generation
+
+
+def attempt_timeline(*, attempt: Attempt) -> QuerySet[Generation]:
+    """Hints and solutions of an attempt in the order they were asked for, each with `number`
+    (1, 2, ... per kind: "Hint 2", "Solution 3") and the student's feedback prefetched."""
+    order = [F("queued_at").asc(), F("pk").asc()]
+    return (
+        attempt.generations.select_related("attempt")
+        .prefetch_related("feedback")
+        .annotate(number=Window(RowNumber(), partition_by=[F("kind")], order_by=order))
+        .order_by(*order)
+    )
+
+
+def timeline_generation(*, attempt: Attempt, generation_id: int) -> Generation:
+    """One generation of the attempt's timeline, numbered as on the page."""
+    # Filtering the queryset by pk would number the window over that one row; pick it in Python.
+    return next(g for g in attempt_timeline(attempt=attempt) if g.pk == generation_id)
+
+
+def attempt_list_for_student(*, student, query: str = "") -> QuerySet[Attempt]:
+    """The student's attempts, newest first, optionally filtered by words of the problem or of a
+    final answer; each carries its latest solution (`latest_*`) and own-answer result."""
+    latest_solution = Generation.objects.filter(
+        attempt=OuterRef("pk"), kind=GenerationKind.SOLUTION
+    ).order_by("-queued_at", "-pk")
+    latest_own = OwnAnswer.objects.filter(attempt=OuterRef("pk")).order_by("-created_at", "-pk")
+    attempts = (
+        Attempt.objects.filter(student=student)
+        .select_related("problem", "problem__problem_set", "assignment__classroom")
+        .annotate(
+            latest_status=Subquery(latest_solution.values("status")[:1]),
+            latest_verdict=Subquery(latest_solution.values("verdict")[:1]),
+            latest_final_answer=Subquery(latest_solution.values("final_answer")[:1]),
+            own_answer=Subquery(latest_own.values("answer")[:1]),
+            own_answer_correct=Subquery(latest_own.values("is_correct")[:1]),
+        )
+        .order_by("-created_at", "-pk")
+    )
+    for word in query.split()[:8]:
+        attempts = attempts.filter(
+            Q(problem__statement__icontains=word)
+            | Q(generations__final_answer__icontains=word)
+            | Q(problem__problem_set__title__icontains=word)
+        )
+    return attempts.distinct() if query.strip() else attempts
+
+
+@dataclass(frozen=True)
+class AttemptNextSteps:
+    """What the student may do next on an attempt; decided from the rows, never from the page."""
+
+    busy: bool  # a hint or solution is queued or running: one at a time
+    can_hint: bool
+    next_hint_index: int  # the hint_index the next hint request would get
+    hints_left: int
+    can_reveal_solution: bool  # tutor mode, no solution asked for yet
+    can_regenerate: bool  # a solution was asked for: ask for another one
+
+    @property
+    def next_hint_number(self) -> int:
+        return self.next_hint_index + 1
+
+
+def attempt_next_steps(*, attempt: Attempt) -> AttemptNextSteps:
+    generations = list(attempt.generations.order_by("queued_at", "pk"))
+    busy = any(g.status in _ACTIVE for g in generations)
+    solution_asked = any(g.kind == GenerationKind.SOLUTION for g in generations)
+    hints = [g for g in generations if g.kind == GenerationKind.HINT]
+    # A hint that was stopped or failed is asked for again with the same index, so a failure does
+    # not use up one of the student's hints.
+    retry = bool(hints) and hints[-1].status in _ENDED_WITHOUT_RESULT
+    next_hint_index = hints[-1].hint_index if retry else attempt.hints_revealed
+    next_hint_index = next_hint_index or 0
+    in_tutor_mode = attempt.mode == AttemptMode.TUTOR
+    can_hint = (
+        in_tutor_mode
+        and not busy
+        and not solution_asked
+        and (retry or attempt.hints_revealed < HINTS_PER_ATTEMPT)
+    )
+    return AttemptNextSteps(
+        busy=busy,
+        can_hint=can_hint,
+        next_hint_index=next_hint_index,
+        hints_left=max(0, HINTS_PER_ATTEMPT - attempt.hints_revealed) if in_tutor_mode else 0,
+        can_reveal_solution=in_tutor_mode and not busy and not solution_asked,
+        can_regenerate=solution_asked and not busy,
+    )

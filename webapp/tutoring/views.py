@@ -1,0 +1,382 @@
+"""The student's pages: ask, problem sets, the live solution page with its controls, and history.
+
+Views parse input, call one selector or service and render. htmx requests get the matching partial
+(`page.html#part`); the same forms work without JavaScript through ordinary posts and redirects.
+ServiceError becomes a message in the page (a form error, or 422 with the message swapped into the
+page's alert region); anything else is left to Django's error handling and never shown raw.
+"""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from webapp.classes.selectors import assignments_for_student
+from webapp.core.errors import ServiceError
+from webapp.core.health import inference_workers
+from webapp.core.roles import role_required
+from webapp.tutoring import selectors, services
+from webapp.tutoring.forms import (
+    AskForm,
+    FeedbackForm,
+    HistorySearchForm,
+    OwnAnswerForm,
+    StartProblemForm,
+)
+from webapp.tutoring.generation_services import generation_cancel
+from webapp.tutoring.models import Attempt, Generation
+from worker.protocol import HINTS_PER_ATTEMPT
+
+HISTORY_PAGE_SIZE = 20
+FEEDBACK_TAG_CHOICES = list(services.FEEDBACK_TAGS.items())
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _error(request: HtmxHttpRequest, error: ServiceError, *, fallback: str) -> HttpResponse:
+    """An expected failure: for htmx, the message into the page's alert region; otherwise a flash
+    message on the page the student came from."""
+    if request.htmx:
+        response = render(request, "tutoring/alert.html", {"message": error.message})
+        response.status_code = 422  # the one status htmx swaps in: see base_student.html
+        response["HX-Retarget"] = "#page-alert"
+        response["HX-Reswap"] = "innerHTML"
+        return response
+    if error.status == 404:
+        raise Http404(error.message)
+    messages.error(request, error.message)
+    return redirect(fallback)
+
+
+def _get_or_404(selector, **kwargs):
+    """A selector's row, or Django's 404 page when the student may not see it."""
+    try:
+        return selector(**kwargs)
+    except ServiceError as error:
+        raise Http404(error.message) from error
+
+
+# --- asking ---------------------------------------------------------------------------------
+
+
+def _home_context(request: HttpRequest, ask_form: AskForm) -> dict:
+    student = request.user
+    return {
+        "ask_form": ask_form,
+        "assignments": assignments_for_student(student=student),
+        "practice_sets": selectors.practice_sets_for_student(student=student),
+        "recent_attempts": selectors.attempt_list_for_student(student=student)[:5],
+    }
+
+
+@role_required("student")
+def student_home(request: HtmxHttpRequest) -> HttpResponse:
+    return render(request, "tutoring/student_home.html", _home_context(request, AskForm()))
+
+
+@role_required("student")
+@require_POST
+def attempt_create(request: HtmxHttpRequest) -> HttpResponse:
+    form = AskForm(request.POST)
+    if form.is_valid():
+        try:
+            attempt = services.attempt_create_from_text(
+                student=request.user,
+                statement=form.cleaned_data["statement"],
+                mode=form.cleaned_data["mode"],
+            )
+        except ServiceError as error:
+            form.add_error(None, error.message)
+        else:
+            return redirect("tutoring:attempt_detail", attempt_id=attempt.pk)
+    response = render(request, "tutoring/student_home.html", _home_context(request, form))
+    response.status_code = 422
+    return response
+
+
+def _problem_set_page(request: HttpRequest, problem_set, assignment=None) -> HttpResponse:
+    problems = selectors.problem_list_with_progress(problem_set=problem_set, student=request.user)
+    return render(
+        request,
+        "tutoring/problem_set.html",
+        {"problem_set": problem_set, "assignment": assignment, "problems": problems},
+    )
+
+
+@role_required("student")
+@require_GET
+def problem_set_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+    problem_set = _get_or_404(
+        selectors.problem_set_get_for_student, problem_set_id=problem_set_id, student=request.user
+    )
+    return _problem_set_page(request, problem_set)
+
+
+@role_required("student")
+@require_GET
+def assignment_detail(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
+    assignment = _get_or_404(
+        selectors.assignment_get_for_student, assignment_id=assignment_id, student=request.user
+    )
+    return _problem_set_page(request, assignment.problem_set, assignment)
+
+
+@role_required("student")
+@require_POST
+def problem_start(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
+    problem = _get_or_404(
+        selectors.problem_get_for_student, problem_id=problem_id, student=request.user
+    )
+    form = StartProblemForm(request.POST)
+    # Back to the list the problem was started from (never to a URL the request names).
+    back = (
+        reverse("tutoring:problem_set_detail", args=[problem.problem_set_id])
+        if problem.problem_set_id
+        else reverse("tutoring:student_home")
+    )
+    if not form.is_valid():
+        messages.error(request, "Choose a full solution or hints.")
+        return redirect(back)
+    try:
+        attempt = services.attempt_create(
+            student=request.user,
+            problem=problem,
+            mode=form.cleaned_data["mode"],
+            assignment_id=form.cleaned_data["assignment"],
+        )
+    except ServiceError as error:
+        return _error(request, error, fallback=back)
+    return redirect("tutoring:attempt_detail", attempt_id=attempt.pk)
+
+
+# --- the attempt page -----------------------------------------------------------------------
+
+
+def _attempt_context(attempt: Attempt) -> dict:
+    return {
+        "attempt": attempt,
+        "problem": attempt.problem,
+        "generations": selectors.attempt_timeline(attempt=attempt),
+        "steps": selectors.attempt_next_steps(attempt=attempt),
+        "hint_limit": HINTS_PER_ATTEMPT,
+        "solver_online": _solver_online(),
+        "own_answers": attempt.own_answers.all()[:10],
+        "feedback_tags": FEEDBACK_TAG_CHOICES,
+    }
+
+
+@role_required("student")
+@require_GET
+def attempt_detail(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = _get_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
+    return render(request, "tutoring/attempt_detail.html", _attempt_context(attempt))
+
+
+def _solver_online() -> bool:
+    """Whether an inference worker is serving (a waiting student is told when none is)."""
+    try:
+        return any(worker.get("state") == "serving" for worker in inference_workers())
+    except Exception:  # noqa: BLE001 - the notice is a courtesy; Redis trouble must not break pages
+        return True
+
+
+@role_required("student")
+@require_GET
+def attempt_actions(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = _get_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
+    return render(
+        request,
+        "tutoring/attempt_detail.html#actions",
+        {
+            "attempt": attempt,
+            "steps": selectors.attempt_next_steps(attempt=attempt),
+            "hint_limit": HINTS_PER_ATTEMPT,
+            "solver_online": _solver_online(),
+        },
+    )
+
+
+def _new_generation_response(
+    request: HtmxHttpRequest, attempt: Attempt, generation: Generation
+) -> HttpResponse:
+    if not request.htmx:
+        return redirect(
+            reverse("tutoring:attempt_detail", args=[attempt.pk]) + f"#generation-{generation.pk}"
+        )
+    # The new hint or solution goes at the end of the timeline; the buttons follow (out of band),
+    # drawn from the row as the service left it (hints_revealed has moved on).
+    attempt.refresh_from_db()
+    return render(
+        request,
+        "tutoring/new_generation.html",
+        {
+            "attempt": attempt,
+            "generation": selectors.timeline_generation(
+                attempt=attempt, generation_id=generation.pk
+            ),
+            "steps": selectors.attempt_next_steps(attempt=attempt),
+            "hint_limit": HINTS_PER_ATTEMPT,
+            "solver_online": _solver_online(),
+        },
+    )
+
+
+@role_required("student")
+@require_POST
+def attempt_hint(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = _get_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
+    try:
+        generation = services.attempt_hint_request(attempt=attempt, user=request.user)
+    except ServiceError as error:
+        return _error(
+            request, error, fallback=reverse("tutoring:attempt_detail", args=[attempt_id])
+        )
+    return _new_generation_response(request, attempt, generation)
+
+
+@role_required("student")
+@require_POST
+def attempt_solution(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = _get_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
+    try:
+        generation = services.attempt_solution_request(attempt=attempt, user=request.user)
+    except ServiceError as error:
+        return _error(
+            request, error, fallback=reverse("tutoring:attempt_detail", args=[attempt_id])
+        )
+    return _new_generation_response(request, attempt, generation)
+
+
+@role_required("student")
+@require_POST
+def own_answer_create(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = _get_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
+    form = OwnAnswerForm(request.POST)
+    error = None
+    own_answer = None
+    if form.is_valid():
+        try:
+            own_answer = services.own_answer_create(
+                attempt=attempt, user=request.user, answer=form.cleaned_data["answer"]
+            )
+        except ServiceError as service_error:
+            error = service_error.message
+    else:
+        error = " ".join(form.errors.get("answer", ["Check your answer."]))
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(reverse("tutoring:attempt_detail", args=[attempt_id]) + "#own-answer")
+    response = render(
+        request,
+        "tutoring/attempt_detail.html#own-answer-result",
+        {
+            "attempt": attempt,
+            "problem": attempt.problem,
+            "own_answer_error": error,
+            "latest_own_answer": own_answer,
+            "own_answers": attempt.own_answers.all()[:10],
+        },
+    )
+    if error:
+        response.status_code = 422
+    return response
+
+
+# --- one generation -------------------------------------------------------------------------
+
+
+@role_required("student")
+@require_GET
+def generation_footer(request: HtmxHttpRequest, generation_id: int) -> HttpResponse:
+    generation = _get_or_404(
+        selectors.generation_get_for_user, generation_id=generation_id, user=request.user
+    )
+    return render(
+        request,
+        "tutoring/attempt_detail.html#generation-footer",
+        {
+            "generation": generation,
+            "attempt": generation.attempt,
+            "feedback_tags": FEEDBACK_TAG_CHOICES,
+        },
+    )
+
+
+@role_required("student")
+@require_POST
+def generation_stop(request: HtmxHttpRequest, generation_id: int) -> HttpResponse:
+    generation = _get_or_404(
+        selectors.generation_get_for_user, generation_id=generation_id, user=request.user
+    )
+    back = reverse("tutoring:attempt_detail", args=[generation.attempt_id])
+    try:
+        generation_cancel(generation=generation, user=request.user)
+    except ServiceError as error:
+        return _error(request, error, fallback=back)
+    if request.htmx:
+        # The page learns the outcome from the stream's `done` event (status "cancelled").
+        return HttpResponse(status=204)
+    return redirect(back)
+
+
+@role_required("student")
+@require_POST
+def feedback_save(request: HtmxHttpRequest, generation_id: int) -> HttpResponse:
+    generation = _get_or_404(
+        selectors.generation_get_for_user, generation_id=generation_id, user=request.user
+    )
+    form = FeedbackForm(request.POST)
+    error = None
+    if form.is_valid():
+        try:
+            services.feedback_save(
+                generation=generation,
+                user=request.user,
+                rating=form.cleaned_data["rating"],
+                tags=form.cleaned_data["tags"],
+                text=form.cleaned_data["text"],
+            )
+        except ServiceError as service_error:
+            error = service_error.message
+    else:
+        error = "Choose thumbs up or thumbs down."
+    back = reverse("tutoring:attempt_detail", args=[generation.attempt_id])
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(f"{back}#generation-{generation.pk}")
+    response = render(
+        request,
+        "tutoring/attempt_detail.html#feedback",
+        {
+            "generation": generation,
+            "feedback_error": error,
+            "feedback_tags": FEEDBACK_TAG_CHOICES,
+            "just_saved": error is None,
+        },
+    )
+    if error:
+        response.status_code = 422
+    return response
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+@role_required("student")
+@require_GET
+def attempt_history(request: HtmxHttpRequest) -> HttpResponse:
+    form = HistorySearchForm(request.GET)
+    query = form.cleaned_data["q"] if form.is_valid() else ""
+    attempts = selectors.attempt_list_for_student(student=request.user, query=query)
+    page = Paginator(attempts, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "tutoring/history.html"
+    if request.htmx and request.htmx.target == "history-results":
+        template += "#results"
+    return render(request, template, {"form": form, "query": query, "page": page})

@@ -1,0 +1,14 @@
+"""The site's URL map: one include per app."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("webapp.core.urls")),
+    path("accounts/", include("webapp.accounts.urls")),
+    path("solve/", include("webapp.tutoring.urls")),
+    path("teach/", include("webapp.classes.urls")),
+    path("teach/sets/", include("webapp.problems.urls")),
+    path("dashboard/", include("webapp.registry.urls")),
+    path("django-admin/", admin.site.urls),
+]
