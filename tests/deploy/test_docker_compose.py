@@ -1,0 +1,99 @@
+"""docker-compose.yml is consistent with the project, checked without a Docker engine.
+
+Every service has an image or a build, every depends_on names a service, the inference worker has a
+CPU and a GPU profile, and every command runs one of the project's real entry points.
+"""
+
+import importlib.util
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import get_commands
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def _command_words(service: dict) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def _module_exists(dotted: str) -> bool:
+    return importlib.util.find_spec(dotted) is not None
+
+
+def _entry_points_of(words: list[str]) -> list[str]:
+    """The project entry points a command names, as problems found ([] when all exist)."""
+    if words[:2] == ["sh", "-c"]:
+        problems = []
+        for part in words[2].split("&&"):
+            problems += _entry_points_of(shlex.split(part))
+        return problems
+    if words[:2] == ["python", "manage.py"]:
+        return [] if words[2] in get_commands() else [f"no management command {words[2]!r}"]
+    if words[:2] == ["python", "-m"]:
+        return [] if _module_exists(words[2]) else [f"no module {words[2]!r}"]
+    if words[0] == "uvicorn":
+        module, _, attribute = words[1].partition(":")
+        if not _module_exists(module):
+            return [f"no ASGI module {module!r}"]
+        return [] if attribute == "application" else [f"unexpected ASGI attribute {attribute!r}"]
+    if words[0] == "celery":
+        app = words[words.index("-A") + 1]
+        queues = words[words.index("-Q") + 1].split(",") if "-Q" in words else []
+        problems = [] if _module_exists(app) else [f"no Celery app module {app!r}"]
+        return problems + [
+            f"unknown queue {q!r}" for q in queues if q not in {"default", "training"}
+        ]
+    if words[0] == "redis-server":
+        return []
+    return [f"unrecognised command {words!r}"]
+
+
+def test_required_services_exist():
+    expected = {"postgres", "redis", "web", "inference-cpu", "inference-gpu"}
+    expected |= {"celery-default", "celery-training"}
+    assert expected <= set(SERVICES)
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_service_has_image_or_build(name):
+    service = SERVICES[name]
+    assert "image" in service or "build" in service
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_depends_on_names_services(name):
+    depends = SERVICES[name].get("depends_on", {})
+    names = depends if isinstance(depends, list) else list(depends)
+    assert set(names) <= set(SERVICES), f"{name} depends on unknown {set(names) - set(SERVICES)}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SERVICES if "command" in SERVICES[n]))
+def test_commands_are_real_entry_points(name):
+    assert _entry_points_of(_command_words(SERVICES[name])) == []
+
+
+def test_inference_profiles_and_checkpoint_volume():
+    assert SERVICES["inference-cpu"]["profiles"] == ["cpu"]
+    assert SERVICES["inference-gpu"]["profiles"] == ["gpu"]
+    assert SERVICES["inference-gpu"]["build"]["args"]["PROFILE"] == "gpu"
+    assert "checkpoints" in COMPOSE["volumes"]
+    for name in ("web", "inference-cpu", "celery-training"):
+        assert any("checkpoints" in v for v in SERVICES[name]["volumes"])
+
+
+def test_long_running_services_have_health_checks():
+    for name in ("postgres", "redis", "web", "inference-cpu", "inference-gpu"):
+        assert "healthcheck" in SERVICES[name], name
+
+
+def test_dockerfile_profiles_match_requirements():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "requirements/lock-cpu.txt" in dockerfile
+    assert "requirements/gpu.in" in dockerfile
+    assert (ROOT / "requirements" / "lock-cpu.txt").exists()

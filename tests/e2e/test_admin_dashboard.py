@@ -1,0 +1,137 @@
+"""The admin dashboard in real Chromium against the running site and a real Celery worker.
+
+An admin launches a tiny C3PO job through the form, watches its curves fill in live over the
+job's WebSocket (Chart.js points appear without a reload), sees the samples and the log, then
+promotes the evaluated checkpoint from the registry table. Other roles are refused, in the browser
+and on the job socket. Set UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/training-job.png and
+docs/images/dashboard.png from this run.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from playwright.sync_api import expect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.webapp.registry.conftest import TINY_JOB_HYPERPARAMETERS, write_tiny_checkpoint
+from tests.webapp.registry.factories import make_pool_problems
+from webapp.registry.models import (
+    EvaluationStatus,
+    ModelVersion,
+    TrainingJob,
+    VersionStatus,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_base_checkpoint(tmp_path_factory) -> Path:
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("admin-e2e") / "tiny-base")
+
+
+@pytest.fixture
+def admin_site(demo_users, tiny_base_checkpoint, settings, tmp_path):
+    settings.CHECKPOINT_DIR = tmp_path / "store"
+    make_pool_problems(demo_users["teacher"], 16)
+    ModelVersion.objects.create(
+        label="tiny-base", path=str(tiny_base_checkpoint), status=VersionStatus.CHAMPION
+    )
+    return demo_users
+
+
+def _save_screenshot(page, name: str) -> None:
+    if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
+        target = ROOT / "docs" / "images" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(target), full_page=True)
+
+
+def test_admin_launches_a_job_watches_it_live_and_promotes_the_result(
+    admin_site, live_site, celery_worker_process, page, login
+):
+    login(page, "admin")
+    assert page.url == f"{live_site.url}/dashboard/"
+    registry = page.locator("#registry")
+    expect(registry.get_by_text("tiny-base")).to_be_visible()
+    expect(page.locator("#pool-count")).to_contain_text("pool problems to train on")
+
+    form = page.locator("#launch")
+    expect(form.get_by_label("Token budget Φ")).to_have_value("4096")  # the documented default
+    for name, value in TINY_JOB_HYPERPARAMETERS.items():
+        form.locator(f"[name=hp_{name}]").fill(str(value))
+    form.get_by_role("button", name="Launch job").click()
+    page.wait_for_url("**/dashboard/jobs/*/")
+    job = TrainingJob.objects.get()
+
+    # Curves fill in over the WebSocket while the page stays loaded.
+    expect(page.locator("#live-state")).to_have_text("live")
+    page.wait_for_function(
+        "() => Chart.getChart('chart-reward').data.datasets[0].data.length >= 2"
+        " && Chart.getChart('chart-tokens').data.datasets[0].data.length >= 2",
+        timeout=240_000,
+    )
+    expect(page.locator("#job-status")).to_have_attribute(
+        "data-status", "succeeded", timeout=120_000
+    )
+    expect(page.locator("#job-status")).to_have_text("Succeeded")
+    expect(page.locator("#job-step")).to_have_text("2")
+    expect(page.locator("#samples .sample").first).to_be_visible()
+    expect(page.locator("#job-log")).to_contain_text("job finished")
+    tokens = page.evaluate(
+        "() => Chart.getChart('chart-tokens').data.datasets[0].data.map(p => p.y)"
+    )
+    assert tokens == [job.metrics.get(step=s).metrics["tokens_trained"] for s in (1, 2)]
+    _save_screenshot(page, "training-job.png")
+
+    # The job queued evaluations of its result and of the base model; then promote it.
+    candidate = TrainingJob.objects.get(pk=job.pk).result_model
+    deadline = time.monotonic() + 300
+    while candidate.evaluations.filter(status=EvaluationStatus.DONE).count() == 0:
+        assert time.monotonic() < deadline, celery_worker_process.log()[-4000:]
+        time.sleep(1)
+    page.goto(f"{live_site.url}/dashboard/")
+    row = page.locator(f"tr[data-version='{candidate.label}']")
+    expect(row).to_contain_text("math")
+    row.get_by_role("button", name="Promote", exact=True).click()
+    expect(page.locator("#registry .message.success")).to_contain_text(
+        f"{candidate.label} is the champion"
+    )
+    expect(page.locator(f"tr[data-version='{candidate.label}']")).to_contain_text("Champion")
+    candidate.refresh_from_db()
+    assert candidate.status == VersionStatus.CHAMPION
+    _save_screenshot(page, "dashboard.png")
+
+
+def test_other_roles_are_refused_in_the_browser_and_on_the_job_socket(
+    admin_site, live_site, page, login, client
+):
+    job = TrainingJob.objects.create(
+        base_model=ModelVersion.objects.get(label="tiny-base"), stage="c3po-math"
+    )
+    login(page, "teacher")
+    assert page.goto(f"{live_site.url}/dashboard/").status == 403
+    assert page.goto(f"{live_site.url}/dashboard/jobs/{job.pk}/").status == 403
+
+    def close_code(cookie: str | None) -> int:
+        headers = {"Cookie": cookie} if cookie else {}
+        with connect(
+            f"{live_site.ws_url}/ws/training-jobs/{job.pk}/",
+            additional_headers=headers,
+            origin=live_site.url,
+            open_timeout=10,
+        ) as socket:
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=10)
+        return closed.value.rcvd.code
+
+    client.force_login(admin_site["student"])
+    session = client.cookies[django_settings.SESSION_COOKIE_NAME].value
+    assert close_code(None) == 4401
+    assert close_code(f"{django_settings.SESSION_COOKIE_NAME}={session}") == 4403

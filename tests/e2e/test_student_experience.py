@@ -1,0 +1,405 @@
+"""The student's experience in real Chromium against the running site and the real inference worker:
+a problem streams its reasoning and then a boxed answer typeset by KaTeX, stop cancels on the
+server, a reload mid-stream resumes, hints come one at a time, an own answer gets a verdict, and a
+hostile problem renders inert. The renderer's rules (prices, every math delimiter, code, streaming
+without re-rendering finished blocks) are checked in the same browser.
+
+One browser and one server for the session (the shared fixtures); the worker is started once.
+Set UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/solved-problem.png from this run.
+"""
+
+import os
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from ringmodel import read_manifest
+from webapp.problems.content_key import problem_content_key
+from webapp.problems.models import Problem, ProblemSet
+from webapp.tutoring.models import Attempt, Feedback, Generation, OwnAnswer
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+# Long enough (column-by-column long multiplication) to be caught while still streaming.
+LONG_PROBLEM = "Compute 987654 * 456789."
+GENERATION_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture
+def practice_problem(demo_users) -> Problem:
+    problem_set = ProblemSet.objects.create(
+        owner=demo_users["teacher"], title="Warm-up", is_practice=True
+    )
+    statement = "Compute 47 + 38."
+    return Problem.objects.create(
+        problem_set=problem_set,
+        statement=statement,
+        answer_kind="number",
+        reference_answer="85",
+        content_key=problem_content_key(statement),
+    )
+
+
+# Records every phase a generation's article enters (the page's `generation:phase` events), with
+# the reasoning block's state and the status line at that moment, so a fast generation cannot slip
+# between two assertions.
+PHASE_RECORDER = """
+window.__phases = [];
+document.addEventListener('generation:phase', (event) => {
+  const article = event.target;
+  const details = article.querySelector('details.reasoning');
+  window.__phases.push({
+    article: article.id,
+    phase: event.detail.phase,
+    open: details ? details.open : null,
+    status: article.querySelector('[data-role=status-text]').textContent,
+  });
+});
+"""
+
+
+# Counts the messages every WebSocket of the page receives (`ask_and_watch` waits for the first).
+SOCKET_COUNTER = """
+window.__socketMessages = 0;
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', () => { window.__socketMessages += 1; });
+  }
+};
+"""
+
+
+@pytest.fixture
+def student_page(demo_users, live_site, page, login):
+    page.context.add_init_script(PHASE_RECORDER)
+    page.context.add_init_script(SOCKET_COUNTER)
+    login(page, "student")
+    return page
+
+
+def phases(page) -> list[dict]:
+    return page.evaluate("window.__phases")
+
+
+def ask(page, live_site, statement: str, *, button: str = "Solve it step by step"):
+    page.goto(f"{live_site.url}/solve/")
+    page.get_by_label("Your problem").fill(statement)
+    page.get_by_role("button", name=button).click()
+    page.wait_for_url(re.compile(r"/solve/attempts/\d+/$"))
+
+
+def generation_row(page) -> Generation:
+    article = page.locator("article.generation").last
+    return Generation.objects.get(pk=int(article.get_attribute("data-generation-id")))
+
+
+REASONING_TEXT = (
+    "() => { const el = [...document.querySelectorAll('[data-role=reasoning]')].pop();"
+    " const view = el && RichText.of(el); return view ? view.text : null; }"
+)
+
+
+def reasoning_text(page) -> str:
+    return page.evaluate(REASONING_TEXT) or ""
+
+
+def wait_for_reasoning_longer_than(page, length: int) -> None:
+    page.wait_for_function(
+        f"() => (({REASONING_TEXT})() || '').length > {length}", timeout=GENERATION_TIMEOUT_MS
+    )
+
+
+# --- the renderer, in the browser -----------------------------------------------------------
+
+RENDER = "([text, streaming]) => RichText.renderHtml(text, {streaming})"
+
+
+def test_rich_text_rules(student_page, live_site):
+    page = student_page
+    page.goto(f"{live_site.url}/solve/")
+
+    def render(text: str, streaming: bool = False) -> str:
+        return page.evaluate(RENDER, [text, streaming])
+
+    prices = render("It costs $5 and $10, so $15 in all.")
+    assert "katex" not in prices and "$5 and $10" in prices
+    for source in ["$x^2$", "$$x^2$$", r"\(x^2\)", r"\[x^2\]", "$$\nx^2\n$$", r"\boxed{85}"]:
+        assert 'class="katex' in render(source), source
+    assert render(r"\$5 and \$6").strip() == "<p>$5 and $6</p>"
+    code = render("```\nprint('$x$')\n```\nand `$y$` but $z$")
+    assert "<code>print('$x$')" in code and "<code>$y$</code>" in code
+    assert code.count('class="katex"') == 1  # only $z$
+
+    hostile = render(
+        '<script>alert(1)</script>\n\n<img src=x onerror="alert(2)"> [a](javascript:alert(3))'
+    )
+    assert "<script" not in hostile and "<img" not in hostile and "javascript:" not in hostile
+    assert "&lt;script&gt;" in hostile
+
+    # Streaming: unclosed math waits as plain text; a price is never held back.
+    assert "katex" not in render("so $x^2 + y", True) and 'data-math="pending"' in render(
+        "so $x^2", True
+    )
+    assert "pending" not in render("it costs $5 each", True)
+
+    # Finished blocks are rendered once: appending to the stream never replaces them.
+    kept = page.evaluate(
+        """() => {
+            const el = document.createElement('div');
+            document.body.append(el);
+            const view = RichText.attach(el, {final: false});
+            view.set('First $a+b$ block.\\n\\nSecond', {final: false});
+            view.flush();
+            const first = el.querySelector('.md-block');
+            const firstMath = first.querySelector('.katex');
+            for (const piece of [' block with $x', '^2', '$ done.', '\\n\\nThird']) {
+                view.append(piece);
+                view.flush();
+            }
+            view.finish();
+            view.flush();
+            const blocks = el.querySelectorAll('.md-block');
+            return {
+                same: blocks[0] === first && first.querySelector('.katex') === firstMath,
+                count: blocks.length,
+                secondMath: blocks[1].querySelectorAll('.katex').length,
+            };
+        }"""
+    )
+    assert kept == {"same": True, "count": 3, "secondMath": 1}
+
+
+def test_hostile_problem_renders_inert(student_page, live_site, inference_worker):
+    page = student_page
+    hostile = (
+        "<script>window.__pwned = 1</script>\n\n"
+        'Find $x$ if <img src="x" onerror="window.__pwned = 2"> and $2x = 4$.'
+    )
+    page.goto(f"{live_site.url}/solve/")
+    page.get_by_label("Your problem").fill(hostile)
+    preview = page.locator("#statement-preview")
+    expect(preview.locator(".katex").first).to_be_visible()
+    page.get_by_role("button", name="Solve it step by step").click()
+    page.wait_for_url(re.compile(r"/solve/attempts/\d+/$"))
+    statement = page.locator(".problem-statement")
+    expect(statement).to_contain_text("<script>window.__pwned = 1</script>")
+    expect(statement).to_contain_text('<img src="x" onerror=')
+    assert statement.locator("img, script").count() == 0
+    assert statement.locator(".katex").count() == 2
+    assert page.evaluate("() => window.__pwned") is None
+
+
+# --- with the real worker -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def served_model_is_trained(inference_worker) -> bool:
+    """Whether the worker serves a trained checkpoint (SFT or C3PO), which closes its reasoning
+    and boxes an answer; the session's default is a random-init ring-tiny, which never does."""
+    manifest = read_manifest(inference_worker.checkpoint)
+    return bool({"sft", "c3po_job"} & manifest.keys())
+
+
+def test_solution_streams_then_verdict_feedback_and_own_answer(
+    student_page, live_site, inference_worker, practice_problem
+):
+    page = student_page
+    # With the workers held until the page is connected, it sees the whole stream, thinking
+    # phase included, however late a loaded machine renders it.
+    ask_and_watch(page, live_site, inference_worker, practice_problem.statement)
+    article = page.locator("article.generation").last
+    wait_for_reasoning_longer_than(page, 0)
+    expect(article).to_have_attribute("data-status", "done", timeout=GENERATION_TIMEOUT_MS)
+    expect(article.locator("[data-role=status-text]")).to_have_text("Done")
+    # While it thought, the reasoning block was open and the status line said so.
+    thinking = [p for p in phases(page) if p["phase"] == "thinking"]
+    assert thinking and all(p["open"] and p["status"] == "Thinking…" for p in thinking)
+    assert phases(page)[-1]["phase"] == "ended"
+    expect(article.locator("[data-role=reasoning-label]")).to_contain_text("Thought for")
+    expect(article.get_by_role("button", name="Stop")).to_have_count(0)
+    # The verdict against the answer key, as the worker stored it.
+    verdict = article.locator("[data-verdict]")
+    expect(verdict).to_be_visible()
+    row = generation_row(page)
+    assert row.status == "done" and row.verdict in ("correct", "wrong")
+    assert verdict.get_attribute("data-verdict") == row.verdict
+    assert reasoning_text(page) == row.reasoning
+
+    # Feedback: thumbs down asks what went wrong; the tags are stored with the generation.
+    article.get_by_role("button", name="Not helpful").click()
+    article.get_by_label("Unclear step").check()
+    article.get_by_label("Tell us more (optional)").fill("skips the carry")
+    with page.expect_response(lambda r: r.url.endswith("/feedback/")) as sent:
+        article.get_by_role("button", name="Send feedback").click()
+    assert sent.value.ok
+    expect(article.get_by_text("Thanks, your feedback is saved.")).to_be_visible()
+    feedback = Feedback.objects.get(generation=row)
+    assert (feedback.rating, feedback.tags, feedback.text) == (
+        -1,
+        ["unclear_step"],
+        "skips the carry",
+    )
+
+    # Own answer: the same verifier, recorded.
+    page.get_by_label("Your answer").fill("84")
+    page.get_by_role("button", name="Check", exact=True).click()
+    expect(page.locator("[data-own-verdict=wrong]")).to_be_visible()
+    page.get_by_label("Your answer").fill("85")
+    page.get_by_role("button", name="Check", exact=True).click()
+    expect(page.locator("[data-own-verdict=correct]")).to_be_visible()
+    assert list(OwnAnswer.objects.order_by("created_at").values_list("answer", "is_correct")) == [
+        ("84", False),
+        ("85", True),
+    ]
+
+
+def test_boxed_answer_is_typeset_by_katex(
+    student_page, live_site, inference_worker, practice_problem, served_model_is_trained, tmp_path
+):
+    if not served_model_is_trained:
+        pytest.skip(
+            "the worker serves a random-init checkpoint, which never ends its reasoning; "
+            "run with RING_TEST_CHECKPOINT=checkpoints/ring-tiny"
+        )
+    page = student_page
+    page.set_viewport_size({"width": 1000, "height": 900})
+    ask(page, live_site, practice_problem.statement)
+    first = page.locator("article.generation").first
+    expect(first).to_have_attribute("data-status", "done", timeout=GENERATION_TIMEOUT_MS)
+    expect(first.locator("[data-role=answer] .katex annotation")).to_contain_text("\\boxed")
+    # ring-tiny may finish this one before the page has even loaded (the page then shows it
+    # finished); Regenerate streams into the open page, so every phase of it is seen.
+    page.get_by_role("button", name="Regenerate").click()
+    article = page.locator("article.generation").nth(1)
+    expect(article.get_by_role("heading")).to_have_text("Solution 2")
+    expect(article).to_have_attribute("data-status", "done", timeout=GENERATION_TIMEOUT_MS)
+    # It thought with the reasoning open; when the answer started the reasoning folded away.
+    article_id = article.get_attribute("id")
+    seen = [(p["phase"], p["open"]) for p in phases(page) if p["article"] == article_id]
+    assert ("thinking", True) in seen and ("answering", False) in seen, seen
+    assert seen.index(("thinking", True)) < seen.index(("answering", False))
+    expect(article.locator("details.reasoning")).not_to_have_attribute("open", "")
+    expect(article.locator("[data-role=reasoning-label]")).to_contain_text("Thought for")
+    boxed = article.locator("[data-role=answer] .katex annotation").filter(has_text="\\boxed")
+    expect(boxed).to_have_count(1)
+    row = generation_row(page)
+    assert row.final_answer and row.final_answer in boxed.text_content()
+    expect(article.locator(".final-answer-value .katex")).to_be_visible()
+
+    # The student can open the reasoning again (and the screenshot shows both).
+    article.locator("details.reasoning summary").click()
+    expect(article.locator("details.reasoning")).to_have_attribute("open", "")
+    expect(article.locator("[data-role=reasoning]")).to_be_visible()
+
+    screenshot = tmp_path / "solved-problem.png"
+    page.screenshot(path=screenshot, full_page=True)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
+        target = ROOT / "docs" / "images" / "solved-problem.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(screenshot.read_bytes())
+
+
+def ask_and_watch(page, live_site, workers, statement: str) -> Generation:
+    """Ask with the workers held until the attempt page's socket has its first message (the
+    snapshot of the queued generation), so the page sees the stream from its first delta."""
+    with workers.paused():
+        ask(page, live_site, statement)
+        page.wait_for_function("window.__socketMessages > 0", timeout=30_000)
+        return generation_row(page)
+
+
+def wait_for_row(generation: Generation, predicate, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate(generation):
+        assert time.monotonic() < deadline, f"generation {generation.pk}: no {what}"
+        time.sleep(0.1)
+        generation.refresh_from_db()
+
+
+# A test generation takes about two seconds (600 tokens), and a loaded machine can deliver all of it
+# to the page at once, after the worker has finished. So a test that must act while a generation
+# runs holds the worker's engine: the worker claims the request and hands it to the engine, the
+# page says "Thinking…", and not one token comes until the test has acted.
+@contextmanager
+def held_running(page, live_site, workers, statement: str):
+    """Ask; yields the generation once it is running on a worker whose engine is held."""
+    with workers.engines_held():
+        generation = ask_and_watch(page, live_site, workers, statement)
+        wait_for_row(generation, lambda row: row.status == "running", "claim")
+        status = page.locator("article.generation").last.locator("[data-role=status-text]")
+        expect(status).to_have_text("Thinking…")
+        yield generation
+
+
+def test_stop_cancels_on_the_server(student_page, live_site, inference_worker):
+    page = student_page
+    article = page.locator("article.generation")
+    with held_running(page, live_site, inference_worker, LONG_PROBLEM) as generation:
+        article.last.get_by_role("button", name="Stop").click()
+        wait_for_row(generation, lambda row: row.cancel_requested, "stop request")
+    # The engine runs again: the worker aborts the request inside it, and the page hears so.
+    article = article.last
+    expect(article.locator("[data-role=status-text]")).to_have_text("Stopped", timeout=30_000)
+    expect(article.get_by_role("button", name="Stop")).to_have_count(0)
+    generation.refresh_from_db()
+    assert generation.status == "cancelled" and generation.cancel_requested
+    assert generation.completion_tokens < 600  # aborted, not run to the length limit
+    stopped_at = reasoning_text(page)
+    page.wait_for_timeout(1000)
+    assert reasoning_text(page) == stopped_at  # nothing more arrives
+    expect(page.get_by_role("button", name="Regenerate")).to_be_visible()
+
+
+def test_reload_mid_stream_resumes(student_page, live_site, inference_worker):
+    page = student_page
+    with held_running(page, live_site, inference_worker, LONG_PROBLEM):
+        page.reload()
+        # The reloaded page joins the running generation (its snapshot says so).
+        status = page.locator("article.generation").last.locator("[data-role=status-text]")
+        expect(status).to_have_text("Thinking…")
+    article = page.locator("article.generation").last
+    expect(article).to_have_attribute("data-status", "done", timeout=GENERATION_TIMEOUT_MS)
+    row = generation_row(page)
+    # Everything the worker generated reached the reloaded page, live. (A reconnect that starts
+    # from a snapshot of text already generated is tested at the socket level, in
+    # tests/worker/test_inference_integration.py.)
+    assert row.reasoning and reasoning_text(page) == row.reasoning
+
+
+def test_hints_one_at_a_time_then_the_full_solution(
+    student_page, live_site, inference_worker, practice_problem
+):
+    page = student_page
+    page.goto(f"{live_site.url}/solve/sets/{practice_problem.problem_set_id}/")
+    page.get_by_role("button", name="Hints for problem 1").click()
+    page.wait_for_url(re.compile(r"/solve/attempts/\d+/$"))
+    first = page.locator("article.generation").first
+    expect(first.get_by_role("heading")).to_have_text("Hint 1")
+    assert first.locator("details.reasoning").count() == 0  # a hint shows no worked solution
+    expect(first).to_have_attribute("data-status", "done", timeout=GENERATION_TIMEOUT_MS)
+
+    page.get_by_role("button", name="Next hint").click()
+    second = page.locator("article.generation").nth(1)
+    expect(second.get_by_role("heading")).to_have_text("Hint 2")
+    expect(second).to_have_attribute("data-status", "done", timeout=GENERATION_TIMEOUT_MS)
+    expect(page.get_by_text("Hints used: 2 of 3")).to_be_visible()
+
+    page.get_by_role("button", name="Show the full solution").click()
+    solution = page.locator("article.generation").nth(2)
+    expect(solution.get_by_role("heading")).to_have_text("Solution")
+    expect(solution).to_have_attribute("data-status", "done", timeout=GENERATION_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Next hint")).to_have_count(0)
+    attempt = Attempt.objects.get(problem=practice_problem)
+    assert attempt.hints_revealed == 2
+    kinds = list(attempt.generations.order_by("queued_at").values_list("kind", "hint_index"))
+    assert kinds == [("hint", 0), ("hint", 1), ("solution", None)]
+    # A hint is what the server cut from the model's solution, and nothing else reached the page.
+    for hint in attempt.generations.filter(kind="hint"):
+        assert hint.reasoning == "" and hint.final_answer == "" and hint.answer

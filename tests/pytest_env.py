@@ -1,0 +1,19 @@
+"""Environment for the test run, loaded as an early plugin (`-p tests.pytest_env` in pyproject).
+
+It runs before pytest-django sets Django up, so the settings module sees these values. Tests talk to
+the real local PostgreSQL and Redis (a separate Redis database number, so a developer's running site
+is left alone). Override with TEST_DATABASE_URL / TEST_REDIS_URL.
+"""
+
+import os
+
+os.environ["DATABASE_URL"] = os.environ.get(
+    "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ringtutor"
+)
+os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+os.environ.setdefault("DEBUG", "1")
+# Playwright's sync API keeps an event loop in the test thread; Django would then refuse ORM calls
+# made by the test itself (not by the server under test, which runs in its own process).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,69 @@
+"""Mean per-token entropy on the policy's own continuations (C3PO.md §3)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import ringmodel as rm
+from training.entropy import mean_token_entropy, rl_prompts
+
+MICRO = {
+    "hidden_size": 48,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "num_experts": 4,
+    "num_experts_per_tok": 2,
+    "num_shared_experts": 1,
+    "moe_intermediate_size": 32,
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return rm.build_tokenizer()
+
+
+def _model() -> rm.BailingMoeForCausalLM:
+    torch.manual_seed(0)
+    return rm.BailingMoeForCausalLM(rm.BailingMoeConfig.ring_tiny(**MICRO)).eval()
+
+
+def test_uniform_policy_has_entropy_log_vocab(tokenizer):
+    model = _model()
+    with torch.no_grad():
+        model.lm_head.weight.zero_()  # every logit 0: a uniform next-token distribution
+    report = mean_token_entropy(model, tokenizer, rl_prompts(3), max_new_tokens=6)
+    assert report.mean_entropy == pytest.approx(math.log(model.config.vocab_size), rel=1e-4)
+    assert report.num_tokens > 0 and report.num_prompts == 3
+
+
+def test_sharper_policy_has_lower_entropy(tokenizer):
+    model = _model()
+    base = mean_token_entropy(model, tokenizer, rl_prompts(3), max_new_tokens=8).mean_entropy
+    with torch.no_grad():
+        model.model.norm.weight.mul_(30.0)  # larger logits: a peakier distribution
+    sharp = mean_token_entropy(model, tokenizer, rl_prompts(3), max_new_tokens=8).mean_entropy
+    assert sharp < base
+
+
+def test_entropy_is_deterministic_for_a_seed_and_counts_generated_tokens(tokenizer):
+    model = _model()
+    prompts = rl_prompts(4)
+    a = mean_token_entropy(model, tokenizer, prompts, max_new_tokens=5, seed=1, batch_size=3)
+    b = mean_token_entropy(model, tokenizer, prompts, max_new_tokens=5, seed=1, batch_size=3)
+    greedy = mean_token_entropy(model, tokenizer, prompts, max_new_tokens=5, temperature=0.0)
+    assert a == b
+    assert a.num_tokens == pytest.approx(a.mean_response_tokens * 4)
+    assert a.num_tokens <= 4 * 5
+    assert greedy.mean_entropy != a.mean_entropy
+
+
+def test_rl_prompts_are_fixed_training_statements():
+    assert rl_prompts(5) == rl_prompts(5)
+    assert len(set(rl_prompts(20))) == 20

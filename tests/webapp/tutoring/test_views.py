@@ -1,0 +1,297 @@
+"""The student's pages through Django's test client: role boundaries, only one's own attempts,
+escaping, the htmx partials and what they store."""
+
+import pytest
+from django.urls import reverse
+
+from tests.webapp.tutoring.conftest import finish
+from webapp.tutoring import services
+from webapp.tutoring.models import Attempt, Feedback, Generation, OwnAnswer
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def student_client(client, student):
+    client.force_login(student)
+    return client
+
+
+@pytest.fixture
+def attempt(student, practice_set):
+    return services.attempt_create(student=student, problem=practice_set.problems.first())
+
+
+def page_urls(attempt) -> list[str]:
+    generation = attempt.generations.get()
+    return [
+        reverse("tutoring:student_home"),
+        reverse("tutoring:attempt_history"),
+        reverse("tutoring:attempt_detail", args=[attempt.pk]),
+        reverse("tutoring:attempt_actions", args=[attempt.pk]),
+        reverse("tutoring:generation_footer", args=[generation.pk]),
+        reverse("tutoring:problem_set_detail", args=[attempt.problem.problem_set_id]),
+    ]
+
+
+# --- who may see what -----------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client, attempt):
+    for url in page_urls(attempt):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("accounts:login"))
+    response = client.post(reverse("tutoring:attempt_hint", args=[attempt.pk]))
+    assert response.status_code == 302
+
+
+def test_teachers_are_refused(client, teacher, attempt):
+    client.force_login(teacher)
+    for url in page_urls(attempt):
+        assert client.get(url).status_code == 403, url
+    generation = attempt.generations.get()
+    assert client.post(reverse("tutoring:generation_stop", args=[generation.pk])).status_code == 403
+
+
+def test_a_student_sees_only_their_own_attempts(client, other_student, attempt):
+    client.force_login(other_student)
+    generation = attempt.generations.get()
+    for url in [
+        reverse("tutoring:attempt_detail", args=[attempt.pk]),
+        reverse("tutoring:attempt_actions", args=[attempt.pk]),
+        reverse("tutoring:generation_footer", args=[generation.pk]),
+    ]:
+        assert client.get(url).status_code == 404, url
+    for url in [
+        reverse("tutoring:attempt_hint", args=[attempt.pk]),
+        reverse("tutoring:attempt_solution", args=[attempt.pk]),
+        reverse("tutoring:own_answer_create", args=[attempt.pk]),
+        reverse("tutoring:generation_stop", args=[generation.pk]),
+        reverse("tutoring:feedback_save", args=[generation.pk]),
+    ]:
+        assert client.post(url, {"answer": "5/6", "rating": "1"}).status_code == 404, url
+    history = client.get(reverse("tutoring:attempt_history"))
+    assert history.context["page"].paginator.count == 0
+    assert not OwnAnswer.objects.exists() and not Feedback.objects.exists()
+
+
+def test_sets_that_are_not_practice_or_assigned_are_hidden(student_client, private_set):
+    url = reverse("tutoring:problem_set_detail", args=[private_set.pk])
+    assert student_client.get(url).status_code == 404
+    problem = private_set.problems.get()
+    start = reverse("tutoring:problem_start", args=[problem.pk])
+    assert student_client.post(start, {"mode": "solve"}).status_code == 404
+    assert not Attempt.objects.exists()
+
+
+# --- asking ---------------------------------------------------------------------------------
+
+
+def test_home_lists_practice_sets_and_assignments(student_client, practice_set, assigned_set):
+    response = student_client.get(reverse("tutoring:student_home"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Fractions" in html and "Homework 1" in html and "7B" in html
+    assert reverse("tutoring:assignment_detail", args=[assigned_set.assignments.get().pk]) in html
+
+
+def test_asking_creates_an_attempt_and_opens_its_live_page(student_client, student):
+    response = student_client.post(
+        reverse("tutoring:attempt_create"), {"statement": "Solve $3x+5=20$", "mode": "solve"}
+    )
+    attempt = Attempt.objects.get(student=student)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("tutoring:attempt_detail", args=[attempt.pk])
+    page = student_client.get(response["Location"]).content.decode()
+    generation = attempt.generations.get()
+    assert f'data-ws-path="/ws/generations/{generation.pk}/"' in page
+    assert 'data-status="queued"' in page
+
+
+def test_an_empty_or_too_long_problem_is_a_form_error(student_client, settings):
+    response = student_client.post(reverse("tutoring:attempt_create"), {"statement": ""})
+    assert response.status_code == 422
+    assert "Type a problem first." in response.content.decode()
+    too_long = "x" * (settings.INFERENCE["MAX_PROMPT_CHARS"] + 1)
+    response = student_client.post(reverse("tutoring:attempt_create"), {"statement": too_long})
+    assert response.status_code == 422
+    assert not Attempt.objects.exists()
+
+
+def test_problem_text_is_escaped_never_html(student_client, student):
+    hostile = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2"> $x$'
+    attempt = services.attempt_create_from_text(student=student, statement=hostile)
+    html = student_client.get(reverse("tutoring:attempt_detail", args=[attempt.pk])).content
+    html = html.decode()
+    assert "<script>window.pwned" not in html
+    assert "<img src=x" not in html
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;&lt;img src=x onerror=" in html
+
+
+def test_a_refused_start_goes_back_to_the_set_with_the_reason(
+    student_client, practice_set, settings
+):
+    settings.INFERENCE = {**settings.INFERENCE, "MAX_CONCURRENT_PER_USER": 0}
+    problem = practice_set.problems.first()
+    response = student_client.post(
+        reverse("tutoring:problem_start", args=[problem.pk]),
+        {"mode": "solve"},
+        HTTP_REFERER="https://evil.example/",
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("tutoring:problem_set_detail", args=[practice_set.pk])
+    page = student_client.get(response["Location"]).content.decode()
+    assert "You already have 0 solutions being written" in page
+    assert not Attempt.objects.exists()
+
+
+def test_starting_an_assigned_problem_in_tutor_mode(student_client, student, assigned_set):
+    problem = assigned_set.problems.get()
+    assignment = assigned_set.assignments.get()
+    response = student_client.post(
+        reverse("tutoring:problem_start", args=[problem.pk]),
+        {"mode": "tutor", "assignment": assignment.pk},
+    )
+    attempt = Attempt.objects.get(student=student)
+    assert response.status_code == 302
+    assert (attempt.mode, attempt.assignment, attempt.hints_revealed) == ("tutor", assignment, 1)
+    assert attempt.generations.get().kind == "hint"
+
+
+# --- the attempt page's controls (htmx) -----------------------------------------------------
+
+
+def test_hint_flow_is_decided_by_the_server(student_client, student, practice_set):
+    attempt = services.attempt_create(
+        student=student, problem=practice_set.problems.first(), mode="tutor"
+    )
+    hint_url = reverse("tutoring:attempt_hint", args=[attempt.pk])
+    page = student_client.get(reverse("tutoring:attempt_detail", args=[attempt.pk])).content
+    assert hint_url not in page.decode()  # no "Next hint" while hint 1 is being written
+
+    refused = student_client.post(hint_url, **HTMX)
+    assert refused.status_code == 422
+    assert refused["HX-Retarget"] == "#page-alert"
+    assert "Wait for the current hint" in refused.content.decode()
+
+    finish(attempt.generations.get(), answer="Use a common denominator.")
+    page = student_client.get(reverse("tutoring:attempt_detail", args=[attempt.pk])).content
+    assert hint_url in page.decode()
+    response = student_client.post(hint_url, **HTMX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    hint = attempt.generations.get(hint_index=1)
+    assert f'id="generation-{hint.pk}"' in html and "Hint 2" in html
+    assert (
+        'id="attempt-actions" class="attempt-actions" aria-label="Next steps" hx-swap-oob="true"'
+        in html
+    )
+    assert "Hints used: <strong>2</strong> of 3" in html  # the buttons follow the new count
+    attempt.refresh_from_db()
+    assert attempt.hints_revealed == 2
+
+
+def test_the_full_solution_is_not_in_the_page_before_it_is_asked_for(
+    student_client, student, practice_set
+):
+    attempt = services.attempt_create(
+        student=student, problem=practice_set.problems.first(), mode="tutor"
+    )
+    finish(attempt.generations.get(), answer="Think about sixths.")
+    page = student_client.get(reverse("tutoring:attempt_detail", args=[attempt.pk])).content
+    assert "Show the full solution" in page.decode()
+    assert not Generation.objects.filter(kind="solution").exists()
+    response = student_client.post(reverse("tutoring:attempt_solution", args=[attempt.pk]), **HTMX)
+    assert response.status_code == 200
+    solution = Generation.objects.get(kind="solution")
+    assert f"/ws/generations/{solution.pk}/" in response.content.decode()
+
+
+def test_own_answer_gets_a_verdict_and_is_recorded(student_client, attempt):
+    url = reverse("tutoring:own_answer_create", args=[attempt.pk])
+    wrong = student_client.post(url, {"answer": "2/5"}, **HTMX).content.decode()
+    assert 'data-own-verdict="wrong"' in wrong
+    right = student_client.post(url, {"answer": "10/12"}, **HTMX).content.decode()
+    assert 'data-own-verdict="correct"' in right
+    assert list(OwnAnswer.objects.values_list("answer", "is_correct")) == [
+        ("10/12", True),
+        ("2/5", False),
+    ]
+    empty = student_client.post(url, {"answer": ""}, **HTMX)
+    assert empty.status_code == 422
+    assert OwnAnswer.objects.count() == 2
+
+
+def test_finished_solution_footer_shows_final_answer_and_verdict(student_client, attempt):
+    generation = finish(
+        attempt.generations.get(),
+        reasoning="1/2 = 3/6 and 1/3 = 2/6",
+        answer=r"So the sum is $\boxed{\frac{5}{6}}$.",
+        final_answer=r"\frac{5}{6}",
+        verdict="correct",
+        model_version_label="ring-tiny",
+    )
+    html = student_client.get(reverse("tutoring:generation_footer", args=[generation.pk]))
+    html = html.content.decode()
+    assert r'<span class="final-answer-value" data-tex>\frac{5}{6}</span>' in html
+    assert 'data-verdict="correct"' in html
+    assert "ring-tiny" in html
+    assert f'id="feedback-{generation.pk}"' in html
+
+
+def test_feedback_thumbs_down_asks_what_went_wrong_and_stores_tags(student_client, attempt):
+    generation = finish(attempt.generations.get(), answer="42", final_answer="42", verdict="wrong")
+    url = reverse("tutoring:feedback_save", args=[generation.pk])
+    first = student_client.post(url, {"rating": "-1"}, **HTMX).content.decode()
+    assert "What went wrong?" in first
+    student_client.post(
+        url,
+        {"rating": "-1", "tags": ["wrong_answer", "other"], "text": "the box says 42"},
+        **HTMX,
+    )
+    feedback = Feedback.objects.get(generation=generation)
+    assert (feedback.rating, feedback.tags, feedback.text) == (
+        -1,
+        ["wrong_answer", "other"],
+        "the box says 42",
+    )
+    bad = student_client.post(url, {"rating": "0"}, **HTMX)
+    assert bad.status_code == 422
+
+
+def test_stop_asks_the_server_to_cancel(student_client, attempt):
+    generation = attempt.generations.get()
+    response = student_client.post(
+        reverse("tutoring:generation_stop", args=[generation.pk]), **HTMX
+    )
+    assert response.status_code == 204
+    generation.refresh_from_db()
+    assert generation.cancel_requested or generation.status == "cancelled"
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+def test_history_is_searchable_and_shows_verdicts(student_client, student, practice_set):
+    fractions = services.attempt_create(student=student, problem=practice_set.problems.first())
+    finish(fractions.generations.get(), final_answer="5/6", verdict="correct")
+    services.attempt_create_from_text(student=student, statement="Integrate $x^2$ from 0 to 1")
+    url = reverse("tutoring:attempt_history")
+
+    everything = student_client.get(url)
+    assert everything.context["page"].paginator.count == 2
+
+    found = student_client.get(
+        url, {"q": "integrate"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="history-results"
+    )
+    html = found.content.decode()
+    assert "1 attempt matching “integrate”" in html
+    assert html.lstrip().startswith('<div id="history-results"')  # the partial, not the page
+    assert "Integrate" in html and "1/2 + 1/3" not in html
+
+    by_answer = student_client.get(url, {"q": "5/6"})
+    assert [a.pk for a in by_answer.context["page"].object_list] == [fractions.pk]
+    assert "✓ correct" in by_answer.content.decode()

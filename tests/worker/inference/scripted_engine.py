@@ -1,0 +1,79 @@
+"""An in-process stand-in for `VllmEngine`, for the worker's unit tests only.
+
+It "generates" a fixed completion a few characters per step with a small delay, honours `abort`
+(the request ends with finish_reason "abort", as vLLM's does) and `max_tokens` ("length"), counts
+requests in flight, and records what was asked of it. The integration tests run the real engine.
+"""
+
+import asyncio
+
+from worker.inference.engine import Chunk, ModelSpec
+
+
+class ScriptedEngine:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        completion: str,
+        *,
+        chars_per_step: int = 3,
+        step_delay_s: float = 0.004,
+    ) -> None:
+        self.spec = spec
+        self.completion = completion
+        self.chars_per_step = chars_per_step
+        self.step_delay_s = step_delay_s
+        self.in_flight = 0
+        self.requests: list[str] = []
+        self.aborted: set[str] = set()
+        # Requests whose consumer closed them before the end (vLLM aborts those).
+        self.dropped: set[str] = set()
+        self.closed = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def prompt_ids(self, problem_text: str, *, reasoning_suffix: bool = True) -> list[int]:
+        return [ord(c) % 128 for c in problem_text] + ([1] if reasoning_suffix else [])
+
+    async def stream(self, request_id, prompt_ids, *, max_tokens, temperature, top_p):
+        assert not self.closed, "a request reached an engine that was shut down"
+        self.requests.append(request_id)
+        self.in_flight += 1
+        self._idle.clear()
+        ended = False
+        try:
+            produced = 0
+            for start in range(0, len(self.completion), self.chars_per_step):
+                await asyncio.sleep(self.step_delay_s)
+                if request_id in self.aborted:
+                    ended = True
+                    yield Chunk("", 0, len(prompt_ids), True, "abort")
+                    return
+                piece = self.completion[start : start + self.chars_per_step]
+                produced += len(piece)
+                if produced >= max_tokens:
+                    ended = True
+                    yield Chunk(piece, len(piece), len(prompt_ids), True, "length")
+                    return
+                yield Chunk(piece, len(piece), len(prompt_ids), False, None)
+            ended = True
+            yield Chunk("", 1, len(prompt_ids), True, "stop")
+        finally:
+            if not ended:
+                self.dropped.add(request_id)
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def abort(self, request_id: str) -> None:
+        self.aborted.add(request_id)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def shutdown(self) -> None:
+        self.closed = True

@@ -1,0 +1,565 @@
+"""The worker's logic with a stand-in engine, on the real PostgreSQL, Redis and channel layer.
+
+Everything but the engine is real: the worker claims from a Redis Stream (a private one per test),
+writes the replay buffer, sends events through the Channels layer (the test listens on the
+generation's group like a consumer would) and stores rows in the test database. The real vLLM
+engine is exercised in tests/worker/test_inference_integration.py.
+"""
+
+import asyncio
+import contextlib
+import json
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from ringmodel.checkpoint import CheckpointError
+from webapp.accounts.services import user_create
+from webapp.problems.content_key import problem_content_key
+from webapp.problems.models import Problem
+from webapp.registry.models import ModelVersion, VersionStatus
+from webapp.tutoring.generation_services import generation_cancel
+from webapp.tutoring.models import Attempt, Generation
+from worker.inference.config import EngineSettings, SamplingDefaults, WorkerConfig
+from worker.inference.engine import ModelSpec
+from worker.inference.engine_check import CheckReport
+from worker.inference.replay import read_replay_async
+from worker.inference.worker import InferenceWorker
+from worker.protocol import (
+    SWAP_LOG_KEY,
+    cancel_key,
+    generation_group_name,
+    heartbeat_key,
+    stream_entry,
+)
+
+from .scripted_engine import ScriptedEngine
+
+# redis_url: a clean Redis database for the session (replay keys are named after row ids).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("redis_url")]
+
+SOLUTION = (
+    "<think>Add the tens: 40 + 30 = 70. Add the ones: 7 + 8 = 15. "
+    "Together 70 + 15 = 85.</think>The sum is \\boxed{85}."
+)
+
+
+class Engines:
+    """The engine factory handed to the worker: which text each checkpoint path produces."""
+
+    def __init__(self, **options) -> None:
+        self.completions: dict[str, str] = {}
+        self.started: list[ScriptedEngine] = []
+        self.options = options
+
+    async def __call__(self, spec: ModelSpec, settings: EngineSettings) -> ScriptedEngine:
+        if spec.path == "vllm-cannot-load":
+            raise RuntimeError("Engine core initialization failed")
+        engine = ScriptedEngine(spec, self.completions.get(spec.path, SOLUTION), **self.options)
+        self.started.append(engine)
+        return engine
+
+
+def load_reference(path: str) -> object:
+    if path == "corrupt":
+        raise CheckpointError("corrupt: model.safetensors is corrupt (sha256 does not match)")
+    return object()
+
+
+async def check(engine, spec: ModelSpec) -> CheckReport:
+    if spec.path == "wrong-numbers":
+        return CheckReport(False, 3.1, 40, ("probe 0: log-prob of token 7 differs by 3.1 nats",))
+    return CheckReport(True, 1e-6, 40, ())
+
+
+def scripted_worker(config: WorkerConfig, engines) -> InferenceWorker:
+    """A real worker whose engines are `engines`' scripted ones, its checks the stand-ins above."""
+    return InferenceWorker(
+        config, engine_factory=engines, reference_loader=load_reference, engine_checker=check
+    )
+
+
+@pytest.fixture
+def student(transactional_db):
+    return user_create(username=f"s-{uuid.uuid4().hex[:6]}", password="x", validate=False)
+
+
+@pytest.fixture
+def problem(transactional_db):
+    statement = "Compute 47 + 38."
+    return Problem.objects.create(
+        statement=statement,
+        content_key=problem_content_key(statement),
+        answer_kind="number",
+        reference_answer="85",
+    )
+
+
+@pytest.fixture
+def config():
+    tag = uuid.uuid4().hex[:8]
+    return WorkerConfig(
+        worker_id=f"unit-{tag}",
+        redis_url=settings.REDIS_URL,
+        stream=f"test:{tag}:generations",
+        group=f"test-{tag}",
+        fallback_model="v1-path",
+        engine=EngineSettings(max_model_len=400, max_num_seqs=8),
+        sampling=SamplingDefaults(max_new_tokens=300),
+        flush_interval_ms=20,
+        heartbeat_interval_s=0.2,
+        claim_min_idle_ms=400,
+        reconcile_interval_s=0,
+        freeze_gc=False,  # the worker shares pytest's process here
+    )
+
+
+@pytest.fixture
+async def aredis(config):
+    client = aioredis.Redis.from_url(config.redis_url, decode_responses=True)
+    yield client
+    await client.delete(config.stream)
+    await client.aclose()
+
+
+async def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def serving(worker: InferenceWorker):
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await wait_until(lambda: worker.state == "serving" or task.done(), what="serving")
+    assert not task.done(), task.exception()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+class GroupListener:
+    """Listens on a generation's group the way a consumer does."""
+
+    def __init__(self, generation_id: int) -> None:
+        self.generation_id = generation_id
+        self.layer = get_channel_layer()
+        self.events: list[dict] = []
+
+    async def __aenter__(self):
+        self.channel = await self.layer.new_channel()
+        await self.layer.group_add(generation_group_name(self.generation_id), self.channel)
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.layer.group_discard(generation_group_name(self.generation_id), self.channel)
+
+    async def next_event(self, timeout: float = 10.0) -> dict:
+        message = await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+        assert message["type"] == f"generation.{message['event']['type']}"
+        self.events.append(message["event"])
+        return message["event"]
+
+    async def until(self, kind: str, timeout: float = 15.0) -> dict:
+        while True:
+            event = await self.next_event(timeout)
+            if event["type"] == kind:
+                return event
+
+
+def new_generation(student, problem, kind: str = "solution") -> Generation:
+    attempt = Attempt.objects.create(student=student, problem=problem)
+    return Generation.objects.create(attempt=attempt, kind=kind)
+
+
+async def enqueue(aredis, config, generation: Generation, **fields) -> None:
+    """Queue `generation` as generation_enqueue does: kind and text travel with the id."""
+    fields.setdefault("kind", generation.kind)
+    fields.setdefault("prompt_text", generation.attempt.problem.statement)
+    await aredis.xadd(config.stream, stream_entry(generation.pk, **fields))
+
+
+def text_of(events: list[dict], channel: str) -> str:
+    return "".join(e["text"] for e in events if e["type"] == "delta" and e["channel"] == channel)
+
+
+async def test_a_generation_streams_coalesced_deltas_and_is_stored(
+    config, aredis, student, problem
+):
+    engines = Engines()
+    worker = scripted_worker(config, engines)
+    generation = new_generation(student, problem)
+    async with serving(worker), GroupListener(generation.pk) as listener:
+        await enqueue(aredis, config, generation)
+        done = await listener.until("done")
+
+    assert listener.events[0] == {"type": "status", "status": "running", "model_version": "v1-path"}
+    deltas = [e for e in listener.events if e["type"] == "delta"]
+    assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
+    # Coalesced: far fewer messages than the engine's 3-character steps.
+    assert len(deltas) < len(SOLUTION) / 3 / 2
+    assert text_of(listener.events, "reasoning").startswith("Add the tens")
+    assert text_of(listener.events, "answer") == "The sum is \\boxed{85}."
+    assert done["status"] == "done"
+    assert done["final_answer"] == "85"
+    assert done["verdict"] == "correct"
+    assert done["model_version"] == "v1-path"
+
+    generation.refresh_from_db()
+    assert generation.status == "done"
+    assert generation.reasoning == text_of(listener.events, "reasoning")
+    assert generation.answer == text_of(listener.events, "answer")
+    assert (generation.final_answer, generation.verdict) == ("85", "correct")
+    assert generation.completion_tokens == len(SOLUTION) + 1
+    assert generation.prompt_tokens > 0
+    assert 0 < generation.time_to_first_token_ms <= generation.duration_ms
+    # "Thought for N s" on a reopened page: first token to </think>.
+    assert 0 <= generation.thinking_ms <= generation.duration_ms
+    assert generation.worker_id == config.worker_id
+    assert generation.model_version_label == "v1-path"
+    assert generation.finished_at is not None
+
+    replay = await read_replay_async(aredis, generation.pk)
+    assert (replay.status, replay.seq) == ("done", deltas[-1]["seq"])
+    assert replay.answer == generation.answer
+    assert await worker.queue.depth() == {"waiting": 0, "pending": 0}
+    # The heartbeat key is removed when the worker stops.
+    assert not await aredis.exists(heartbeat_key(config.worker_id))
+
+
+async def test_a_hint_streams_only_the_step_the_server_cut_never_the_answer(
+    config, aredis, student, problem
+):
+    engines = Engines()
+    engines.completions["v1-path"] = (
+        "<think>47 = 40 + 7 and 38 = 30 + 8\nadd the tens: 40 + 30 = 70\n"
+        "add the ones: 7 + 8 = 15\ntogether 70 + 15 = 85</think>The sum is \\boxed{85}."
+    )
+    worker = scripted_worker(config, engines)
+    attempt = Attempt.objects.create(student=student, problem=problem)
+    generation = Generation.objects.create(attempt=attempt, kind="hint", hint_index=1)
+    async with serving(worker), GroupListener(generation.pk) as listener:
+        await enqueue(aredis, config, generation, hint_index=1)
+        done = await listener.until("done")
+
+    deltas = [e for e in listener.events if e["type"] == "delta"]
+    assert [(d["seq"], d["channel"], d["text"]) for d in deltas] == [
+        (1, "answer", "add the tens: 40 + 30 = 70")
+    ]
+    # Nothing the model wrote beyond the hint went out: not its reasoning, not its answer.
+    assert "85" not in json.dumps(listener.events)
+    assert (done["status"], done["final_answer"], done["verdict"]) == ("done", "", "")
+    generation.refresh_from_db()
+    assert (generation.reasoning, generation.answer) == ("", "add the tens: 40 + 30 = 70")
+    assert (generation.final_answer, generation.thinking_ms) == ("", None)
+    replay = await read_replay_async(aredis, generation.pk)
+    assert (replay.reasoning, replay.answer) == ("", generation.answer)
+
+
+async def test_the_heartbeat_reports_the_served_version_and_load(config, aredis, student, problem):
+    version = ModelVersion.objects.create(
+        label="ring-tiny-v7", path="v7-path", status=VersionStatus.CHAMPION
+    )
+    worker = scripted_worker(config, Engines())
+    async with serving(worker):
+        await wait_until(lambda: aredis.exists(heartbeat_key(config.worker_id)), what="heartbeat")
+        beat = json.loads(await aredis.get(heartbeat_key(config.worker_id)))
+        ttl = await aredis.ttl(heartbeat_key(config.worker_id))
+    assert beat["state"] == "serving"
+    assert (beat["model_version"], beat["model_version_id"]) == ("ring-tiny-v7", version.pk)
+    assert beat["worker_id"] == config.worker_id
+    assert {"in_flight", "tokens_per_s", "pid", "host", "started_at", "last_swap_error"} <= set(
+        beat
+    )
+    assert 0 < ttl <= config.heartbeat_ttl_s
+
+
+async def test_cancel_aborts_the_request_inside_the_engine(config, aredis, student, problem):
+    engines = Engines(step_delay_s=0.02)
+    engines.completions["v1-path"] = "<think>" + "a long line of reasoning " * 40
+    worker = scripted_worker(config, engines)
+    generation = new_generation(student, problem)
+    async with serving(worker), GroupListener(generation.pk) as listener:
+        await enqueue(aredis, config, generation)
+        await listener.until("delta")
+        await sync_to_async(generation_cancel)(generation=generation, user=student)
+        done = await listener.until("done")
+
+    engine = engines.started[0]
+    assert engine.aborted == set(engine.requests)
+    assert done["status"] == "cancelled"
+    generation.refresh_from_db()
+    assert generation.status == "cancelled"
+    assert generation.cancel_requested
+    assert 0 < generation.completion_tokens < len(engines.completions["v1-path"])
+    assert generation.verdict == ""
+    assert await worker.queue.depth() == {"waiting": 0, "pending": 0}
+
+
+async def test_a_stop_asked_before_a_reclaim_is_honoured_without_streaming(
+    config, aredis, student, problem
+):
+    """The student pressed Stop while the generation's first worker was dying: the cancel key is
+    there when the next worker claims it."""
+    engines = Engines()
+    worker = scripted_worker(config, engines)
+    generation = new_generation(student, problem)
+    Generation.objects.filter(pk=generation.pk).update(status="running", cancel_requested=True)
+    await aredis.set(cancel_key(generation.pk), "1", ex=60)
+    async with serving(worker), GroupListener(generation.pk) as listener:
+        await enqueue(aredis, config, generation)
+        done = await listener.until("done")
+    assert done["status"] == "cancelled"
+    # The engine request started with the claim was dropped, and nothing was streamed.
+    engine = engines.started[0]
+    assert engine.dropped == set(engine.requests)
+    assert not [e for e in listener.events if e["type"] == "delta"]
+
+
+async def test_a_stop_recorded_only_in_the_row_still_ends_the_answer(
+    config, aredis, student, problem
+):
+    engines = Engines(step_delay_s=0.02)
+    engines.completions["v1-path"] = "<think>" + "a long line of reasoning " * 40
+    worker = scripted_worker(config, engines)
+    generation = new_generation(student, problem)
+    Generation.objects.filter(pk=generation.pk).update(status="running", cancel_requested=True)
+    async with serving(worker), GroupListener(generation.pk) as listener:
+        await enqueue(aredis, config, generation)
+        done = await listener.until("done")
+    assert done["status"] == "cancelled"
+    engine = engines.started[0]
+    assert engine.aborted == set(engine.requests)
+    generation.refresh_from_db()
+    assert generation.completion_tokens < len(engines.completions["v1-path"]) / 2
+
+
+async def test_a_swap_pins_running_answers_and_moves_new_ones(config, aredis, student, problem):
+    engines = Engines(step_delay_s=0.01)
+    engines.completions["v1-path"] = "<think>" + "old " * 50 + "</think>\\boxed{85}"
+    engines.completions["v2-path"] = "<think>new</think>\\boxed{85}"
+    worker = scripted_worker(config, engines)
+    first = new_generation(student, problem)
+    second = new_generation(student, problem)
+    async with serving(worker):
+        async with GroupListener(first.pk) as old_listener:
+            await enqueue(aredis, config, first)
+            await old_listener.until("delta")
+            worker.request_swap(ModelSpec(None, "v2", "v2-path"), explicit=True)
+            await wait_until(lambda: worker.engine.spec.label == "v2", what="swap")
+            async with GroupListener(second.pk) as new_listener:
+                await enqueue(aredis, config, second)
+                new_done = await new_listener.until("done")
+            old_done = await old_listener.until("done")
+        await wait_until(lambda: engines.started[0].closed, what="old engine shut down")
+        swap_log = [json.loads(x) for x in await aredis.lrange(SWAP_LOG_KEY, 0, 5)]
+
+    assert old_done["model_version"] == "v1-path" and old_done["status"] == "done"
+    assert new_done["model_version"] == "v2" and new_done["status"] == "done"
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert "new" not in first.reasoning and first.reasoning.count("old") == 50
+    assert second.reasoning == "new"
+    assert (first.model_version_label, second.model_version_label) == ("v1-path", "v2")
+    assert worker.last_swap["ok"] and worker.last_swap["label"] == "v2"
+    assert any(r["worker_id"] == config.worker_id and r["ok"] for r in swap_log)
+
+
+@pytest.mark.parametrize(
+    "path,reason",
+    [
+        ("corrupt", "sha256 does not match"),
+        ("wrong-numbers", "differs by 3.1 nats"),
+        ("vllm-cannot-load", "Engine core initialization failed"),
+    ],
+)
+async def test_a_refused_checkpoint_leaves_the_old_version_serving(
+    config, aredis, student, problem, path, reason
+):
+    engines = Engines()
+    worker = scripted_worker(config, engines)
+    generation = new_generation(student, problem)
+    async with serving(worker):
+        worker.request_swap(ModelSpec(3, "broken", path), explicit=True)
+
+        async def reported() -> dict | None:
+            beat = json.loads(await aredis.get(heartbeat_key(config.worker_id)) or "{}")
+            return beat if beat.get("last_swap") else None
+
+        await wait_until(reported, what="swap result in the heartbeat")
+        beat = await reported()
+        async with GroupListener(generation.pk) as listener:
+            await enqueue(aredis, config, generation)
+            done = await listener.until("done")
+
+    assert worker.engine.spec.path == "v1-path"
+    assert not worker.last_swap["ok"] and reason in worker.last_swap["error"]
+    assert reason in beat["last_swap_error"] and beat["model_version"] == "v1-path"
+    assert done["status"] == "done" and done["model_version"] == "v1-path"
+    # An engine that started but failed its check was shut down, not left running.
+    assert all(engine.closed for engine in engines.started[1:])
+
+
+async def test_a_prompt_longer_than_the_model_takes_fails_with_a_clear_error(
+    config, aredis, student, problem
+):
+    worker = scripted_worker(config, Engines())
+    generation = new_generation(student, problem)
+    async with serving(worker), GroupListener(generation.pk) as listener:
+        await enqueue(aredis, config, generation, prompt_text="x" * 500)
+        error = await listener.until("error")
+        done = await listener.until("done")
+    assert error["code"] == "prompt_too_long"
+    assert "too long" in error["message"] and "Traceback" not in error["message"]
+    assert done["status"] == "failed"
+    generation.refresh_from_db()
+    assert generation.status == "failed" and "too long" in generation.error
+
+
+async def test_an_entry_left_by_a_dead_worker_is_completed(config, aredis, student, problem):
+    generation = new_generation(student, problem)
+    await aredis.xgroup_create(config.stream, config.group, id="0", mkstream=True)
+    await enqueue(aredis, config, generation)
+    # A worker that claimed the entry, streamed a little and died.
+    await aredis.xreadgroup(config.group, "dead-worker", {config.stream: ">"}, count=1)
+    Generation.objects.filter(pk=generation.pk).update(status="running", worker_id="dead-worker")
+    await aredis.hset(f"ringtutor:generation:{generation.pk}:meta", "seq", 4)
+
+    worker = scripted_worker(config, Engines())
+    async with serving(worker), GroupListener(generation.pk) as listener:
+        done = await listener.until("done", timeout=20)
+    reset = next(e for e in listener.events if e["type"] == "snapshot")
+    assert (reset["seq"], reset["reasoning"], reset["answer"]) == (4, "", "")
+    first_delta = next(e for e in listener.events if e["type"] == "delta")
+    assert first_delta["seq"] == 5
+    assert done["status"] == "done"
+    generation.refresh_from_db()
+    assert generation.worker_id == config.worker_id and generation.status == "done"
+
+
+async def test_unfinished_answers_go_back_to_the_queue_on_shutdown(
+    config, aredis, student, problem
+):
+    engines = Engines(step_delay_s=0.05)
+    engines.completions["v1-path"] = "<think>" + "slow " * 200
+    worker = scripted_worker(config, engines)
+    generation = new_generation(student, problem)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    async with GroupListener(generation.pk) as listener:
+        await enqueue(aredis, config, generation)
+        await listener.until("delta")
+        worker_shutdown = worker._shutdown
+
+        async def quick_shutdown(grace_s: float = 0.1) -> None:
+            await worker_shutdown(grace_s=grace_s)
+
+        worker._shutdown = quick_shutdown
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        queued = await listener.until("status")
+    assert queued["status"] == "queued"
+    generation.refresh_from_db()
+    assert (generation.status, generation.worker_id) == ("queued", "")
+    entries = await aredis.xrange(config.stream)
+    assert entries[-1][1]["generation_id"] == str(generation.pk)
+    # The old entry is acknowledged, the new one waits for any worker.
+    assert (await worker.queue.client.xpending(config.stream, config.group))["pending"] == 0
+
+
+async def test_a_deleted_registry_row_does_not_stop_the_worker(config, aredis, student, problem):
+    version = ModelVersion.objects.create(
+        label="ring-tiny-v8", path="v8-path", status=VersionStatus.CHAMPION
+    )
+    worker = scripted_worker(config, Engines())
+    generation = new_generation(student, problem)
+    async with serving(worker):
+        version.delete()
+        async with GroupListener(generation.pk) as listener:
+            await enqueue(aredis, config, generation)
+            done = await listener.until("done")
+    assert done["status"] == "done" and done["model_version"] == "ring-tiny-v8"
+    generation.refresh_from_db()
+    assert generation.model_version_id is None
+    assert generation.model_version_label == "ring-tiny-v8"
+
+
+async def test_an_entry_with_only_an_id_reads_the_problem_from_the_row(
+    config, aredis, student, problem
+):
+    engines = Engines()
+    worker = scripted_worker(config, engines)
+    generation = new_generation(student, problem)
+    async with serving(worker), GroupListener(generation.pk) as listener:
+        await aredis.xadd(config.stream, stream_entry(generation.pk))
+        done = await listener.until("done")
+    assert done["status"] == "done" and done["verdict"] == "correct"
+    assert len(engines.started[0].requests) == 1
+
+
+async def test_a_request_started_before_the_claim_is_dropped_when_the_row_is_finished(
+    config, aredis, student, problem
+):
+    engines = Engines(step_delay_s=0.05)
+    worker = scripted_worker(config, engines)
+    generation = new_generation(student, problem)
+    Generation.objects.filter(pk=generation.pk).update(status="cancelled")
+    async with serving(worker):
+        await enqueue(aredis, config, generation)
+        await wait_until(lambda: engines.started[0].dropped, what="request dropped")
+
+        async def acknowledged() -> bool:
+            return await worker.queue.depth() == {"waiting": 0, "pending": 0}
+
+        await wait_until(acknowledged, what="entry acknowledged")
+    assert engines.started[0].dropped == set(engines.started[0].requests)
+
+
+async def test_a_worker_that_missed_the_message_catches_up_with_the_champion(
+    config, aredis, student, problem
+):
+    engines = Engines()
+    worker = scripted_worker(config.with_overrides(reconcile_interval_s=0.2), engines)
+    async with serving(worker):
+        assert worker.engine.spec.path == "v1-path"
+        broken = ModelVersion.objects.create(
+            label="ring-tiny-broken", path="corrupt", status=VersionStatus.CHAMPION
+        )
+        await wait_until(lambda: worker.last_swap is not None, what="first reconcile")
+        assert not worker.last_swap["ok"]
+        await asyncio.sleep(0.6)  # a refused champion is not retried on every pass
+        assert worker.last_swap["label"] == "ring-tiny-broken"
+        assert len(engines.started) == 1
+
+        ModelVersion.objects.filter(pk=broken.pk).update(status=VersionStatus.RETIRED)
+        good = ModelVersion.objects.create(
+            label="ring-tiny-v9", path="v9-path", status=VersionStatus.CHAMPION
+        )
+        await wait_until(lambda: worker.engine.spec.label == "ring-tiny-v9", what="catch-up")
+    assert worker.engine.spec.model_version_id == good.pk
+
+
+def test_the_flush_period_stretches_to_keep_the_message_rate_bounded(config):
+    worker = InferenceWorker(
+        config.with_overrides(flush_interval_ms=40, max_messages_per_s=300),
+        engine_factory=Engines(),
+    )
+    assert worker.flush_period_s() == pytest.approx(0.040)
+    worker.running = {i: object() for i in range(8)}
+    assert worker.flush_period_s() == pytest.approx(0.040)  # 8 streams x 25/s < 300/s
+    worker.running = {i: object() for i in range(32)}
+    assert worker.flush_period_s() == pytest.approx(32 / 300)  # ~9 messages/s per stream
