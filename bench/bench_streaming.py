@@ -1,0 +1,704 @@
+"""Benchmark of the streaming path: the whole stack against the raw vLLM engine, and a hot-swap.
+
+Run: `python bench/bench_streaming.py` (about 15 minutes on two CPU cores; `--help` for options).
+
+It measures, in one run on this machine, with the same checkpoint, prompts and sampling settings
+(greedy, INFERENCE_MAX_NEW_TOKENS) on both sides:
+
+1. Raw engine: one `VllmEngine` (the wrapper the worker uses around vLLM's AsyncLLM) in this
+   process, N = 1, 8, 32 concurrent requests: generated tokens per second, and each request's time
+   to its first *visible* text (the first text the reasoning/answer split would show).
+2. Whole stack: uvicorn serving webapp.asgi + Redis + `python -m worker.inference`, N WebSocket
+   clients. Each client has its page open (socket connected, snapshot received) before its request
+   is put on the queue, as a student's page is; the clock starts at the enqueue and stops at the
+   client's `done`. Throughput = tokens of all `done` events / wall time; client TTFT = first delta
+   received - enqueue. The table prints stack/raw throughput and the difference of median TTFTs.
+3. Hot-swap under 32 streams: clients keep 32 generations running while the worker is told to swap
+   to a copy of the checkpoint (a new version label); reported: requests that did not end `done`,
+   the longest gap between two consecutive deltas of any one stream, and the time from the
+   promotion message to the first delta of a generation served by the new version.
+
+Only one side generates at a time, and the other side's engine processes are held still
+(SIGSTOP) meanwhile, so an idle engine takes no CPU from the measured one. Each N starts with
+one unmeasured round per side. Then raw and stack rounds come in pairs (raw N,
+stack N; then stack N, raw N; ...: only one side generates at a time, the other engine idles, and
+each side goes first in half the pairs), so a change in the machine's background load hits both
+sides alike. Each pair is compared on its own (stack/raw tokens per second, difference of median
+first-token times) and the table gives the medians over pairs beside the all-rounds totals.
+The site and worker run on their own PostgreSQL database (`ringtutor_bench`, created and migrated
+if missing) and Redis database 7, so a developer's data is left alone. Results are printed as a
+table and written as JSON (`--out`).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = "ringtutor_bench"
+BENCH_REDIS = "redis://127.0.0.1:6379/7"
+STATEMENTS = [
+    "Compute 47 + 38.",
+    "Compute 305 - 178.",
+    "Compute 64 * 7.",
+    "Solve for x: 3x + 5 = 20.",
+    "What is 25% of 80?",
+    "Compute 1/2 + 1/3.",
+    "A 4 kg cart accelerates at 3 m/s^2. What net force acts on it, in N?",
+    "Convert 2.5 km to m.",
+]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    default_checkpoint = ROOT / "checkpoints" / "ring-tiny"
+    parser.add_argument(
+        "--checkpoint",
+        default=str(default_checkpoint),
+        help="checkpoint to serve (default: checkpoints/ring-tiny; a random-init ring-tiny "
+        "is made when it does not exist)",
+    )
+    parser.add_argument("--clients", default="1,8,32", help="comma-separated N (default 1,8,32)")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="measured batches of N requests per N and side"
+    )
+    parser.add_argument("--swap-streams", type=int, default=32)
+    parser.add_argument("--skip-swap", action="store_true")
+    parser.add_argument("--eager", action="store_true", help="vLLM eager mode on both sides")
+    parser.add_argument("--workdir", default="/tmp/ringtutor-bench")
+    parser.add_argument("--out", default="/tmp/ringtutor-bench/results.json")
+    return parser.parse_args()
+
+
+def environment(args, checkpoint: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "webapp.settings",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+            "REDIS_URL": BENCH_REDIS,
+            "RING_MODEL": str(checkpoint),
+            "INFERENCE_TEMPERATURE": "0",
+            "INFERENCE_MAX_NEW_TOKENS": str(args.max_new_tokens),
+            "INFERENCE_ENFORCE_EAGER": "1" if args.eager else "0",
+            "INFERENCE_RECONCILE_SECONDS": "0",
+            "INFERENCE_MAX_CONCURRENT_PER_USER": "1000",
+            "VLLM_CPU_KVCACHE_SPACE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "DEBUG": "1",
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        }
+    )
+    return env
+
+
+def ensure_checkpoint(path: Path, workdir: Path) -> Path:
+    if (path / "manifest.json").exists():
+        return path
+    import torch
+
+    import ringmodel as rm
+
+    target = workdir / "ring-tiny-random"
+    if not (target / "manifest.json").exists():
+        torch.manual_seed(0)
+        model = rm.BailingMoeForCausalLM(rm.BailingMoeConfig.ring_tiny()).eval()
+        rm.save_checkpoint(model, rm.build_tokenizer(), target, manifest_extra={"seed": 0})
+    print(f"{path} does not exist: benchmarking a random-init ring-tiny ({target})")
+    return target
+
+
+def ensure_database() -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# --- phase 1: the raw engine ---------------------------------------------------------------------
+
+
+async def start_raw_engine(args, checkpoint: Path):
+    from worker.inference.config import EngineSettings
+    from worker.inference.engine import ModelSpec, VllmEngine
+
+    settings = EngineSettings(max_num_seqs=64, enforce_eager=args.eager)
+    engine = await VllmEngine.start(ModelSpec(None, "raw", str(checkpoint)), settings)
+    # As the worker (and vLLM's own server) does: keep the collector off the long-lived heap.
+    gc.collect()
+    gc.freeze()
+    return engine
+
+
+async def run_raw_batch(engine, prompts, n, max_tokens, split_reasoning, round_index=0) -> dict:
+    async def one(i: int) -> tuple[int, float | None, float]:
+        text, first_visible, tokens = "", None, 0
+        submitted = time.perf_counter()
+        async for chunk in engine.stream(
+            f"raw-{round_index}-{n}-{i}-{time.time()}",
+            prompts[i % len(prompts)],
+            max_tokens=max_tokens,
+            temperature=0.0,
+            top_p=1.0,
+        ):
+            tokens += chunk.new_tokens
+            text += chunk.text
+            if first_visible is None and text:
+                split = split_reasoning(text)
+                if split.reasoning or split.answer:
+                    first_visible = (time.perf_counter() - submitted) * 1000
+        return tokens, first_visible, time.perf_counter()
+
+    started = time.perf_counter()
+    outcomes = await asyncio.gather(*(one(i) for i in range(n)))
+    ended = max(o[2] for o in outcomes)
+    return {
+        "tokens": sum(o[0] for o in outcomes),
+        "seconds": ended - started,
+        "ttft_ms": [o[1] for o in outcomes if o[1] is not None],
+    }
+
+
+def merge_rounds(rounds: list[dict]) -> dict:
+    tokens = sum(r["tokens"] for r in rounds)
+    seconds = sum(r["seconds"] for r in rounds)
+    ttfts = [t for r in rounds for t in r["ttft_ms"]]
+    return {
+        "tokens": tokens,
+        "seconds": round(seconds, 3),
+        "tokens_per_s": tokens / seconds,
+        "ttft_ms_median": statistics.median(ttfts) if ttfts else float("nan"),
+        "ttft_ms_p90": percentile(ttfts, 0.9),
+        "failed": sum(r.get("failed", 0) for r in rounds),
+        "delta_gap_p99_ms": percentile([g for r in rounds for g in r.get("gaps_ms", [])], 0.99),
+        "worker_loop_lag_max_ms": max((r.get("loop_lag_ms", 0.0) for r in rounds), default=0.0),
+    }
+
+
+# --- the stack: processes, users, sockets ----------------------------------------------------------
+
+
+class Stack:
+    def __init__(self, env: dict, workdir: Path) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.processes: list[subprocess.Popen] = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.worker_id = f"bench-{os.getpid()}"
+
+    def start(self) -> None:
+        self._spawn(
+            [
+                sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host",
+                "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+            ],
+            "uvicorn.log",
+        )  # fmt: skip
+        self._spawn(
+            [sys.executable, "-m", "worker.inference", "--worker-id", self.worker_id],
+            "worker.log",
+        )
+
+    def _spawn(self, args: list[str], log_name: str) -> None:
+        log = open(self.workdir / log_name, "wb")  # noqa: SIM115 - lives as long as the process
+        self.processes.append(
+            subprocess.Popen(
+                args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )  # fmt: skip
+
+    def heartbeat(self) -> dict | None:
+        import redis
+
+        from worker.protocol import heartbeat_key
+
+        raw = redis.Redis.from_url(BENCH_REDIS).get(heartbeat_key(self.worker_id))
+        return json.loads(raw) if raw else None
+
+    def wait_serving(self, timeout: float = 900) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"a stack process exited; see {self.workdir}/*.log")
+            beat = self.heartbeat()
+            if beat and beat["state"] == "serving":
+                return beat
+            time.sleep(0.5)
+        raise RuntimeError("the inference worker did not start")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def engine_processes(stack: "Stack") -> tuple:
+    """(the raw engine's processes, the stack worker's engine processes): children of this
+    process that are not the stack's, and the worker's children. Both engines live on the same
+    two cores and an idle vLLM engine still takes CPU (its busy loop, OpenMP threads that spin
+    before they sleep): without holding the side that is not measured, the raw side's first token
+    took ~1 s in some rounds and not in others."""
+    import psutil
+
+    from tests.fixtures.process_hold import ProcessHold
+
+    stack_pids = {p.pid for p in stack.processes}
+    raw = [c for c in psutil.Process().children() if c.pid not in stack_pids]
+    raw += [d for c in raw for d in c.children(recursive=True)]
+    return ProcessHold(raw), ProcessHold.descendants_of(stack.processes[1].pid)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_users(count: int) -> list[tuple[object, str]]:
+    """(user, session cookie) for `count` students."""
+    from django.conf import settings
+    from django.test import Client
+
+    from webapp.accounts.models import User
+
+    users = []
+    for index in range(count):
+        user, _ = User.objects.get_or_create(
+            username=f"bench-{index}", defaults={"role": "student"}
+        )
+        client = Client()
+        client.force_login(user)
+        cookie = (
+            f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
+        users.append((user, cookie))
+    return users
+
+
+def make_problems() -> list:
+    from webapp.problems.content_key import problem_content_key
+    from webapp.problems.models import Problem
+
+    return [
+        Problem.objects.get_or_create(
+            content_key=problem_content_key(statement), defaults={"statement": statement}
+        )[0]
+        for statement in STATEMENTS
+    ]
+
+
+def new_generation(user, problem) -> int:
+    from webapp.tutoring.models import Attempt, Generation
+
+    attempt = Attempt.objects.create(student=user, problem=problem)
+    return Generation.objects.create(attempt=attempt).pk
+
+
+class StreamClient:
+    """One student page: a socket on one generation, recording when each event arrives."""
+
+    def __init__(self, stack: Stack, generation_id: int, cookie: str) -> None:
+        self.stack = stack
+        self.generation_id = generation_id
+        self.cookie = cookie
+        self.events: list[tuple[float, dict]] = []
+        self.done = asyncio.Event()
+
+    async def open(self) -> None:
+        import websockets
+
+        self.socket = await websockets.connect(
+            f"{self.stack.ws_url}/ws/generations/{self.generation_id}/",
+            additional_headers={"Cookie": self.cookie},
+            origin=self.stack.url,
+            open_timeout=30,
+            max_queue=None,
+        )
+        first = json.loads(await self.socket.recv())
+        assert first["type"] == "snapshot", first
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.socket:
+                event = json.loads(raw)
+                self.events.append((time.perf_counter(), event))
+                if event["type"] == "done":
+                    self.done.set()
+                    break
+        finally:
+            self.done.set()
+            await self.socket.close()
+
+    def first_delta_at(self) -> float | None:
+        return next((t for t, e in self.events if e["type"] == "delta"), None)
+
+    def done_event(self) -> dict | None:
+        return next((e for _, e in self.events if e["type"] == "done"), None)
+
+    def timed_delta_gaps(self) -> list[tuple[float, float]]:
+        """(when the gap ended, its length) between consecutive deltas."""
+        times = [t for t, e in self.events if e["type"] == "delta"]
+        return [(b, b - a) for a, b in zip(times, times[1:], strict=False)]
+
+
+class LoopLagWatch:
+    """Reads the worker's heartbeat while a batch runs: the longest its event loop was late."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.worst_ms = 0.0
+        self.task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            beat = await asyncio.to_thread(self.stack.heartbeat) or {}
+            self.worst_ms = max(self.worst_ms, float(beat.get("loop_lag_ms") or 0.0))
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def run_stack_batch(stack: Stack, n: int, users, problems) -> dict:
+    from asgiref.sync import sync_to_async
+
+    from webapp.core.redis_client import redis_client
+    from worker.inference.request_queue import enqueue_generation
+
+    ids = [
+        await sync_to_async(new_generation)(users[i][0], problems[i % len(problems)])
+        for i in range(n)
+    ]
+    streams = [StreamClient(stack, gid, users[i][1]) for i, gid in enumerate(ids)]
+    await asyncio.gather(*(s.open() for s in streams))
+    client = redis_client()
+    lag = LoopLagWatch(stack)
+    started = time.perf_counter()
+    enqueued_at = []
+    for i, gid in enumerate(ids):
+        enqueued_at.append(time.perf_counter())
+        # The entry generation_enqueue writes on commit (self-contained: kind and text).
+        enqueue_generation(
+            client,
+            generation_id=gid,
+            prompt_text=problems[i % len(problems)].statement,
+            kind="solution",
+        )
+    await asyncio.wait_for(asyncio.gather(*(s.done.wait() for s in streams)), 600)
+    await lag.stop()
+    ended = max(t for s in streams for t, _ in s.events)
+    dones = [s.done_event() for s in streams]
+    return {
+        "loop_lag_ms": lag.worst_ms,
+        "tokens": sum((d or {}).get("completion_tokens") or 0 for d in dones),
+        "seconds": ended - started,
+        "ttft_ms": [
+            (s.first_delta_at() - at) * 1000
+            for s, at in zip(streams, enqueued_at, strict=True)
+            if s.first_delta_at()
+        ],
+        "failed": sum(1 for d in dones if not d or d["status"] != "done"),
+        "gaps_ms": [gap * 1000 for s in streams for _, gap in s.timed_delta_gaps()],
+    }
+
+
+async def throughput_phase(args, engine, stack: Stack, clients: list[int], users, problems):
+    """Raw and stack rounds, alternating, for each N."""
+    from ringmodel.chat import split_reasoning
+
+    prompts = [engine.prompt_ids(s) for s in STATEMENTS]
+    raw_engine, stack_engine = engine_processes(stack)
+    # Warm-up: the site's first connections, the worker's first imports, both engines' largest
+    # batch; each N gets its own unmeasured round below.
+    with stack_engine.held():
+        await run_raw_batch(engine, prompts, max(clients), args.max_new_tokens, split_reasoning)
+    with raw_engine.held():
+        await run_stack_batch(stack, max(clients), users, problems)
+    raw, whole = {}, {}
+    for n in clients:
+
+        async def raw_round(round_index: int, n: int = n) -> dict:
+            with stack_engine.held():
+                return await run_raw_batch(
+                    engine, prompts, n, args.max_new_tokens, split_reasoning, round_index
+                )
+
+        async def stack_round(n: int = n) -> dict:
+            with raw_engine.held():
+                return await run_stack_batch(stack, n, users, problems)
+
+        # One unmeasured round of this N on each side first: the first batch of a new size is
+        # slow on either engine (new shapes), and a cold side would decide the comparison.
+        await raw_round(-1)
+        await stack_round()
+        raw_rounds, stack_rounds = [], []
+        for round_index in range(args.rounds):
+            # Rounds come in pairs, each side first in every other pair, so that neither the
+            # machine's drifting load nor going first favours one side; each pair is compared
+            # on its own (paired_comparison) and the medians of those comparisons reported.
+            if round_index % 2 == 0:
+                raw_rounds.append(await raw_round(round_index))
+                stack_rounds.append(await stack_round())
+            else:
+                stack_rounds.append(await stack_round())
+                raw_rounds.append(await raw_round(round_index))
+        raw[n], whole[n] = merge_rounds(raw_rounds), merge_rounds(stack_rounds)
+        whole[n]["paired"] = paired_comparison(raw_rounds, stack_rounds)
+        paired = whole[n]["paired"]
+        print(
+            f"N={n:>2}: raw {raw[n]['tokens_per_s']:6.0f} tok/s, TTFT {raw[n]['ttft_ms_median']:.1f} ms"
+            f" | stack {whole[n]['tokens_per_s']:6.0f} tok/s, TTFT "
+            f"{whole[n]['ttft_ms_median']:.1f} ms, p99 gap between deltas "
+            f"{whole[n]['delta_gap_p99_ms']:.0f} ms, worker loop lag "
+            f"{whole[n]['worker_loop_lag_max_ms']:.0f} ms, failed {whole[n]['failed']}"
+            f" | per pair: stack/raw {paired['throughput_ratios']}, "
+            f"client - raw TTFT {paired['ttft_differences_ms']} ms",
+            flush=True,
+        )
+    return raw, whole
+
+
+def paired_comparison(raw_rounds: list[dict], stack_rounds: list[dict]) -> dict:
+    """Each (raw, stack) pair of rounds compared on its own: stack/raw tokens per second and the
+    difference of the median first-token times; then the median over pairs."""
+
+    def rate(round_: dict) -> float:
+        return round_["tokens"] / round_["seconds"]
+
+    ratios = [rate(s) / rate(r) for r, s in zip(raw_rounds, stack_rounds, strict=True)]
+    differences = [
+        statistics.median(s["ttft_ms"]) - statistics.median(r["ttft_ms"])
+        for r, s in zip(raw_rounds, stack_rounds, strict=True)
+        if r["ttft_ms"] and s["ttft_ms"]
+    ]
+    return {
+        "throughput_ratios": [round(x, 3) for x in ratios],
+        "throughput_ratio_median": statistics.median(ratios),
+        "ttft_differences_ms": [round(x, 1) for x in differences],
+        "ttft_difference_ms_median": statistics.median(differences) if differences else None,
+    }
+
+
+async def swap_phase(args, stack: Stack, users, problems, checkpoint: Path, workdir: Path) -> dict:
+    from asgiref.sync import sync_to_async
+
+    from webapp.core.redis_client import redis_client
+    from worker.inference.control import publish_swap
+    from worker.inference.request_queue import enqueue_generation
+
+    new_path = workdir / "ring-tiny-swap-copy"
+    if new_path.exists():
+        shutil.rmtree(new_path)
+    shutil.copytree(checkpoint, new_path)
+    new_label = f"bench-swap-{int(time.time())}"
+    finished: list[StreamClient] = []
+    stop = asyncio.Event()
+
+    async def student(index: int) -> None:
+        while not stop.is_set():
+            gid = await sync_to_async(new_generation)(
+                users[index][0], problems[index % len(problems)]
+            )
+            stream = StreamClient(stack, gid, users[index][1])
+            await stream.open()
+            enqueue_generation(
+                redis_client(),
+                generation_id=gid,
+                prompt_text=problems[index % len(problems)].statement,
+                kind="solution",
+            )
+            await asyncio.wait_for(stream.done.wait(), 600)
+            finished.append(stream)
+
+    tasks = [asyncio.create_task(student(i)) for i in range(args.swap_streams)]
+    await asyncio.sleep(8)
+    promoted = time.perf_counter()
+    publish_swap(redis_client(), model_version_id=None, label=new_label, path=str(new_path))
+    while True:
+        beat = stack.heartbeat() or {}
+        last = beat.get("last_swap") or {}
+        if last.get("label") == new_label:
+            break
+        if time.perf_counter() - promoted > 600:
+            raise RuntimeError("the swap did not finish in 10 minutes")
+        await asyncio.sleep(0.2)
+    swapped = time.perf_counter()
+    await asyncio.sleep(8)
+    stop.set()
+    await asyncio.gather(*tasks)
+
+    def served_by_new(stream: StreamClient) -> bool:
+        done = stream.done_event() or {}
+        return done.get("model_version") == new_label
+
+    new_first = [s.first_delta_at() for s in finished if served_by_new(s) and s.first_delta_at()]
+    # Gaps between consecutive deltas of one stream, by when the gap ended: the same load before
+    # the promotion is the baseline the swap window is compared with.
+    timed_gaps = [
+        (end, gap, served_by_new(s)) for s in finished for end, gap in s.timed_delta_gaps()
+    ]
+    before = [gap for end, gap, _ in timed_gaps if end < promoted]
+    during = [(end, gap, new) for end, gap, new in timed_gaps if promoted <= end <= swapped + 5]
+    worst_end, worst, worst_new = (
+        max(during, key=lambda item: item[1]) if during else (promoted, 0.0, False)
+    )
+    result = {
+        "swap_ok": bool(last.get("ok")),
+        "swap_error": last.get("error", ""),
+        "swap_seconds": round(swapped - promoted, 2),
+        "requests": len(finished),
+        "failed": sum(1 for s in finished if (s.done_event() or {}).get("status") != "done"),
+        "errors": sum(1 for s in finished for _, e in s.events if e["type"] == "error"),
+        "served_by_new": sum(1 for s in finished if served_by_new(s)),
+        "longest_pause_ms": round(worst * 1000, 1),
+        "longest_pause_at_s_after_promotion": round(worst_end - worst - promoted, 1),
+        "longest_pause_in_a_new_version_stream": worst_new,
+        "p99_gap_during_swap_ms": round(percentile([g for _, g, _ in during], 0.99) * 1000, 1),
+        "longest_pause_before_promotion_ms": round(max(before, default=0.0) * 1000, 1),
+        "p99_gap_before_promotion_ms": round(percentile(before, 0.99) * 1000, 1),
+        "promotion_to_first_new_token_s": (
+            round(min(new_first) - promoted, 2) if new_first else None
+        ),
+    }
+    print(f"hot-swap under {args.swap_streams} streams: {result}", flush=True)
+    return result
+
+
+def print_table(raw: dict, stack: dict, swap: dict | None, meta: dict) -> None:
+    print()
+    print(
+        f"checkpoint {meta['checkpoint']}  max_new_tokens {meta['max_new_tokens']}  "
+        f"eager {meta['eager']}  rounds {meta['rounds']}  "
+        f"load average {meta['load_before']:.1f} before, {meta['load_after']:.1f} after"
+    )
+    header = (
+        "| N | raw engine tok/s | whole stack tok/s | stack/raw (all rounds) "
+        "| stack/raw (median of pairs) | raw TTFT median ms | client TTFT median ms "
+        "| client - raw ms (median of pairs) | failed |"
+    )
+    print(header)
+    print("|" + "---|" * 9)
+    for n in raw:
+        r, s = raw[n], stack[n]
+        paired = s["paired"]
+        difference = paired["ttft_difference_ms_median"]
+        print(
+            f"| {n} | {r['tokens_per_s']:.0f} | {s['tokens_per_s']:.0f} | "
+            f"{s['tokens_per_s'] / r['tokens_per_s']:.3f} | "
+            f"{paired['throughput_ratio_median']:.3f} | {r['ttft_ms_median']:.1f} | "
+            f"{s['ttft_ms_median']:.1f} | "
+            f"{'n/a' if difference is None else f'{difference:.1f}'} | {s['failed']} |"
+        )
+    if swap:
+        print()
+        print("| hot-swap under load | value |")
+        print("|---|---|")
+        for key, value in swap.items():
+            print(f"| {key} | {value} |")
+
+
+async def run_all(args, checkpoint: Path, clients, users, problems, stack: Stack, workdir):
+    # The two engines start together (the raw one here, the stack's in its worker process).
+    engine_task = asyncio.create_task(start_raw_engine(args, checkpoint))
+    try:
+        beat = await asyncio.to_thread(stack.wait_serving)
+        raw, whole = await throughput_phase(
+            args, await engine_task, stack, clients, users, problems
+        )
+    finally:
+        # Even when the stack failed to start: never leave an engine process behind.
+        with contextlib.suppress(Exception):
+            await (await engine_task).shutdown()
+    swap = None
+    if not args.skip_swap:
+        swap = await swap_phase(args, stack, users, problems, checkpoint, workdir)
+    return beat, raw, whole, swap
+
+
+def main() -> int:
+    args = parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    clients = [int(n) for n in args.clients.split(",")]
+    checkpoint = ensure_checkpoint(Path(args.checkpoint).resolve(), workdir)
+    env = environment(args, checkpoint)
+    os.environ.update(env)
+    meta = {
+        "checkpoint": str(checkpoint),
+        "max_new_tokens": args.max_new_tokens,
+        "eager": args.eager,
+        "rounds": args.rounds,
+        "load_before": os.getloadavg()[0],
+        "clients": clients,
+    }
+
+    ensure_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    import redis
+
+    redis.Redis.from_url(BENCH_REDIS).flushdb()
+    users = make_users(max(max(clients), args.swap_streams))
+    problems = make_problems()
+
+    stack = Stack(env, workdir)
+    stack.start()
+    try:
+        beat, raw, whole, swap = asyncio.run(
+            run_all(args, checkpoint, clients, users, problems, stack, workdir)
+        )
+    finally:
+        stack.stop()
+    meta["served"] = beat["model_version"]
+    meta["load_after"] = os.getloadavg()[0]
+    print_table(raw, whole, swap, meta)
+    Path(args.out).write_text(
+        json.dumps({"meta": meta, "raw": raw, "stack": whole, "swap": swap}, indent=2)
+    )
+    print(f"\nresults written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
