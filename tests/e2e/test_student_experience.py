@@ -344,6 +344,10 @@ def test_stop_cancels_on_the_server(student_page, live_site, inference_worker):
     with held_running(page, live_site, inference_worker, LONG_PROBLEM) as generation:
         article.last.get_by_role("button", name="Stop").click()
         wait_for_row(generation, lambda row: row.cancel_requested, "stop request")
+        # Released only once the worker has taken the stop: released earlier, a loaded machine
+        # can run the whole answer before the worker hears of it.
+        worker = inference_worker.by_id(generation.worker_id)
+        worker.wait_for_log(f"cancelling generation {generation.pk}")
     # The engine runs again: the worker aborts the request inside it, and the page hears so.
     article = article.last
     expect(article.locator("[data-role=status-text]")).to_have_text("Stopped", timeout=30_000)

@@ -157,17 +157,34 @@ def test_a_websocket_client_receives_a_complete_streamed_solution(
     assert (generation.final_answer, generation.verdict) == ("", "wrong")
 
 
+def wait_for_row(generation: Generation, predicate, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate(generation):
+        assert time.monotonic() < deadline, f"generation {generation.pk}: no {what}"
+        time.sleep(0.1)
+        generation.refresh_from_db()
+
+
 def test_cancel_stops_the_generation_inside_the_engine(inference_worker, live_site, client):
+    # A 600-token answer takes ~3 s, and a loaded machine can run all of it while this test is not
+    # scheduled: so the engine is held (SIGSTOP) from before the claim until the worker has taken
+    # the stop. The request is inside the engine, generating nothing, when the stop arrives.
     student = make_student("cancel-student")
-    with watched_generation(live_site, client, student, make_problem()) as (generation, socket):
-        read_until(socket, "delta")
+    with (
+        inference_worker.engines_held() as hold,
+        watched_generation(live_site, client, student, make_problem()) as (generation, socket),
+    ):
+        wait_for_row(generation, lambda row: row.status == "running", "claim")
         socket.send(json.dumps({"type": "cancel"}))
+        worker = inference_worker.by_id(generation.worker_id)
+        worker.wait_for_log(f"cancelling generation {generation.pk}")
+        hold.resume()
         done = read_until(socket, "done")[-1]
 
     assert done["status"] == "cancelled"
     generation.refresh_from_db()
     assert generation.status == "cancelled" and generation.cancel_requested
-    assert 0 < generation.completion_tokens < TEST_MAX_NEW_TOKENS
+    assert generation.completion_tokens < TEST_MAX_NEW_TOKENS  # aborted, not run to the limit
     assert f"cancelling generation {generation.pk}" in inference_worker.log()
     # The engine released the request: the worker reports nothing in flight.
     inference_worker.primary.wait_until(
