@@ -18,7 +18,7 @@ format:
 lock:           ## regenerate requirements/lock-cpu.txt from the current .venv
 	.venv/bin/pip freeze --exclude-editable | grep -v -E '^(torchvision|torchaudio|torchcodec)==' > requirements/lock-cpu.txt
 
-ring-tiny:      ## reproduce ring-tiny from random weights: four SFT stages, then ship (hours on 2 cores)
+ring-tiny:      ## reproduce ring-tiny from random weights: six SFT stages, then ship (hours on 2 cores)
 	.venv/bin/python -m training.scripts.train_ring_tiny --output-dir runs/ring-tiny-sft --no-ship
 	.venv/bin/python -m training.scripts.train_ring_tiny --init-checkpoint runs/ring-tiny-sft/epoch-32 \
 	  --output-dir runs/ring-tiny-stage2 --epochs 12 --learning-rate 1.5e-3 --tokens-per-batch 4096 \
@@ -29,4 +29,10 @@ ring-tiny:      ## reproduce ring-tiny from random weights: four SFT stages, the
 	.venv/bin/python -m training.scripts.train_ring_tiny --init-checkpoint runs/ring-tiny-stage3/epoch-8 \
 	  --output-dir runs/ring-tiny-stage4 --epochs 10 --learning-rate 1e-3 --tokens-per-batch 4096 \
 	  --level-weights 0.4,0.3,0.2,0.1 --early-epochs 0 --seed 3 \
-	  --topic-weights multiple_choice=5,fractions=2
+	  --topic-weights multiple_choice=5,fractions=2 --no-ship
+	.venv/bin/python -m training.scripts.train_ring_tiny --init-checkpoint runs/ring-tiny-stage4/epoch-10 \
+	  --output-dir runs/ring-tiny-stage5 --epochs 6 --learning-rate 1e-3 --tokens-per-batch 4096 \
+	  --level-weights 0.4,0.3,0.2,0.1 --early-epochs 0 --seed 4 --topic-weights multiple_choice=3 --no-ship
+	.venv/bin/python -m training.scripts.train_ring_tiny --init-checkpoint runs/ring-tiny-stage5/epoch-6 \
+	  --output-dir runs/ring-tiny-stage6 --epochs 6 --learning-rate 5e-4 --tokens-per-batch 4096 \
+	  --level-weights 0.4,0.3,0.2,0.1 --early-epochs 0 --seed 5 --topic-weights multiple_choice=3

@@ -329,6 +329,16 @@ def _terminates(value: Fraction) -> bool:
     return den == 1
 
 
+def _compare_characters(option: str, result: str) -> str:
+    """`5=5 0!_ no` for 50 against 5: pairs of characters up to the first that differ."""
+    pairs = []
+    for a, b in zip(option + "_", result + "_", strict=False):
+        if a != b:
+            return " ".join([*pairs, f"{a}!{b}", "no"])
+        pairs.append(f"{a}={b}")
+    return " ".join([*pairs, "matches"])
+
+
 def multiple_choice(level: int, rng: random.Random) -> Problem:
     base = rng.choice(_CHOICE_BASES)(level, rng)
     value = Fraction(base.answer)
@@ -337,17 +347,30 @@ def multiple_choice(level: int, rng: random.Random) -> Problem:
     rng.shuffle(values)
     options = tuple(f"{format_decimal(v)} {base.unit}" for v in values)
     letter = CHOICE_LETTERS[values.index(value)]
-    listed = " ".join(f"({CHOICE_LETTERS[i]}) {o}" for i, o in enumerate(options))
-    # The option is found by comparing the result with every option in turn, copied next to it:
-    # a tiny model matches a value against the line it just wrote, not against a list far back in
-    # the prompt (written as "… is option C" in one step, ring-tiny picked a wrong letter 4 times
-    # in 5 with the right value in hand).
-    result = f"{format_decimal(value)} {base.unit}"
+    lines = [f"({CHOICE_LETTERS[i]}) {o}" for i, o in enumerate(options)]
+    listed = " ".join(lines)
+    # Three things ring-tiny failed at, and the format that avoids each (held-out level-1 multiple
+    # choice stayed at chance, 34/90, through every earlier format):
+    # - "… is option C" in one step: a wrong letter 4 times in 5 with the right value in hand. So
+    #   the result is compared with every option in turn, on a line of its own.
+    # - copying the options after the value is computed: the value just found was written after
+    #   every letter. So the options are copied one per line first, straight from the prompt.
+    # - deciding at once that two numbers of several characters are equal (`5` and `15`): at
+    #   chance. So the numbers are compared a character at a time, as the long arithmetic works,
+    #   up to the first difference ("_" marks the end of a number).
+    # - reading the letter of the line that says "matches" from the start of that line: so the
+    #   line ends with its letter, and "so option" copies what follows "matches".
+    result = format_decimal(value)
     compared = "\n".join(
-        f"({CHOICE_LETTERS[i]}) {option}: {'matches' if v == value else 'no'}"
-        for i, (option, v) in enumerate(zip(options, values, strict=True))
+        f"{line}: {_compare_characters(format_decimal(v), result)}"
+        + (f" {CHOICE_LETTERS[i]}" if v == value else "")
+        for i, (line, v) in enumerate(zip(lines, values, strict=True))
     )
-    steps = base.steps + f"\ncompare {result} with each option:\n{compared}\nso option {letter}"
+    restated = "\n".join(lines)
+    steps = (
+        f"the options:\n{restated}\n{base.steps}"
+        f"\ncompare {result} with each option:\n{compared}\nso option {letter}"
+    )
     return Problem(
         statement=f"{base.statement}\n{listed}",
         domain="science",

@@ -158,7 +158,10 @@ def _earlier_stages(init_checkpoint: str | None) -> list[dict]:
         sft = read_manifest(init_checkpoint).get("sft", {})
         if "epochs" in sft:  # a shipped checkpoint: its own history is complete
             own = {k: v for k, v in sft.items() if k != "earlier_stages"}
-            stages[:0] = [*sft.get("earlier_stages", []), own]
+            # Its train_seconds_total counts its earlier stages too; as one stage of many it
+            # counts its own epochs only, or the total would count the earlier ones twice.
+            own["train_seconds_total"] = round(sum(e["train_seconds"] for e in sft["epochs"]), 1)
+            stages[:0] = [*_own_seconds(sft.get("earlier_stages", [])), own]
             break
         log_path = Path(init_checkpoint).parent / LOG_NAME
         if not log_path.is_file():
@@ -177,6 +180,15 @@ def _earlier_stages(init_checkpoint: str | None) -> list[dict]:
         )
         init_checkpoint = log["config"].get("init_checkpoint")
     return stages
+
+
+def _own_seconds(stages: list[dict]) -> list[dict]:
+    """Stage records with train_seconds_total recounted from their own epochs (checkpoints
+    shipped before this fix recorded the running total in some of them)."""
+    return [
+        {**stage, "train_seconds_total": round(sum(e["train_seconds"] for e in stage["epochs"]), 1)}
+        for stage in stages
+    ]
 
 
 if __name__ == "__main__":
