@@ -147,7 +147,12 @@ async def start_raw_engine(args, checkpoint: Path):
     from worker.inference.config import EngineSettings
     from worker.inference.engine import ModelSpec, VllmEngine
 
-    settings = EngineSettings(max_num_seqs=64, enforce_eager=args.eager)
+    # The worker's engine settings that change what the engine does, on the raw side too.
+    settings = EngineSettings(
+        max_num_seqs=64,
+        enforce_eager=args.eager,
+        stream_interval=int(os.environ.get("INFERENCE_STREAM_INTERVAL") or 1),
+    )
     engine = await VllmEngine.start(ModelSpec(None, "raw", str(checkpoint)), settings)
     # As the worker (and vLLM's own server) does: keep the collector off the long-lived heap.
     gc.collect()

@@ -50,6 +50,10 @@ class EngineSettings:
     # on CPU; tests and hot-swap-heavy setups turn it on.
     enforce_eager: bool = False
     seed: int = 0
+    # vLLM hands the worker a request's output every this many tokens (the first token at once):
+    # the worker coalesces deltas for tens of milliseconds anyway, and per-token Python in its
+    # process takes CPU from the engine where both share a small machine (bench/bench_streaming.py).
+    stream_interval: int = 1
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ def config_from_settings(**overrides) -> WorkerConfig:
         kv_cache_gib=int(inference.get("KV_CACHE_GIB", 1)),
         enforce_eager=_env_bool("INFERENCE_ENFORCE_EAGER", False),
         seed=_env_int("INFERENCE_SEED", 0),
+        stream_interval=_env_int("INFERENCE_STREAM_INTERVAL", 1),
     )
     sampling = SamplingDefaults(
         max_new_tokens=int(inference.get("MAX_NEW_TOKENS", 768)),

@@ -70,6 +70,7 @@ def _engine_args(path: str, settings: EngineSettings):
         enforce_eager=settings.enforce_eager,
         seed=settings.seed,
         disable_log_stats=True,
+        stream_interval=settings.stream_interval,
     )
 
 
