@@ -10,7 +10,6 @@ Set UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/solved-problem.png from thi
 
 import os
 import re
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from ringmodel import read_manifest
+from tests.fixtures.inference import wait_for_row
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.models import Problem, ProblemSet
 from webapp.tutoring.models import Attempt, Feedback, Generation, OwnAnswer
@@ -313,14 +313,6 @@ def ask_and_watch(page, live_site, workers, statement: str) -> Generation:
         ask(page, live_site, statement)
         page.wait_for_function("window.__socketMessages > 0", timeout=30_000)
         return generation_row(page)
-
-
-def wait_for_row(generation: Generation, predicate, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate(generation):
-        assert time.monotonic() < deadline, f"generation {generation.pk}: no {what}"
-        time.sleep(0.1)
-        generation.refresh_from_db()
 
 
 # A test generation takes about two seconds (600 tokens), and a loaded machine can deliver all of it

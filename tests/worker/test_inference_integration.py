@@ -22,7 +22,7 @@ from django.conf import settings
 from django.test import Client
 from websockets.sync.client import connect
 
-from tests.fixtures.inference import TEST_MAX_NEW_TOKENS
+from tests.fixtures.inference import TEST_MAX_NEW_TOKENS, wait_for_row
 from webapp.accounts.services import user_create
 from webapp.core.redis_client import redis_client
 from webapp.problems.content_key import problem_content_key
@@ -155,14 +155,6 @@ def test_a_websocket_client_receives_a_complete_streamed_solution(
     assert generation.prompt_tokens > len(STATEMENT)
     # The random model never closes its reasoning: no final answer, so the verdict is "wrong".
     assert (generation.final_answer, generation.verdict) == ("", "wrong")
-
-
-def wait_for_row(generation: Generation, predicate, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate(generation):
-        assert time.monotonic() < deadline, f"generation {generation.pk}: no {what}"
-        time.sleep(0.1)
-        generation.refresh_from_db()
 
 
 def test_cancel_stops_the_generation_inside_the_engine(inference_worker, live_site, client):
