@@ -221,3 +221,32 @@ def test_order_of_operations_follows_precedence_and_brackets():
     assert lines[0] == "8-12=-4"
     assert "now 7+4*(-4)-2" in lines
     assert verify(str(value), "-11", kind="expression")
+
+
+def test_multiple_choice_solution_copies_options_then_compares_a_character_at_a_time():
+    rng = random.Random(11)
+    for level in (1, 2, 3, 4):
+        problem = generate_problem("science", "multiple_choice", level, rng)
+        lines = problem.steps.splitlines()
+        options = [line for line in problem.statement.splitlines()[-1].split(" (") if line]
+        # The options are copied one per line before anything is computed.
+        assert lines[0] == "the options:"
+        assert len(lines[1:5]) == 4 and all(line.startswith("(") for line in lines[1:5])
+        assert [line.split(") ", 1)[1] for line in lines[1:5]] == [
+            o.split(") ", 1)[1] for o in options
+        ]
+        # Exactly one comparison matches, and it ends with the letter the answer names.
+        compared = [line for line in lines if ": " in line and line.startswith("(")]
+        matching = [line for line in compared if " matches " in line]
+        assert len(compared) == 4 and len(matching) == 1
+        assert matching[0].endswith(f"matches {problem.answer}")
+        assert lines[-1] == f"so option {problem.answer}"
+        assert all(line.endswith(" no") for line in compared if line not in matching)
+
+
+def test_character_comparison_stops_at_the_first_difference():
+    from training.problems.science_topics import _compare_characters
+
+    assert _compare_characters("50", "5") == "5=5 0!_ no"
+    assert _compare_characters("15", "5") == "1!5 no"
+    assert _compare_characters("12.5", "12.5") == "1=1 2=2 .=. 5=5 _=_ matches"

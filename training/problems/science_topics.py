@@ -349,7 +349,7 @@ def multiple_choice(level: int, rng: random.Random) -> Problem:
     letter = CHOICE_LETTERS[values.index(value)]
     lines = [f"({CHOICE_LETTERS[i]}) {o}" for i, o in enumerate(options)]
     listed = " ".join(lines)
-    # Three things ring-tiny failed at, and the format that avoids each (held-out level-1 multiple
+    # Four things ring-tiny failed at, and the format that avoids each (held-out level-1 multiple
     # choice stayed at chance, 34/90, through every earlier format):
     # - "… is option C" in one step: a wrong letter 4 times in 5 with the right value in hand. So
     #   the result is compared with every option in turn, on a line of its own.
