@@ -8,34 +8,21 @@ status 404 becomes a 404 page (another teacher's class is "not found"), others b
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_htmx.middleware import HtmxDetails
 
 from webapp.classes import selectors, services
 from webapp.classes.charts import wrong_answers_chart
 from webapp.classes.forms import AssignForm, ClassroomForm, DueDateForm, JoinForm
 from webapp.core.errors import ServiceError
+from webapp.core.http import HtmxHttpRequest, found_or_404
 from webapp.core.roles import role_required
 from webapp.problems.selectors import problem_set_list
 from webapp.problems.spreadsheet import csv_bytes
 
 RECENT_SETS_ON_HOME = 5
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
-
-def _found(selector, **kwargs):
-    try:
-        return selector(**kwargs)
-    except ServiceError as exc:
-        if exc.status == 404:
-            raise Http404(exc.message) from exc
-        raise
 
 
 # --- the teacher's home and classes ----------------------------------------------------------
@@ -74,7 +61,9 @@ def classroom_create(request: HtmxHttpRequest) -> HttpResponse:
 
 @role_required("teacher")
 def classroom_detail(request: HtmxHttpRequest, classroom_id: int) -> HttpResponse:
-    classroom = _found(selectors.classroom_get, teacher=request.user, classroom_id=classroom_id)
+    classroom = found_or_404(
+        selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
+    )
     join_url = request.build_absolute_uri(
         reverse("classes:join_with_code", args=[classroom.join_code])
     )
@@ -95,7 +84,9 @@ def classroom_detail(request: HtmxHttpRequest, classroom_id: int) -> HttpRespons
 @role_required("teacher")
 @require_POST
 def classroom_rename(request: HtmxHttpRequest, classroom_id: int) -> HttpResponse:
-    classroom = _found(selectors.classroom_get, teacher=request.user, classroom_id=classroom_id)
+    classroom = found_or_404(
+        selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
+    )
     form = ClassroomForm(request.POST)
     try:
         if not form.is_valid():
@@ -113,7 +104,9 @@ def classroom_rename(request: HtmxHttpRequest, classroom_id: int) -> HttpRespons
 @role_required("teacher")
 @require_POST
 def classroom_code_renew(request: HtmxHttpRequest, classroom_id: int) -> HttpResponse:
-    classroom = _found(selectors.classroom_get, teacher=request.user, classroom_id=classroom_id)
+    classroom = found_or_404(
+        selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
+    )
     services.classroom_join_code_renew(classroom=classroom, teacher=request.user)
     messages.success(
         request, f"New join code: {classroom.join_code}. The old code and link no longer work."
@@ -123,7 +116,9 @@ def classroom_code_renew(request: HtmxHttpRequest, classroom_id: int) -> HttpRes
 
 @role_required("teacher")
 def classroom_delete(request: HtmxHttpRequest, classroom_id: int) -> HttpResponse:
-    classroom = _found(selectors.classroom_get, teacher=request.user, classroom_id=classroom_id)
+    classroom = found_or_404(
+        selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
+    )
     if request.method == "POST":
         name = classroom.name
         services.classroom_delete(classroom=classroom, teacher=request.user)
@@ -143,8 +138,10 @@ def classroom_delete(request: HtmxHttpRequest, classroom_id: int) -> HttpRespons
 @role_required("teacher")
 @require_POST
 def student_remove(request: HtmxHttpRequest, classroom_id: int, student_id: int) -> HttpResponse:
-    classroom = _found(selectors.classroom_get, teacher=request.user, classroom_id=classroom_id)
-    _found(
+    classroom = found_or_404(
+        selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
+    )
+    found_or_404(
         services.enrollment_remove,
         classroom=classroom,
         teacher=request.user,
@@ -162,7 +159,9 @@ def student_remove(request: HtmxHttpRequest, classroom_id: int, student_id: int)
 @role_required("teacher")
 @require_POST
 def assignment_create(request: HtmxHttpRequest, classroom_id: int) -> HttpResponse:
-    classroom = _found(selectors.classroom_get, teacher=request.user, classroom_id=classroom_id)
+    classroom = found_or_404(
+        selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
+    )
     form = AssignForm(request.POST, teacher=request.user)
     if not form.is_valid():
         for errors in form.errors.values():
@@ -186,7 +185,9 @@ def assignment_create(request: HtmxHttpRequest, classroom_id: int) -> HttpRespon
 @role_required("teacher")
 @require_POST
 def assignment_due(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
-    assignment = _found(selectors.assignment_get, teacher=request.user, assignment_id=assignment_id)
+    assignment = found_or_404(
+        selectors.assignment_get, teacher=request.user, assignment_id=assignment_id
+    )
     form = DueDateForm(request.POST)
     if form.is_valid():
         services.assignment_due_update(
@@ -201,7 +202,9 @@ def assignment_due(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse
 @role_required("teacher")
 @require_POST
 def assignment_delete(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
-    assignment = _found(selectors.assignment_get, teacher=request.user, assignment_id=assignment_id)
+    assignment = found_or_404(
+        selectors.assignment_get, teacher=request.user, assignment_id=assignment_id
+    )
     services.assignment_delete(assignment=assignment, teacher=request.user)
     messages.success(request, f"Withdrew “{assignment.problem_set.title}”.")
     return redirect("classes:classroom_detail", classroom_id=assignment.classroom_id)
@@ -211,10 +214,12 @@ def assignment_delete(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
 
 
 def _results_scope(request: HtmxHttpRequest, classroom_id: int):
-    classroom = _found(selectors.classroom_get, teacher=request.user, classroom_id=classroom_id)
+    classroom = found_or_404(
+        selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
+    )
     assignment = None
     if request.GET.get("assignment", "").isdigit():
-        assignment = _found(
+        assignment = found_or_404(
             selectors.assignment_get,
             teacher=request.user,
             assignment_id=int(request.GET["assignment"]),

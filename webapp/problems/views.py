@@ -13,15 +13,15 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_htmx.middleware import HtmxDetails
 
 from webapp.classes.charts import wrong_answers_chart
 from webapp.classes.selectors import problem_set_model_struggles
 from webapp.core.errors import ServiceError
+from webapp.core.http import HtmxHttpRequest, found_or_404
 from webapp.core.roles import role_required
 from webapp.problems import selectors, services
 from webapp.problems.forms import NEW_SET, ImportForm, ProblemForm, ProblemSetForm, UploadForm
@@ -45,19 +45,6 @@ PREVIEW_TABS = {
     "duplicate": "Duplicates",
     "flagged": "Answers to check",
 }
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
-
-def _found(selector, **kwargs):
-    try:
-        return selector(**kwargs)
-    except ServiceError as exc:
-        if exc.status == 404:
-            raise Http404(exc.message) from exc
-        raise
 
 
 # --- sets ----------------------------------------------------------------------------------
@@ -87,7 +74,7 @@ def problem_set_create(request: HtmxHttpRequest) -> HttpResponse:
 
 @role_required("teacher")
 def problem_set_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
-    problem_set = _found(
+    problem_set = found_or_404(
         selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
     )
     show = request.GET.get("show", "all")
@@ -117,7 +104,7 @@ def problem_set_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpRes
 
 @role_required("teacher")
 def problem_set_edit(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
-    problem_set = _found(
+    problem_set = found_or_404(
         selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
     )
     form = ProblemSetForm(request.POST or None, instance=problem_set)
@@ -138,12 +125,12 @@ def problem_set_edit(request: HtmxHttpRequest, problem_set_id: int) -> HttpRespo
 
 @role_required("teacher")
 def problem_set_delete(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
-    problem_set = _found(
+    problem_set = found_or_404(
         selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
     )
     if request.method == "POST":
         title = problem_set.title
-        _found(services.problem_set_delete, problem_set=problem_set, teacher=request.user)
+        found_or_404(services.problem_set_delete, problem_set=problem_set, teacher=request.user)
         messages.success(request, f"Deleted “{title}”.")
         return redirect("problems:problem_set_list")
     return render(
@@ -171,7 +158,7 @@ def upload(request: HtmxHttpRequest) -> HttpResponse:
         data, filename = form.upload_bytes()
         target_set = None
         if form.cleaned_data["target_set"]:
-            target_set = _found(
+            target_set = found_or_404(
                 selectors.problem_set_get,
                 teacher=request.user,
                 problem_set_id=int(form.cleaned_data["target_set"]),
@@ -206,7 +193,7 @@ def upload(request: HtmxHttpRequest) -> HttpResponse:
 
 @role_required("teacher")
 def upload_preview(request: HtmxHttpRequest, token) -> HttpResponse:
-    staged = _found(selectors.problem_upload_get, teacher=request.user, token=token)
+    staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
     form = ImportForm(
         request.POST or None, initial={"title": staged.title, "on_error": staged.on_error}
     )
@@ -263,7 +250,7 @@ def _import_message(result: services.ImportResult) -> str:
 @role_required("teacher")
 def upload_status(request: HtmxHttpRequest, token) -> HttpResponse:
     """Polled by the preview while answers are checked in the background; reloads it when done."""
-    staged = _found(selectors.problem_upload_get, teacher=request.user, token=token)
+    staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
     if not staged.pending_checks:
         response = HttpResponse("")
         response["HX-Refresh"] = "true"
@@ -274,7 +261,7 @@ def upload_status(request: HtmxHttpRequest, token) -> HttpResponse:
 @role_required("teacher")
 @require_POST
 def upload_discard(request: HtmxHttpRequest, token) -> HttpResponse:
-    staged = _found(selectors.problem_upload_get, teacher=request.user, token=token)
+    staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
     services.problem_upload_discard(upload=staged, teacher=request.user)
     messages.success(request, "Discarded; nothing was imported.")
     return redirect("problems:upload")
@@ -283,7 +270,7 @@ def upload_discard(request: HtmxHttpRequest, token) -> HttpResponse:
 @role_required("teacher")
 def upload_report(request: HtmxHttpRequest, token) -> HttpResponse:
     """Every error, warning and duplicate of a staged upload as a spreadsheet-safe CSV."""
-    staged = _found(selectors.problem_upload_get, teacher=request.user, token=token)
+    staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
     rows = []
     for item in staged.items:
         statement = item["data"].get("statement", "")[:200]
@@ -323,7 +310,7 @@ def example_file(request: HtmxHttpRequest, format: str) -> HttpResponse:
 
 @role_required("teacher")
 def problem_create(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
-    problem_set = _found(
+    problem_set = found_or_404(
         selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
     )
     form = ProblemForm(request.POST or None)
@@ -354,7 +341,7 @@ def _last_page_url(problem_set) -> str:
 
 @role_required("teacher")
 def problem_edit(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
-    problem = _found(selectors.problem_get, teacher=request.user, problem_id=problem_id)
+    problem = found_or_404(selectors.problem_get, teacher=request.user, problem_id=problem_id)
     form = ProblemForm(request.POST or None, initial=ProblemForm.initial_for(problem))
     if request.method == "POST" and form.is_valid():
         try:
@@ -382,7 +369,7 @@ def _problem_url(problem) -> str:
 
 @role_required("teacher")
 def problem_delete(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
-    problem = _found(selectors.problem_get, teacher=request.user, problem_id=problem_id)
+    problem = found_or_404(selectors.problem_get, teacher=request.user, problem_id=problem_id)
     set_url = reverse("problems:problem_set_detail", args=[problem.problem_set_id])
     if request.method == "POST":
         services.problem_delete(problem=problem, teacher=request.user)
@@ -403,7 +390,7 @@ def problem_delete(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
 @require_POST
 def problem_training(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
     """Exclude a problem from the training pool, or let it back in."""
-    problem = _found(selectors.problem_get, teacher=request.user, problem_id=problem_id)
+    problem = found_or_404(selectors.problem_get, teacher=request.user, problem_id=problem_id)
     excluded = request.POST.get("excluded") == "1"
     services.problem_training_exclusion_update(
         problem=problem, teacher=request.user, excluded=excluded

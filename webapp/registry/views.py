@@ -8,22 +8,18 @@ ServiceError becomes a message on the page (and the status code it carries), nev
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
 from webapp.core.errors import ServiceError
+from webapp.core.http import HtmxHttpRequest
 from webapp.core.roles import role_required
 from webapp.registry import selectors, services, training_bridge, training_services
 from webapp.registry.forms import LaunchJobForm, PromoteForm
 from webapp.registry.models import ModelVersion, TrainingJob
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 def _registry_context() -> dict:

@@ -12,11 +12,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.middleware import HtmxDetails
 
 from webapp.classes.selectors import assignments_for_student
 from webapp.core.errors import ServiceError
 from webapp.core.health import inference_workers
+from webapp.core.http import HtmxHttpRequest, found_or_404
 from webapp.core.roles import role_required
 from webapp.tutoring import selectors, services
 from webapp.tutoring.forms import (
@@ -34,10 +34,6 @@ HISTORY_PAGE_SIZE = 20
 FEEDBACK_TAG_CHOICES = list(services.FEEDBACK_TAGS.items())
 
 
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
-
 def _error(request: HtmxHttpRequest, error: ServiceError, *, fallback: str) -> HttpResponse:
     """An expected failure: for htmx, the message into the page's alert region; otherwise a flash
     message on the page the student came from."""
@@ -51,14 +47,6 @@ def _error(request: HtmxHttpRequest, error: ServiceError, *, fallback: str) -> H
         raise Http404(error.message)
     messages.error(request, error.message)
     return redirect(fallback)
-
-
-def _get_or_404(selector, **kwargs):
-    """A selector's row, or Django's 404 page when the student may not see it."""
-    try:
-        return selector(**kwargs)
-    except ServiceError as error:
-        raise Http404(error.message) from error
 
 
 # --- asking ---------------------------------------------------------------------------------
@@ -111,7 +99,7 @@ def _problem_set_page(request: HttpRequest, problem_set, assignment=None) -> Htt
 @role_required("student")
 @require_GET
 def problem_set_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
-    problem_set = _get_or_404(
+    problem_set = found_or_404(
         selectors.problem_set_get_for_student, problem_set_id=problem_set_id, student=request.user
     )
     return _problem_set_page(request, problem_set)
@@ -120,7 +108,7 @@ def problem_set_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpRes
 @role_required("student")
 @require_GET
 def assignment_detail(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
-    assignment = _get_or_404(
+    assignment = found_or_404(
         selectors.assignment_get_for_student, assignment_id=assignment_id, student=request.user
     )
     return _problem_set_page(request, assignment.problem_set, assignment)
@@ -129,7 +117,7 @@ def assignment_detail(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
 @role_required("student")
 @require_POST
 def problem_start(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
-    problem = _get_or_404(
+    problem = found_or_404(
         selectors.problem_get_for_student, problem_id=problem_id, student=request.user
     )
     form = StartProblemForm(request.POST)
@@ -173,7 +161,7 @@ def _attempt_context(attempt: Attempt) -> dict:
 @role_required("student")
 @require_GET
 def attempt_detail(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
-    attempt = _get_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
+    attempt = found_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
     return render(request, "tutoring/attempt_detail.html", _attempt_context(attempt))
 
 
@@ -188,7 +176,7 @@ def _solver_online() -> bool:
 @role_required("student")
 @require_GET
 def attempt_actions(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
-    attempt = _get_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
+    attempt = found_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
     return render(
         request,
         "tutoring/attempt_detail.html#actions",
@@ -229,7 +217,7 @@ def _new_generation_response(
 @role_required("student")
 @require_POST
 def attempt_hint(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
-    attempt = _get_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
+    attempt = found_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
     try:
         generation = services.attempt_hint_request(attempt=attempt, user=request.user)
     except ServiceError as error:
@@ -242,7 +230,7 @@ def attempt_hint(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
 @role_required("student")
 @require_POST
 def attempt_solution(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
-    attempt = _get_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
+    attempt = found_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
     try:
         generation = services.attempt_solution_request(attempt=attempt, user=request.user)
     except ServiceError as error:
@@ -255,7 +243,7 @@ def attempt_solution(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
 @role_required("student")
 @require_POST
 def own_answer_create(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
-    attempt = _get_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
+    attempt = found_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
     form = OwnAnswerForm(request.POST)
     error = None
     own_answer = None
@@ -294,7 +282,7 @@ def own_answer_create(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse
 @role_required("student")
 @require_GET
 def generation_footer(request: HtmxHttpRequest, generation_id: int) -> HttpResponse:
-    generation = _get_or_404(
+    generation = found_or_404(
         selectors.generation_get_for_user, generation_id=generation_id, user=request.user
     )
     return render(
@@ -311,7 +299,7 @@ def generation_footer(request: HtmxHttpRequest, generation_id: int) -> HttpRespo
 @role_required("student")
 @require_POST
 def generation_stop(request: HtmxHttpRequest, generation_id: int) -> HttpResponse:
-    generation = _get_or_404(
+    generation = found_or_404(
         selectors.generation_get_for_user, generation_id=generation_id, user=request.user
     )
     back = reverse("tutoring:attempt_detail", args=[generation.attempt_id])
@@ -328,7 +316,7 @@ def generation_stop(request: HtmxHttpRequest, generation_id: int) -> HttpRespons
 @role_required("student")
 @require_POST
 def feedback_save(request: HtmxHttpRequest, generation_id: int) -> HttpResponse:
-    generation = _get_or_404(
+    generation = found_or_404(
         selectors.generation_get_for_user, generation_id=generation_id, user=request.user
     )
     form = FeedbackForm(request.POST)
