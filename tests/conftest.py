@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.browser",
     "tests.fixtures.inference",
+    "tests.fixtures.micro_model",
 ]
 
 

@@ -17,14 +17,7 @@ from training.c3po.data import (
 from training.c3po.rollout import PolicyRolloutEngine, RolloutEngine, sample_groups
 from training.problems import eval_set, training_sample
 
-
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    # Tiny matrices: one thread is faster, and two threads oversubscribe a shared 2-core box.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")  # tests/fixtures/micro_model.py
 
 
 def test_as_rl_problem_from_a_dict_and_a_generated_problem():

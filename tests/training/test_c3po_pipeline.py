@@ -11,14 +11,7 @@ from training.c3po import run as run_script
 from training.c3po.config import C3POConfig
 from training.c3po.pipeline import JobCallbacks, JobSpec, StageSpec, run_job
 
-
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    # Tiny matrices: one thread is faster, and two threads oversubscribe a shared 2-core box.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")  # tests/fixtures/micro_model.py
 
 
 def base_checkpoint(path):

@@ -15,14 +15,7 @@ from training.c3po.start_checkpoint import (
     sft_epoch_checkpoints,
 )
 
-
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    # Tiny matrices: one thread is faster, and two threads oversubscribe a shared 2-core box.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")  # tests/fixtures/micro_model.py
 
 
 def m(epoch: int, entropy: float) -> EntropyMeasurement:

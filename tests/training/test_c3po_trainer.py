@@ -24,14 +24,7 @@ from training.c3po.config import C3POConfig
 from training.c3po.data import RLProblem
 from training.c3po.trainer import METRIC_KEYS, C3POTrainer, TrainerCallbacks, latest_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    # Tiny matrices: one thread is faster, and two threads oversubscribe a shared 2-core box.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")  # tests/fixtures/micro_model.py
 
 
 def digit_reward(text: str, problem: RLProblem) -> float:

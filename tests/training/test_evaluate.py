@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import ringmodel as rm
+from tests.fixtures.micro_model import MICRO as MICRO_BASE
 from training.evaluate import (
     evaluate_with_ringmodel,
     evaluation_problems,
@@ -17,19 +18,7 @@ from training.evaluate import (
 )
 from training.problems import eval_set, is_held_out
 
-MICRO = {
-    "hidden_size": 48,
-    "intermediate_size": 96,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "num_experts": 4,
-    "num_experts_per_tok": 2,
-    "num_shared_experts": 1,
-    "moe_intermediate_size": 32,
-    "max_position_embeddings": 256,
-}
+MICRO = {**MICRO_BASE, "max_position_embeddings": 256}
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import ringmodel as rm
+from tests.fixtures.micro_model import MICRO
 from training.problems import generate_problem, training_problems
 from training.sft import (
     LOG_NAME,
@@ -28,21 +29,6 @@ from training.sft_data import (
     encode_problem,
     problem_examples,
 )
-
-# ring-tiny's structure (dense first layer, then MoE with a shared expert) at a width that trains
-# a few steps in well under a second.
-MICRO = {
-    "hidden_size": 48,
-    "intermediate_size": 96,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "num_experts": 4,
-    "num_experts_per_tok": 2,
-    "num_shared_experts": 1,
-    "moe_intermediate_size": 32,
-}
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,8 @@ import pytest
 import torch
 
 import ringmodel as rm
+from tests.fixtures.micro_model import MICRO
 from training.entropy import mean_token_entropy, rl_prompts
-
-MICRO = {
-    "hidden_size": 48,
-    "intermediate_size": 96,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "num_experts": 4,
-    "num_experts_per_tok": 2,
-    "num_shared_experts": 1,
-    "moe_intermediate_size": 32,
-}
 
 
 @pytest.fixture(scope="module")
