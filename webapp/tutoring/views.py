@@ -217,22 +217,20 @@ def _new_generation_response(
 @role_required("student")
 @require_POST
 def attempt_hint(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
-    attempt = found_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
-    try:
-        generation = services.attempt_hint_request(attempt=attempt, user=request.user)
-    except ServiceError as error:
-        return _error(
-            request, error, fallback=reverse("tutoring:attempt_detail", args=[attempt_id])
-        )
-    return _new_generation_response(request, attempt, generation)
+    return _request_generation(request, attempt_id, services.attempt_hint_request)
 
 
 @role_required("student")
 @require_POST
 def attempt_solution(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
+    return _request_generation(request, attempt_id, services.attempt_solution_request)
+
+
+def _request_generation(request: HtmxHttpRequest, attempt_id: int, ask) -> HttpResponse:
+    """A hint or the full solution: `ask(attempt=, user=)` enqueues the generation."""
     attempt = found_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
     try:
-        generation = services.attempt_solution_request(attempt=attempt, user=request.user)
+        generation = ask(attempt=attempt, user=request.user)
     except ServiceError as error:
         return _error(
             request, error, fallback=reverse("tutoring:attempt_detail", args=[attempt_id])
