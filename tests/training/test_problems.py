@@ -182,6 +182,12 @@ def test_training_sample_is_a_fixed_distinct_prompt_set():
     assert sample == training_sample(30, seed=5)
 
 
+def test_training_sample_larger_than_a_topic_space_is_a_clear_error():
+    # Molar mass at level 4 has about 500 training problems (formulas x 2..9 mol).
+    with pytest.raises(ValueError, match="distinct training problems found, 5000 asked for"):
+        training_sample(5000, seed=0, domains=("science",), levels=(4,), topic_names=["molar_mass"])
+
+
 def test_generate_problem_rejects_unknown_kinds():
     with pytest.raises(KeyError):
         generate_problem("math", "calculus", 1, random.Random(0))

@@ -91,6 +91,11 @@ def training_problems(
             yield problem
 
 
+# After this many draws in a row without a new problem, a stream's space is taken to be used up
+# (while even 1% of a uniform space is unseen, a new problem turns up about every 100 draws).
+MAX_DRAWS_WITHOUT_NEW = 20_000
+
+
 def training_sample(
     n: int,
     seed: int,
@@ -104,12 +109,23 @@ def training_sample(
     seen: set[str] = set()
     sample: list[Problem] = []
     stream = training_problems(seed, domains=domains, levels=levels, topic_names=topic_names)
+    draws_without_new = 0
     for problem in stream:
         if problem.key not in seen:
             seen.add(problem.key)
             sample.append(problem)
+            draws_without_new = 0
+        else:
+            draws_without_new += 1
         if len(sample) == n:
             return sample
+        # The stream is endless but a small topic's space is not (molar mass at level 4 has
+        # about 500 training problems): stop with the count instead of drawing forever.
+        if draws_without_new > MAX_DRAWS_WITHOUT_NEW:
+            raise ValueError(
+                f"only {len(sample)} distinct training problems found, {n} asked for "
+                f"(domains {list(domains)}, levels {list(levels)}, topics {topic_names})"
+            )
     raise AssertionError("unreachable: the stream is endless")
 
 
