@@ -52,6 +52,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=640)
     parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument(
+        "--kl-beta", type=float, default=None, help="KL coefficient (default: the preset's)"
+    )
     parser.add_argument("--curation-k", type=int, default=4)
     parser.add_argument("--max-curated", type=int, default=96)
     parser.add_argument("--no-curation", action="store_true", help="keep every problem")
@@ -59,6 +62,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench_c3po_gain")
     parser.add_argument("--plot", default="docs/images/c3po_gain.png")
+    parser.add_argument(
+        "--replot", metavar="REPORT_JSON", help="only draw --plot again from a run's report.json"
+    )
     return parser.parse_args()
 
 
@@ -85,7 +91,15 @@ def domains_of(topic_names: list[str] | None) -> tuple[str, ...]:
     return tuple(d for d in DOMAINS if set(topics(d)) & set(topic_names))
 
 
-def plot(before: dict[str, Any], after: dict[str, Any], path: Path, subject: str = "") -> None:
+def plot(
+    before: dict[str, Any],
+    after: dict[str, Any],
+    path: Path,
+    subject: str = "",
+    history: list[dict[str, float]] | None = None,
+) -> None:
+    """Held-out accuracy before and after (left) and, given the job's metrics, the training
+    reward of every stage over its steps (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,7 +111,8 @@ def plot(before: dict[str, Any], after: dict[str, Any], path: Path, subject: str
         by = {(r["domain"], r["level"]): r for r in report["results"]}
         return [by[k] if k != ("all", 0) else report["overall"] for k in keys]
 
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, axes = plt.subplots(1, 2 if history else 1, figsize=(15 if history else 9, 4.5))
+    ax = axes[0] if history else axes
     width = 0.38
     for offset, (label, report) in (
         (-width / 2, ("before", before)),
@@ -118,13 +133,46 @@ def plot(before: dict[str, Any], after: dict[str, Any], path: Path, subject: str
     )
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
+    if history:
+        curve = axes[1]
+        for stage in sorted({int(h["stage_index"]) for h in history}):
+            points = [h for h in history if int(h["stage_index"]) == stage]
+            steps = [h["step"] for h in points]
+            rewards = [h["reward_mean"] for h in points]
+            window = 25
+            smooth = [
+                sum(rewards[max(0, i - window + 1) : i + 1])
+                / len(rewards[max(0, i - window + 1) : i + 1])
+                for i in range(len(rewards))
+            ]
+            curve.plot(steps, rewards, alpha=0.2, color=f"C{stage}")
+            curve.plot(
+                steps, smooth, color=f"C{stage}", label=f"stage {stage + 1} (mean of 25 steps)"
+            )
+        curve.set_xlabel("step within its stage")
+        curve.set_ylabel("training reward (mean over the step's responses)")
+        curve.set_title("training reward per step")
+        curve.set_ylim(0, 1.05)
+        curve.legend()
+        curve.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
 
 
+def replot(report_path: Path, plot_path: Path) -> None:
+    """The plot again from a finished run's report.json."""
+    report = json.loads(report_path.read_text())
+    topic_names = [t for t in report["args"]["topics"].split(",") if t]
+    subject = f"{', '.join(topic_names)}, " if topic_names else ""
+    plot(report["before"], report["after"], plot_path, subject, report["history"])
+
+
 def main() -> None:
     args = parse_args()
+    if args.replot:
+        replot(Path(args.replot), Path(args.plot))
+        return
     torch.set_num_threads(args.threads)
     levels = tuple(int(x) for x in args.levels.split(","))
     topic_names = [t.strip() for t in args.topics.split(",") if t.strip()] or None
@@ -151,6 +199,7 @@ def main() -> None:
         group_size=args.group,
         max_response_tokens=args.max_tokens,
         lr=args.lr,
+        **({} if args.kl_beta is None else {"kl_beta": args.kl_beta}),
     )
     # C3PO.md's stages: math, then science; a stage whose domain has none of the chosen topics
     # is left out (and the clock is all the other's).
@@ -230,7 +279,13 @@ def main() -> None:
             f"{r['accuracy']:6.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]  "
             f"{a['accuracy']:6.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]"
         )
-    plot(before, after, Path(args.plot), f"{', '.join(topic_names)}, " if topic_names else "")
+    plot(
+        before,
+        after,
+        Path(args.plot),
+        f"{', '.join(topic_names)}, " if topic_names else "",
+        history,
+    )
     print(f"plot: {args.plot}")
 
 
