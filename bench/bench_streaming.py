@@ -13,7 +13,15 @@ It measures, in one run on this machine, with the same checkpoint, prompts and s
    is put on the queue, as a student's page is; the clock starts at the enqueue and stops at the
    client's `done`. Throughput = tokens of all `done` events / wall time; client TTFT = first delta
    received - enqueue. The table prints stack/raw throughput and the difference of median TTFTs.
-3. Hot-swap under 32 streams: clients keep 32 generations running while the worker is told to swap
+3. Sustained load: the same two sides again, each with N clients that send their next request as
+   soon as the last one is done, for `--sustained-seconds` per round. A burst of N requests is
+   mostly its ramp and its tail when answers are short (the stage-6 ring-tiny answers the bench's
+   prompts in 60-200 tokens, so a burst of 32 lasts about a second), which makes the burst ratio
+   a measure of fixed per-request latency as much as of throughput; the sustained rounds measure
+   the rate a busy site serves at. Both are printed. For each stack round the CPU each part of the
+   stack used (uvicorn, the worker's main process, its engine, Redis, PostgreSQL, the bench's own
+   clients) is printed as cores in use.
+4. Hot-swap under 32 streams: clients keep 32 generations running while the worker is told to swap
    to a copy of the checkpoint (a new version label); reported: requests that did not end `done`,
    the longest gap between two consecutive deltas of any one stream, and the time from the
    promotion message to the first delta of a generation served by the new version.
@@ -75,6 +83,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument(
         "--rounds", type=int, default=6, help="measured batches of N requests per N and side"
+    )
+    parser.add_argument(
+        "--sustained-seconds",
+        type=float,
+        default=20.0,
+        help="length of each sustained-load round (N clients, each sending its next request as "
+        "soon as the last is done); 0 skips the sustained rounds",
+    )
+    parser.add_argument(
+        "--sustained-rounds", type=int, default=3, help="sustained rounds per N and side"
     )
     parser.add_argument("--swap-streams", type=int, default=32)
     parser.add_argument("--skip-swap", action="store_true")
@@ -186,6 +204,7 @@ async def run_raw_batch(engine, prompts, n, max_tokens, split_reasoning, round_i
         "tokens": sum(o[0] for o in outcomes),
         "seconds": ended - started,
         "ttft_ms": [o[1] for o in outcomes if o[1] is not None],
+        "requests": n,
     }
 
 
@@ -202,6 +221,28 @@ def merge_rounds(rounds: list[dict]) -> dict:
         "failed": sum(r.get("failed", 0) for r in rounds),
         "delta_gap_p99_ms": percentile([g for r in rounds for g in r.get("gaps_ms", [])], 0.99),
         "worker_loop_lag_max_ms": max((r.get("loop_lag_ms", 0.0) for r in rounds), default=0.0),
+        "requests": sum(r["requests"] for r in rounds),
+        **(
+            {
+                "in_flight_mean": round(statistics.mean(r["in_flight_mean"] for r in rounds), 1),
+                "phases_ms": {
+                    name: round(statistics.median(r["phases_ms"][name] for r in rounds), 1)
+                    for name in rounds[0]["phases_ms"]
+                },
+            }
+            if "phases_ms" in rounds[0]
+            else {}
+        ),
+        **(
+            {
+                "cpu_cores": {
+                    group: round(statistics.median(r["cpu_cores"][group] for r in rounds), 2)
+                    for group in rounds[0]["cpu_cores"]
+                }
+            }
+            if "cpu_cores" in rounds[0]
+            else {}
+        ),
     }
 
 
@@ -382,18 +423,25 @@ class StreamClient:
 
 
 class LoopLagWatch:
-    """Reads the worker's heartbeat while a batch runs: the longest its event loop was late."""
+    """Reads the worker's heartbeat while a batch runs: the longest its event loop was late, and
+    how many generations it had in flight (how full the engine's batch was kept)."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.worst_ms = 0.0
+        self.in_flight: list[int] = []
         self.task = asyncio.create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
             beat = await asyncio.to_thread(self.stack.heartbeat) or {}
             self.worst_ms = max(self.worst_ms, float(beat.get("loop_lag_ms") or 0.0))
+            self.in_flight.append(int(beat.get("in_flight") or 0))
             await asyncio.sleep(0.5)
+
+    @property
+    def in_flight_mean(self) -> float:
+        return statistics.mean(self.in_flight) if self.in_flight else 0.0
 
     async def stop(self) -> None:
         self.task.cancel()
@@ -415,6 +463,7 @@ async def run_stack_batch(stack: Stack, n: int, users, problems) -> dict:
     await asyncio.gather(*(s.open() for s in streams))
     client = redis_client()
     lag = LoopLagWatch(stack)
+    cpu = CpuMeter(stack)
     started = time.perf_counter()
     enqueued_at = []
     for i, gid in enumerate(ids):
@@ -432,6 +481,7 @@ async def run_stack_batch(stack: Stack, n: int, users, problems) -> dict:
     dones = [s.done_event() for s in streams]
     return {
         "loop_lag_ms": lag.worst_ms,
+        "cpu_cores": cpu.cores_used(time.perf_counter() - started),
         "tokens": sum((d or {}).get("completion_tokens") or 0 for d in dones),
         "seconds": ended - started,
         "ttft_ms": [
@@ -439,9 +489,263 @@ async def run_stack_batch(stack: Stack, n: int, users, problems) -> dict:
             for s, at in zip(streams, enqueued_at, strict=True)
             if s.first_delta_at()
         ],
+        "requests": n,
         "failed": sum(1 for d in dones if not d or d["status"] != "done"),
         "gaps_ms": [gap * 1000 for s in streams for _, gap in s.timed_delta_gaps()],
     }
+
+
+async def request_and_wait(stack: Stack, user, cookie: str, problem, queue_client) -> tuple:
+    """One student's request: the generation row, the page's socket, the enqueue, the `done`.
+    Returns (the stream, when it was enqueued)."""
+    from asgiref.sync import sync_to_async
+
+    from worker.inference.request_queue import enqueue_generation
+
+    page_started = time.perf_counter()
+    gid = await sync_to_async(new_generation)(user, problem)
+    stream = StreamClient(stack, gid, cookie)
+    await stream.open()
+    enqueued_at = time.perf_counter()
+    stream.page_ms = (enqueued_at - page_started) * 1000
+    enqueue_generation(
+        queue_client, generation_id=gid, prompt_text=problem.statement, kind="solution"
+    )
+    await asyncio.wait_for(stream.done.wait(), 600)
+    return stream, enqueued_at
+
+
+async def run_raw_sustained(engine, prompts, n, max_tokens, split_reasoning, seconds) -> dict:
+    """N clients, each submitting its next prompt as soon as its last one ends, for `seconds`:
+    the engine's steady-state throughput, which a burst of N requests (run_raw_batch) does not
+    show once answers are short (a burst is mostly its ramp and its tail)."""
+    deadline = time.perf_counter() + seconds
+    records: list[tuple[int, float | None]] = []
+
+    async def client(i: int) -> None:
+        k = 0
+        while time.perf_counter() < deadline:
+            text, first_visible, tokens = "", None, 0
+            submitted = time.perf_counter()
+            async for chunk in engine.stream(
+                f"raw-sustained-{n}-{i}-{k}-{time.time()}",
+                prompts[(i + k) % len(prompts)],
+                max_tokens=max_tokens,
+                temperature=0.0,
+                top_p=1.0,
+            ):
+                tokens += chunk.new_tokens
+                text += chunk.text
+                if first_visible is None and text:
+                    split = split_reasoning(text)
+                    if split.reasoning or split.answer:
+                        first_visible = (time.perf_counter() - submitted) * 1000
+            records.append((tokens, first_visible))
+            k += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(n)))
+    return {
+        "tokens": sum(r[0] for r in records),
+        "seconds": time.perf_counter() - started,
+        "ttft_ms": [r[1] for r in records if r[1] is not None],
+        "requests": len(records),
+    }
+
+
+async def run_stack_sustained(stack: Stack, n: int, users, problems, seconds) -> dict:
+    """The same closed loop through the whole stack: N students, each asking for its next
+    solution (row, socket, enqueue) as soon as its last one is `done`; the same prompts in the
+    same order as run_raw_sustained. The time a student spends opening its next page counts
+    against the stack, as it would for a real student."""
+    from webapp.core.redis_client import redis_client
+
+    client = redis_client()
+    lag = LoopLagWatch(stack)
+    cpu = CpuMeter(stack)
+    deadline = time.perf_counter() + seconds
+    finished: list[tuple[StreamClient, float]] = []
+
+    async def student(i: int) -> None:
+        k = 0
+        while time.perf_counter() < deadline:
+            problem = problems[(i + k) % len(problems)]
+            finished.append(await request_and_wait(stack, *users[i], problem, client))
+            k += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(student(i) for i in range(n)))
+    seconds_taken = time.perf_counter() - started
+    await lag.stop()
+    dones = [s.done_event() for s, _ in finished]
+    return {
+        "in_flight_mean": lag.in_flight_mean,
+        "phases_ms": await request_phases(finished),
+        "loop_lag_ms": lag.worst_ms,
+        "cpu_cores": cpu.cores_used(seconds_taken),
+        "tokens": sum((d or {}).get("completion_tokens") or 0 for d in dones),
+        "seconds": seconds_taken,
+        "ttft_ms": [(s.first_delta_at() - at) * 1000 for s, at in finished if s.first_delta_at()],
+        "requests": len(finished),
+        "failed": sum(1 for d in dones if not d or d["status"] != "done"),
+        "gaps_ms": [gap * 1000 for s, _ in finished for _, gap in s.timed_delta_gaps()],
+    }
+
+
+async def request_phases(finished: list[tuple["StreamClient", float]]) -> dict[str, float]:
+    """Where the time of a request goes, medians in ms: the student's page (row and socket),
+    the queue (enqueue to the worker's claim, from the row's started_at), the way to the first
+    token (claim to the first delta at the client), the stream (first delta to `done`), and the
+    gap between the row's finished_at and the client's `done`."""
+    from asgiref.sync import sync_to_async
+
+    from webapp.tutoring.models import Generation
+
+    # perf_counter times on this machine's wall clock, to compare with the rows' timestamps.
+    wall_offset = time.time() - time.perf_counter()
+    rows = await sync_to_async(
+        lambda: {
+            g.pk: (g.started_at, g.finished_at)
+            for g in Generation.objects.filter(pk__in=[s.generation_id for s, _ in finished])
+        }
+    )()
+    phases: dict[str, list[float]] = {
+        "page": [], "queue": [], "to first delta": [], "stream": [], "finished to done": []
+    }  # fmt: skip
+    for stream, enqueued_at in finished:
+        started_at, finished_at = rows.get(stream.generation_id, (None, None))
+        first, done = stream.first_delta_at(), stream.events[-1][0] if stream.events else None
+        phases["page"].append(stream.page_ms)
+        if started_at:
+            claim = started_at.timestamp() - wall_offset
+            phases["queue"].append((claim - enqueued_at) * 1000)
+            if first:
+                phases["to first delta"].append((first - claim) * 1000)
+        if first and done:
+            phases["stream"].append((done - first) * 1000)
+        if finished_at and done:
+            phases["finished to done"].append(
+                (done - (finished_at.timestamp() - wall_offset)) * 1000
+            )
+    return {name: round(statistics.median(v), 1) for name, v in phases.items() if v}
+
+
+class CpuMeter:
+    """CPU time each part of the stack spends during a round, as cores in use: on a host where
+    the engine is CPU-bound, what the web tier uses is what the engine loses (see
+    docs/inference-worker.md, "Measured")."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.before = self._sample()
+
+    def _groups(self) -> dict[str, list]:
+        import psutil
+
+        uvicorn, worker = (psutil.Process(p.pid) for p in self.stack.processes[:2])
+        engine = worker.children(recursive=True)
+        named = {"redis": [], "postgres": []}
+        for process in psutil.process_iter(["name"]):
+            name = process.info["name"] or ""
+            if name.startswith("redis-server"):
+                named["redis"].append(process)
+            elif name.startswith("postgres"):
+                named["postgres"].append(process)
+        return {
+            "uvicorn": [uvicorn, *uvicorn.children(recursive=True)],
+            "worker main": [worker],
+            "worker engine": engine,
+            "bench clients": [psutil.Process()],
+            **named,
+        }
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        import psutil
+
+        sample = {}
+        for group, processes in self._groups().items():
+            sample[group] = {}
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    sample[group][process.pid] = times.user + times.system
+        return sample
+
+    def cores_used(self, seconds: float) -> dict[str, float]:
+        after = self._sample()
+        return {
+            group: round(
+                sum(t - self.before[group].get(pid, 0.0) for pid, t in after[group].items())
+                / seconds,
+                2,
+            )
+            for group in after
+        }
+
+
+async def sustained_phase(args, engine, stack: Stack, clients: list[int], users, problems):
+    """Sustained-load rounds, paired and alternated like the burst rounds."""
+    from ringmodel.chat import split_reasoning
+
+    prompts = [engine.prompt_ids(s) for s in STATEMENTS]
+    raw_engine, stack_engine = engine_processes(stack)
+    raw, whole = {}, {}
+    for n in clients:
+
+        async def raw_round(n: int = n) -> dict:
+            with stack_engine.held():
+                return await run_raw_sustained(
+                    engine, prompts, n, args.max_new_tokens, split_reasoning,
+                    args.sustained_seconds,
+                )  # fmt: skip
+
+        async def stack_round(n: int = n) -> dict:
+            with raw_engine.held():
+                return await run_stack_sustained(stack, n, users, problems, args.sustained_seconds)
+
+        raw_rounds, stack_rounds = await paired_rounds(
+            raw_round, stack_round, args.sustained_rounds
+        )
+        raw[n], whole[n] = merge_rounds(raw_rounds), merge_rounds(stack_rounds)
+        whole[n]["paired"] = paired_comparison(raw_rounds, stack_rounds)
+        report_n("sustained", n, raw[n], whole[n])
+    return raw, whole
+
+
+async def paired_rounds(raw_round, stack_round, rounds: int) -> tuple[list, list]:
+    """`rounds` pairs of (raw, stack) rounds, each side first in every other pair, so that neither
+    the machine's drifting load nor going first favours one side; each pair is compared on its
+    own (paired_comparison) and the medians of those comparisons reported."""
+    raw_rounds, stack_rounds = [], []
+    for round_index in range(rounds):
+        if round_index % 2 == 0:
+            raw_rounds.append(await raw_round())
+            stack_rounds.append(await stack_round())
+        else:
+            stack_rounds.append(await stack_round())
+            raw_rounds.append(await raw_round())
+    return raw_rounds, stack_rounds
+
+
+def report_n(kind: str, n: int, raw: dict, whole: dict) -> None:
+    paired = whole["paired"]
+    print(
+        f"{kind} N={n:>2}: raw {raw['tokens_per_s']:6.0f} tok/s, TTFT {raw['ttft_ms_median']:.1f} ms"
+        f" | stack {whole['tokens_per_s']:6.0f} tok/s, TTFT "
+        f"{whole['ttft_ms_median']:.1f} ms, p99 gap between deltas "
+        f"{whole['delta_gap_p99_ms']:.0f} ms, worker loop lag "
+        f"{whole['worker_loop_lag_max_ms']:.0f} ms, failed {whole['failed']}"
+        f" | per pair: stack/raw {paired['throughput_ratios']}, "
+        f"client - raw TTFT {paired['ttft_differences_ms']} ms"
+        + (f" | stack CPU (cores) {whole['cpu_cores']}" if "cpu_cores" in whole else "")
+        + (
+            f" | worker in flight (mean) {whole['in_flight_mean']}, request phases (median ms) "
+            f"{whole['phases_ms']}"
+            if "phases_ms" in whole
+            else ""
+        ),
+        flush=True,
+    )
 
 
 async def throughput_phase(args, engine, stack: Stack, clients: list[int], users, problems):
@@ -459,7 +763,7 @@ async def throughput_phase(args, engine, stack: Stack, clients: list[int], users
     raw, whole = {}, {}
     for n in clients:
 
-        async def raw_round(round_index: int, n: int = n) -> dict:
+        async def raw_round(round_index: int = 0, n: int = n) -> dict:
             with stack_engine.held():
                 return await run_raw_batch(
                     engine, prompts, n, args.max_new_tokens, split_reasoning, round_index
@@ -473,30 +777,10 @@ async def throughput_phase(args, engine, stack: Stack, clients: list[int], users
         # slow on either engine (new shapes), and a cold side would decide the comparison.
         await raw_round(-1)
         await stack_round()
-        raw_rounds, stack_rounds = [], []
-        for round_index in range(args.rounds):
-            # Rounds come in pairs, each side first in every other pair, so that neither the
-            # machine's drifting load nor going first favours one side; each pair is compared
-            # on its own (paired_comparison) and the medians of those comparisons reported.
-            if round_index % 2 == 0:
-                raw_rounds.append(await raw_round(round_index))
-                stack_rounds.append(await stack_round())
-            else:
-                stack_rounds.append(await stack_round())
-                raw_rounds.append(await raw_round(round_index))
+        raw_rounds, stack_rounds = await paired_rounds(raw_round, stack_round, args.rounds)
         raw[n], whole[n] = merge_rounds(raw_rounds), merge_rounds(stack_rounds)
         whole[n]["paired"] = paired_comparison(raw_rounds, stack_rounds)
-        paired = whole[n]["paired"]
-        print(
-            f"N={n:>2}: raw {raw[n]['tokens_per_s']:6.0f} tok/s, TTFT {raw[n]['ttft_ms_median']:.1f} ms"
-            f" | stack {whole[n]['tokens_per_s']:6.0f} tok/s, TTFT "
-            f"{whole[n]['ttft_ms_median']:.1f} ms, p99 gap between deltas "
-            f"{whole[n]['delta_gap_p99_ms']:.0f} ms, worker loop lag "
-            f"{whole[n]['worker_loop_lag_max_ms']:.0f} ms, failed {whole[n]['failed']}"
-            f" | per pair: stack/raw {paired['throughput_ratios']}, "
-            f"client - raw TTFT {paired['ttft_differences_ms']} ms",
-            flush=True,
-        )
+        report_n("burst", n, raw[n], whole[n])
     return raw, whole
 
 
@@ -522,11 +806,8 @@ def paired_comparison(raw_rounds: list[dict], stack_rounds: list[dict]) -> dict:
 
 
 async def swap_phase(args, stack: Stack, users, problems, checkpoint: Path, workdir: Path) -> dict:
-    from asgiref.sync import sync_to_async
-
     from webapp.core.redis_client import redis_client
     from worker.inference.control import publish_swap
-    from worker.inference.request_queue import enqueue_generation
 
     new_path = workdir / "ring-tiny-swap-copy"
     if new_path.exists():
@@ -538,18 +819,9 @@ async def swap_phase(args, stack: Stack, users, problems, checkpoint: Path, work
 
     async def student(index: int) -> None:
         while not stop.is_set():
-            gid = await sync_to_async(new_generation)(
-                users[index][0], problems[index % len(problems)]
+            stream, _ = await request_and_wait(
+                stack, *users[index], problems[index % len(problems)], redis_client()
             )
-            stream = StreamClient(stack, gid, users[index][1])
-            await stream.open()
-            enqueue_generation(
-                redis_client(),
-                generation_id=gid,
-                prompt_text=problems[index % len(problems)].statement,
-                kind="solution",
-            )
-            await asyncio.wait_for(stream.done.wait(), 600)
             finished.append(stream)
 
     tasks = [asyncio.create_task(student(i)) for i in range(args.swap_streams)]
@@ -606,31 +878,51 @@ async def swap_phase(args, stack: Stack, users, problems, checkpoint: Path, work
     return result
 
 
-def print_table(raw: dict, stack: dict, swap: dict | None, meta: dict) -> None:
+def print_table(phases: dict[str, tuple[dict, dict]], swap: dict | None, meta: dict) -> None:
     print()
     print(
         f"checkpoint {meta['checkpoint']}  max_new_tokens {meta['max_new_tokens']}  "
-        f"eager {meta['eager']}  rounds {meta['rounds']}  "
+        f"eager {meta['eager']}  burst rounds {meta['rounds']}  sustained rounds "
+        f"{meta['sustained_rounds']} x {meta['sustained_seconds']:.0f} s  "
         f"load average {meta['load_before']:.1f} before, {meta['load_after']:.1f} after"
     )
-    header = (
-        "| N | raw engine tok/s | whole stack tok/s | stack/raw (all rounds) "
-        "| stack/raw (median of pairs) | raw TTFT median ms | client TTFT median ms "
-        "| client - raw ms (median of pairs) | failed |"
-    )
-    print(header)
-    print("|" + "---|" * 9)
-    for n in raw:
-        r, s = raw[n], stack[n]
-        paired = s["paired"]
-        difference = paired["ttft_difference_ms_median"]
+    for title, (raw, stack) in phases.items():
+        print(f"\n{title}")
         print(
-            f"| {n} | {r['tokens_per_s']:.0f} | {s['tokens_per_s']:.0f} | "
-            f"{s['tokens_per_s'] / r['tokens_per_s']:.3f} | "
-            f"{paired['throughput_ratio_median']:.3f} | {r['ttft_ms_median']:.1f} | "
-            f"{s['ttft_ms_median']:.1f} | "
-            f"{'n/a' if difference is None else f'{difference:.1f}'} | {s['failed']} |"
+            "| N | raw engine tok/s | whole stack tok/s | stack/raw (all rounds) "
+            "| stack/raw (median of pairs) | raw TTFT median ms | client TTFT median ms "
+            "| client - raw ms (median of pairs) | requests | failed |"
         )
+        print("|" + "---|" * 10)
+        for n in raw:
+            r, s = raw[n], stack[n]
+            paired = s["paired"]
+            difference = paired["ttft_difference_ms_median"]
+            print(
+                f"| {n} | {r['tokens_per_s']:.0f} | {s['tokens_per_s']:.0f} | "
+                f"{s['tokens_per_s'] / r['tokens_per_s']:.3f} | "
+                f"{paired['throughput_ratio_median']:.3f} | {r['ttft_ms_median']:.1f} | "
+                f"{s['ttft_ms_median']:.1f} | "
+                f"{'n/a' if difference is None else f'{difference:.1f}'} | {s['requests']} | "
+                f"{s['failed']} |"
+            )
+        groups = list(next(iter(stack.values()))["cpu_cores"])
+        print("\nCPU of the stack's processes in those rounds (cores in use, median of rounds)")
+        print("| N | " + " | ".join(groups) + " |")
+        print("|" + "---|" * (len(groups) + 1))
+        for n, s in stack.items():
+            print(f"| {n} | " + " | ".join(f"{s['cpu_cores'][g]:.2f}" for g in groups) + " |")
+        if "phases_ms" in next(iter(stack.values())):
+            names = list(next(iter(stack.values()))["phases_ms"])
+            print("\nWhere a request's time went (median ms) and the worker's mean in-flight count")
+            print("| N | " + " | ".join(names) + " | in flight |")
+            print("|" + "---|" * (len(names) + 2))
+            for n, s in stack.items():
+                print(
+                    f"| {n} | "
+                    + " | ".join(f"{s['phases_ms'].get(name, float('nan')):.0f}" for name in names)
+                    + f" | {s['in_flight_mean']:.1f} |"
+                )
     if swap:
         print()
         print("| hot-swap under load | value |")
@@ -644,9 +936,17 @@ async def run_all(args, checkpoint: Path, clients, users, problems, stack: Stack
     engine_task = asyncio.create_task(start_raw_engine(args, checkpoint))
     try:
         beat = await asyncio.to_thread(stack.wait_serving)
-        raw, whole = await throughput_phase(
-            args, await engine_task, stack, clients, users, problems
-        )
+        engine = await engine_task
+        phases = {
+            "burst (N requests at once, until the last is done)": await throughput_phase(
+                args, engine, stack, clients, users, problems
+            )
+        }
+        if args.sustained_seconds > 0:
+            phases[
+                f"sustained ({args.sustained_seconds:.0f} s of N clients, each sending its next "
+                "request when the last is done)"
+            ] = await sustained_phase(args, engine, stack, clients, users, problems)
     finally:
         # Even when the stack failed to start: never leave an engine process behind.
         with contextlib.suppress(Exception):
@@ -654,7 +954,7 @@ async def run_all(args, checkpoint: Path, clients, users, problems, stack: Stack
     swap = None
     if not args.skip_swap:
         swap = await swap_phase(args, stack, users, problems, checkpoint, workdir)
-    return beat, raw, whole, swap
+    return beat, phases, swap
 
 
 def main() -> int:
@@ -670,6 +970,8 @@ def main() -> int:
         "max_new_tokens": args.max_new_tokens,
         "eager": args.eager,
         "rounds": args.rounds,
+        "sustained_rounds": args.sustained_rounds,
+        "sustained_seconds": args.sustained_seconds,
         "load_before": os.getloadavg()[0],
         "clients": clients,
     }
@@ -690,17 +992,16 @@ def main() -> int:
     stack = Stack(env, workdir)
     stack.start()
     try:
-        beat, raw, whole, swap = asyncio.run(
+        beat, phases, swap = asyncio.run(
             run_all(args, checkpoint, clients, users, problems, stack, workdir)
         )
     finally:
         stack.stop()
     meta["served"] = beat["model_version"]
     meta["load_after"] = os.getloadavg()[0]
-    print_table(raw, whole, swap, meta)
-    Path(args.out).write_text(
-        json.dumps({"meta": meta, "raw": raw, "stack": whole, "swap": swap}, indent=2)
-    )
+    print_table(phases, swap, meta)
+    results = {title: {"raw": raw, "stack": whole} for title, (raw, whole) in phases.items()}
+    Path(args.out).write_text(json.dumps({"meta": meta, "phases": results, "swap": swap}, indent=2))
     print(f"\nresults written to {args.out}")
     return 0
 
