@@ -178,24 +178,29 @@ async def start_raw_engine(args, checkpoint: Path):
     return engine
 
 
+async def raw_request(engine, request_id, prompt, max_tokens, split_reasoning) -> tuple:
+    """One greedy request on the raw engine: (tokens, ms to the first visible text or None,
+    when it ended)."""
+    text, first_visible, tokens = "", None, 0
+    submitted = time.perf_counter()
+    async for chunk in engine.stream(
+        f"{request_id}-{time.time()}", prompt, max_tokens=max_tokens, temperature=0.0, top_p=1.0
+    ):
+        tokens += chunk.new_tokens
+        text += chunk.text
+        if first_visible is None and text:
+            split = split_reasoning(text)
+            if split.reasoning or split.answer:
+                first_visible = (time.perf_counter() - submitted) * 1000
+    return tokens, first_visible, time.perf_counter()
+
+
 async def run_raw_batch(engine, prompts, n, max_tokens, split_reasoning, round_index=0) -> dict:
     async def one(i: int) -> tuple[int, float | None, float]:
-        text, first_visible, tokens = "", None, 0
-        submitted = time.perf_counter()
-        async for chunk in engine.stream(
-            f"raw-{round_index}-{n}-{i}-{time.time()}",
-            prompts[i % len(prompts)],
-            max_tokens=max_tokens,
-            temperature=0.0,
-            top_p=1.0,
-        ):
-            tokens += chunk.new_tokens
-            text += chunk.text
-            if first_visible is None and text:
-                split = split_reasoning(text)
-                if split.reasoning or split.answer:
-                    first_visible = (time.perf_counter() - submitted) * 1000
-        return tokens, first_visible, time.perf_counter()
+        return await raw_request(
+            engine, f"raw-{round_index}-{n}-{i}", prompts[i % len(prompts)], max_tokens,
+            split_reasoning,
+        )  # fmt: skip
 
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(one(i) for i in range(n)))
@@ -525,21 +530,10 @@ async def run_raw_sustained(engine, prompts, n, max_tokens, split_reasoning, sec
     async def client(i: int) -> None:
         k = 0
         while time.perf_counter() < deadline:
-            text, first_visible, tokens = "", None, 0
-            submitted = time.perf_counter()
-            async for chunk in engine.stream(
-                f"raw-sustained-{n}-{i}-{k}-{time.time()}",
-                prompts[(i + k) % len(prompts)],
-                max_tokens=max_tokens,
-                temperature=0.0,
-                top_p=1.0,
-            ):
-                tokens += chunk.new_tokens
-                text += chunk.text
-                if first_visible is None and text:
-                    split = split_reasoning(text)
-                    if split.reasoning or split.answer:
-                        first_visible = (time.perf_counter() - submitted) * 1000
+            tokens, first_visible, _ = await raw_request(
+                engine, f"raw-sustained-{n}-{i}-{k}", prompts[(i + k) % len(prompts)],
+                max_tokens, split_reasoning,
+            )  # fmt: skip
             records.append((tokens, first_visible))
             k += 1
 
