@@ -10,21 +10,16 @@ import pytest
 import torch
 
 import ringmodel as rm
+from tests.fixtures.micro_model import MICRO
 
 
 def micro_config(**overrides) -> rm.BailingMoeConfig:
-    """ring-tiny's structure (dense first layer, MoE after, GQA, shared expert) at a smaller width."""
+    """The training tests' micro ring-tiny (tests/fixtures/micro_model.py), a little wider and one
+    layer deeper: the architecture tests want two MoE layers and room for 256 positions."""
     fields = {
+        **MICRO,
         "hidden_size": 64,
-        "intermediate_size": 96,
         "num_hidden_layers": 3,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 16,
-        "num_experts": 4,
-        "num_experts_per_tok": 2,
-        "num_shared_experts": 1,
-        "moe_intermediate_size": 32,
         "max_position_embeddings": 256,
         **overrides,
     }
@@ -32,16 +27,8 @@ def micro_config(**overrides) -> rm.BailingMoeConfig:
 
 
 @pytest.fixture(autouse=True)
-def single_torch_thread():
-    """Run these tiny models on one intra-op thread.
-
-    With two OpenMP threads on a two-core machine that other processes also use, every small
-    matmul waits at a barrier for a descheduled thread: measured 20-80x slower than one thread.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_torch_thread(single_torch_thread):
+    """Every ringmodel test on one intra-op thread (tests/fixtures/micro_model.py says why)."""
 
 
 @pytest.fixture
