@@ -160,8 +160,7 @@ def _earlier_stages(init_checkpoint: str | None) -> list[dict]:
             own = {k: v for k, v in sft.items() if k != "earlier_stages"}
             # Its train_seconds_total counts its earlier stages too; as one stage of many it
             # counts its own epochs only, or the total would count the earlier ones twice.
-            own["train_seconds_total"] = round(sum(e["train_seconds"] for e in sft["epochs"]), 1)
-            stages[:0] = [*_own_seconds(sft.get("earlier_stages", [])), own]
+            stages[:0] = _own_seconds([*sft.get("earlier_stages", []), own])
             break
         log_path = Path(init_checkpoint).parent / LOG_NAME
         if not log_path.is_file():
