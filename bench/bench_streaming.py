@@ -161,16 +161,13 @@ def percentile(values: list[float], q: float) -> float:
 # --- phase 1: the raw engine ---------------------------------------------------------------------
 
 
-async def start_raw_engine(args, checkpoint: Path):
-    from worker.inference.config import EngineSettings
+async def start_raw_engine(checkpoint: Path):
+    from worker.inference.config import config_from_settings
     from worker.inference.engine import ModelSpec, VllmEngine
 
-    # The worker's engine settings that change what the engine does, on the raw side too.
-    settings = EngineSettings(
-        max_num_seqs=64,
-        enforce_eager=args.eager,
-        stream_interval=int(os.environ.get("INFERENCE_STREAM_INTERVAL") or 1),
-    )
+    # The engine settings the stack's worker builds from the same environment (environment()
+    # sets it, --eager included), so both sides run the same engine.
+    settings = config_from_settings().engine
     engine = await VllmEngine.start(ModelSpec(None, "raw", str(checkpoint)), settings)
     # As the worker (and vLLM's own server) does: keep the collector off the long-lived heap.
     gc.collect()
@@ -927,7 +924,7 @@ def print_table(phases: dict[str, tuple[dict, dict]], swap: dict | None, meta: d
 
 async def run_all(args, checkpoint: Path, clients, users, problems, stack: Stack, workdir):
     # The two engines start together (the raw one here, the stack's in its worker process).
-    engine_task = asyncio.create_task(start_raw_engine(args, checkpoint))
+    engine_task = asyncio.create_task(start_raw_engine(checkpoint))
     try:
         beat = await asyncio.to_thread(stack.wait_serving)
         engine = await engine_task
