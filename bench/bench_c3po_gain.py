@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -141,13 +142,15 @@ def plot(
             rewards = [h["reward_mean"] for h in points]
             window = 25
             smooth = [
-                sum(rewards[max(0, i - window + 1) : i + 1])
-                / len(rewards[max(0, i - window + 1) : i + 1])
+                statistics.fmean(rewards[max(0, i - window + 1) : i + 1])
                 for i in range(len(rewards))
             ]
             curve.plot(steps, rewards, alpha=0.2, color=f"C{stage}")
             curve.plot(
-                steps, smooth, color=f"C{stage}", label=f"stage {stage + 1} (mean of 25 steps)"
+                steps,
+                smooth,
+                color=f"C{stage}",
+                label=f"stage {stage + 1} (mean of {window} steps)",
             )
         curve.set_xlabel("step within its stage")
         curve.set_ylabel("training reward (mean over the step's responses)")
