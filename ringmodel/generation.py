@@ -3,7 +3,7 @@
 ``sample`` runs every prompt in one left-padded batch with a preallocated KV cache, stops each
 sequence at its eos, drops finished rows from the batch as they accumulate, and returns per-token
 log-probabilities. On a CPU host this is the rollout engine whose numbers need no cross-check
-(C3PO.md §9); ``sequence_logprobs`` is the reference other engines (vLLM) are checked against.
+(docs/c3po-spec.md §9); ``sequence_logprobs`` is the reference other engines (vLLM) are checked against.
 
 Log-probabilities are the model's own, ``log_softmax(logits)`` at temperature 1 before top-p —
 the same quantity vLLM reports by default (``logprobs_mode="raw_logprobs"``) and the one the

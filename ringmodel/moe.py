@@ -1,10 +1,10 @@
 """Mixture-of-experts layer of Ring-lite: softmax top-k router, routed experts, shared experts.
 
-The router is Ring-lite's (C3PO.md §8): softmax over all experts, keep the top-k, renormalise the
+The router is Ring-lite's (docs/c3po-spec.md §8): softmax over all experts, keep the top-k, renormalise the
 kept weights to sum to one (``norm_topk_prob``). Routed experts are computed batched by expert:
 the (token, expert) assignments are sorted by expert once, each expert runs one SwiGLU on its
 contiguous slice, and the weighted results are scattered back with one ``index_add_`` — a loop over
-experts, never over tokens. Shared experts see every token. The auxiliary losses of C3PO.md §1
+experts, never over tokens. Shared experts see every token. The auxiliary losses of docs/c3po-spec.md §1
 (load balance, router z-loss) are pure functions of the router logits.
 
 Module and parameter names are Ring-lite's checkpoint names (``mlp.gate.weight``,
@@ -149,7 +149,7 @@ def load_balance_loss(
     num_experts: int,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Ring-lite's load-balance loss B = sum_i P_i * F_i (C3PO.md §1, paper Eq. 5).
+    """Ring-lite's load-balance loss B = sum_i P_i * F_i (docs/c3po-spec.md §1, paper Eq. 5).
 
     Args:
         router_logits: one layer's logits [..., E] or a sequence of per-layer logits [B, S, E] /
@@ -180,7 +180,7 @@ def load_balance_loss(
 def router_z_loss(
     router_logits: torch.Tensor | Sequence[torch.Tensor], mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Router z-loss Z = mean over tokens of (logsumexp_j z_j)^2 (C3PO.md §1), mean over layers.
+    """Router z-loss Z = mean over tokens of (logsumexp_j z_j)^2 (docs/c3po-spec.md §1), mean over layers.
 
     Shapes as in :func:`load_balance_loss`.
     """

@@ -1,6 +1,6 @@
 """Mean per-token entropy of a policy on its own continuations of a fixed set of RL prompts.
 
-C3PO.md §3: more SFT epochs lower the policy's token entropy, and a lower starting entropy makes
+docs/c3po-spec.md §3: more SFT epochs lower the policy's token entropy, and a lower starting entropy makes
 RL collapse sooner, so C3PO starts from the SFT checkpoint whose entropy lies in a target band.
 The quantity measured here is the one that matters for RL: the policy samples its own
 continuations of the RL prompts (temperature 1.0, as rollouts do; greedy on request), and at each

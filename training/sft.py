@@ -7,7 +7,7 @@ part of the stream; each epoch's stream has its own seed, so a resumed run sees 
 an uninterrupted one would. Loss is next-token cross-entropy on assistant tokens only, plus a
 small MoE load-balance term. AdamW with linear warm-up and cosine decay over all epochs. After
 every epoch: an atomic checkpoint (`ringmodel.save_checkpoint`) whose manifest records the epoch,
-the training loss and the mean per-token entropy on the fixed RL prompts (C3PO.md §3), a quick
+the training loss and the mean per-token entropy on the fixed RL prompts (docs/c3po-spec.md §3), a quick
 held-out accuracy through ringmodel sampling, and one more line in `sft_log.json`.
 """
 

@@ -52,7 +52,7 @@ def test_count_parameters_matches_the_modules_and_ring_lite():
         num_moe_layers = config.num_hidden_layers - config.first_k_dense_replace
         assert active == total - num_moe_layers * idle_experts * expert_size
     total, active = rm.count_parameters(rm.BailingMoeConfig.ring_lite())
-    assert round(total / 1e9, 1) == 16.8 and round(active / 1e9, 2) == 2.75  # C3PO.md §8
+    assert round(total / 1e9, 1) == 16.8 and round(active / 1e9, 2) == 2.75  # docs/c3po-spec.md §8
 
 
 def test_ring_tiny_fits_vllm_cpu_and_its_tokenizer(tokenizer):

@@ -1,6 +1,6 @@
 """Hand-computed checks of the pure C3PO maths in training.c3po.core_algos.
 
-Every expected number below was worked out on paper from the equations in /work/shared/C3PO.md;
+Every expected number below was worked out on paper from the equations in docs/c3po-spec.md;
 loop and vectorised versions are compared on random inputs.
 """
 

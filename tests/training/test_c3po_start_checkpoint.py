@@ -24,7 +24,7 @@ def m(epoch: int, entropy: float) -> EntropyMeasurement:
     )
 
 
-# Ring-lite's reported entropies after 1, 5 and 9 SFT epochs (C3PO.md §3).
+# Ring-lite's reported entropies after 1, 5 and 9 SFT epochs (docs/c3po-spec.md §3).
 PAPER = [m(9, 0.27), m(1, 0.5), m(5, 0.35)]
 
 

@@ -1,4 +1,4 @@
-"""Mean per-token entropy on the policy's own continuations (C3PO.md §3)."""
+"""Mean per-token entropy on the policy's own continuations (docs/c3po-spec.md §3)."""
 
 from __future__ import annotations
 

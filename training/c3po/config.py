@@ -1,7 +1,7 @@
 """Hyper-parameters of a C3PO (or GRPO-baseline) RL run, with the paper's and ring-tiny's presets.
 
 `C3POConfig` is the single place where every coefficient and size of the RL loop lives. Its field
-defaults are the values reported for Ring-lite (arXiv 2506.14731, see /work/shared/C3PO.md §1–2);
+defaults are the values reported for Ring-lite (arXiv 2506.14731, see docs/c3po-spec.md §1–2);
 `C3POConfig.ring_tiny()` is the preset sized for the character-level ring-tiny model on a 2-core CPU.
 Every choice the paper leaves open is a named field here, documented in docs/c3po.md.
 """

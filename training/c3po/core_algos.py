@@ -1,6 +1,6 @@
 """C3PO / GRPO maths as pure, stateless torch functions (verl `core_algos.py` style).
 
-Each function maps one equation of the Ring-lite paper (arXiv 2506.14731, /work/shared/C3PO.md §1)
+Each function maps one equation of the Ring-lite paper (arXiv 2506.14731, docs/c3po-spec.md §1)
 to tensors; nothing here holds state, touches a model or reads a config file, so each can be checked
 against numbers computed by hand. The aggregation mode is always an explicit argument.
 
@@ -97,7 +97,7 @@ class BudgetSelection(NamedTuple):
 
 
 def token_budget_mask(response_mask_BT: torch.Tensor, budget_tokens: int) -> BudgetSelection:
-    """Greedy token-budget selection of C3PO (paper §"token budget", C3PO.md §1).
+    """Greedy token-budget selection of C3PO (paper §"token budget", docs/c3po-spec.md §1).
 
     Responses are taken in batch order (group by group) until the cumulative number of response
     tokens reaches Φ = budget_tokens. The response that crosses Φ is cut at the token where the

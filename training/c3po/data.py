@@ -1,5 +1,5 @@
 """RL prompt curation: plain problem records, de-duplication, the held-out split, and the filter that
-drops problems the start model always or never solves (C3PO.md §6).
+drops problems the start model always or never solves (docs/c3po-spec.md §6).
 
 Problems arrive as plain dicts (the Django side passes its pool of verified problems), as
 `training.problems.Problem`s, or as `RLProblem`s; `as_rl_problem` turns any of them into the one
@@ -231,7 +231,7 @@ def curate(
     """De-duplicate, split off the held-out problems, and drop uninformative training problems.
 
     With an `engine` (the start model), each training problem's solve rate is estimated from
-    `group_size` rollouts; problems solved in every rollout or in none are dropped (C3PO.md §6).
+    `group_size` rollouts; problems solved in every rollout or in none are dropped (docs/c3po-spec.md §6).
     `max_estimated` caps the estimation cost: only the first that many training problems (in
     input order) are estimated and considered, the rest are set aside (`not_estimated`).
     Without an engine nothing is filtered by difficulty.

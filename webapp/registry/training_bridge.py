@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from webapp.registry.models import TrainingJob
     from webapp.registry.training_services import JobRecorder
 
-# Ring-lite's order (C3PO.md §4): RL on math first, then code + science jointly; a job runs one
+# Ring-lite's order (docs/c3po-spec.md §4): RL on math first, then code + science jointly; a job runs one
 # stage, or both in order ("staged", each stage `steps` long, the second starting from the
 # first's final checkpoint). Long-CoT SFT is not launched from here: training.sft has no
 # per-step callbacks (live metrics, cooperative cancel) yet; it runs from the command line.
@@ -94,7 +94,7 @@ def hyperparameter_fields() -> list[HyperparameterField]:
             "int",
             64,
             "Problems whose solve rate is estimated from K rollouts first; those always or "
-            "never solved are dropped (C3PO.md §6). 0 trains on every problem.",
+            "never solved are dropped (docs/c3po-spec.md §6). 0 trains on every problem.",
             0,
             100_000,
             False,
