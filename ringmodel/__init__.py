@@ -27,7 +27,13 @@ from .checkpoint import (
 from .configuration_bailing_moe import RING_LITE_CONFIG, RING_TINY_CONFIG, BailingMoeConfig
 from .generation import Sample, StaticKVCache, sample, sequence_logprobs
 from .modeling_bailing_moe import BailingMoeForCausalLM, BailingMoeModel
-from .moe import BailingMoeSparseBlock, TopKRouter, load_balance_loss, router_z_loss
+from .moe import (
+    BailingMoeSparseBlock,
+    TopKRouter,
+    expert_counts,
+    load_balance_loss,
+    router_z_loss,
+)
 from .tokenizer import (
     EOS_TOKEN,
     RING_CHAT_TEMPLATE,
@@ -63,6 +69,7 @@ __all__ = [
     "build_prompt_text",
     "build_tokenizer",
     "count_parameters",
+    "expert_counts",
     "load_balance_loss",
     "load_checkpoint",
     "read_manifest",

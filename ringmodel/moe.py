@@ -143,11 +143,35 @@ def _flatten_router_logits(
     return layers_TE, mask_T
 
 
+def expert_counts(
+    router_logits: torch.Tensor | Sequence[torch.Tensor],
+    top_k: int,
+    num_experts: int,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """How many counted (token, expert) assignments went to each expert, per layer: int64 [L, E].
+
+    Counts add up across batches, so the expert fractions F of a batch split into pieces are the
+    summed counts of the pieces, normalised (what :func:`load_balance_loss` takes as
+    ``expert_fraction_LE`` to be independent of the split). Shapes as in :func:`load_balance_loss`.
+    """
+    layers_TE, mask_T = _flatten_router_logits(router_logits, mask)
+    rows = []
+    with torch.no_grad():
+        for logits_TE in layers_TE:
+            if mask_T is not None:
+                logits_TE = logits_TE[mask_T]
+            topk_ids_TK = torch.topk(logits_TE.softmax(dim=-1), k=top_k, dim=-1).indices
+            rows.append(torch.bincount(topk_ids_TK.reshape(-1), minlength=num_experts))
+    return torch.stack(rows)
+
+
 def load_balance_loss(
     router_logits: torch.Tensor | Sequence[torch.Tensor],
     top_k: int,
     num_experts: int,
     mask: torch.Tensor | None = None,
+    expert_fraction_LE: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Ring-lite's load-balance loss B = sum_i P_i * F_i (docs/c3po-spec.md §1, paper Eq. 5).
 
@@ -157,6 +181,8 @@ def load_balance_loss(
         top_k: experts per token.
         num_experts: E.
         mask: [B, S] or [T], 1 for tokens that count (padding excluded); None counts all.
+        expert_fraction_LE: F per layer [L, E] measured over a larger batch that these tokens
+            are part of (see :func:`expert_counts`); None measures F on these tokens.
 
     P_i is the mean router probability of expert i over the counted tokens; F_i is the fraction of
     the counted (token, expert) assignments that went to expert i (sum_i F_i = 1). F carries no
@@ -164,16 +190,16 @@ def load_balance_loss(
     result is the mean over layers.
     """
     layers_TE, mask_T = _flatten_router_logits(router_logits, mask)
+    if expert_fraction_LE is None:
+        counts_LE = expert_counts(router_logits, top_k, num_experts, mask)
+        expert_fraction_LE = counts_LE.float() / counts_LE.sum(dim=-1, keepdim=True).clamp(min=1)
+    assert expert_fraction_LE.shape == (len(layers_TE), num_experts), expert_fraction_LE.shape
     losses = []
-    for logits_TE in layers_TE:
+    for logits_TE, fraction_E in zip(layers_TE, expert_fraction_LE, strict=True):
         if mask_T is not None:
             logits_TE = logits_TE[mask_T]
-        probs_TE = logits_TE.softmax(dim=-1)
-        topk_ids_TK = torch.topk(probs_TE, k=top_k, dim=-1).indices
-        counts_E = torch.bincount(topk_ids_TK.reshape(-1), minlength=num_experts)
-        fraction_E = counts_E.float() / max(topk_ids_TK.numel(), 1)
-        mean_prob_E = probs_TE.mean(dim=0)
-        losses.append((mean_prob_E * fraction_E).sum())
+        mean_prob_E = logits_TE.softmax(dim=-1).mean(dim=0)
+        losses.append((mean_prob_E * fraction_E.to(mean_prob_E.dtype)).sum())
     return torch.stack(losses).mean()
 
 

@@ -15,6 +15,8 @@ from typing import Any, Literal
 Algorithm = Literal["c3po", "grpo"]
 Underfill = Literal["carry", "accept"]
 Overflow = Literal["carry", "drop"]
+AdvantageStd = Literal["sample", "population"]
+AuxLossScope = Literal["update", "micro_batch"]
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,19 @@ class C3POConfig:
             discards them so that every update trains on fresh rollouts. The remainder of the
             response that is cut is always discarded (the paper masks it).
         micro_batch_size: responses per forward/backward; gradients are summed over micro-batches
-            and divided by the global Φ, so this changes memory, never the update.
-        aux_loss_weighting: the MoE auxiliary losses are batch statistics; we average each
-            micro-batch's value weighted by its share of the update's selected tokens.
+            and divided by the global Φ, so this changes memory, never the update (with
+            aux_loss_scope="update"; tests/training/test_c3po_trainer.py checks it).
+        adv_std: the group standard deviation in the advantage: "sample" divides the squared
+            deviations by K − 1 (Bessel; verl and TRL), "population" by K. The paper does not say.
+        aux_loss_scope: the MoE load balance B and router z-loss Z are statistics of a batch of
+            tokens (every prompt and selected response token the update forwards), not sums over
+            tokens. "update" makes them the statistics of the whole update: Z and the router
+            probabilities P are averaged over micro-batches by their share of those tokens, and
+            the expert fractions F are counted over the whole update in a routing pass without
+            gradient before the backward passes (only when the update has several micro-batches
+            and load_balance_coef > 0), so the gradient does not depend on micro_batch_size.
+            "micro_batch" measures F in each micro-batch on its own (no extra pass, as Megatron
+            does): cheaper, but then the split changes the gradient of the B term.
     """
 
     algorithm: Algorithm = "c3po"
@@ -75,11 +87,15 @@ class C3POConfig:
     overflow: Overflow = "carry"
     micro_batch_size: int = 8
     adv_eps: float = 1e-6
+    adv_std: AdvantageStd = "sample"
+    aux_loss_scope: AuxLossScope = "update"
 
     def __post_init__(self) -> None:
         assert self.algorithm in ("c3po", "grpo"), self.algorithm
         assert self.underfill in ("carry", "accept"), self.underfill
         assert self.overflow in ("carry", "drop"), self.overflow
+        assert self.adv_std in ("sample", "population"), self.adv_std
+        assert self.aux_loss_scope in ("update", "micro_batch"), self.aux_loss_scope
         assert self.budget_tokens > 0 and self.group_size > 0 and self.prompts_per_step > 0
         assert self.micro_batch_size > 0 and self.max_response_tokens > 0
         assert 0.0 < self.eps_clip < 1.0

@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from training.c3po.config import C3POConfig
+from training.c3po.config import AdvantageStd, C3POConfig
 
 AggregationMode = Literal["budget", "token-mean", "seq-mean-token-mean"]
 
@@ -27,11 +27,13 @@ def group_advantages(
     eps: float = 1e-6,
     *,
     normalize_std: bool = True,
+    std: AdvantageStd = "sample",
 ) -> torch.Tensor:
     """GRPO sequence-level advantages A_i = (R_i − mean_g) / (std_g + eps) (paper Eq. 2).
 
     Must be called on COMPLETE groups (all K responses of each prompt), before any budget
-    selection. std is the unbiased (Bessel) standard deviation, as in verl and TRL.
+    selection. `std` "sample" is the Bessel-corrected standard deviation (÷ K − 1, as verl and
+    TRL), "population" divides by K (`C3POConfig.adv_std`; the paper does not say which).
     A group of one response and a group whose rewards are all equal get advantage 0 (no signal).
 
     Args:
@@ -50,8 +52,9 @@ def group_advantages(
     mean_G = sum_G / count_G
     centred_B = rewards_B - mean_G[inverse_B]
     sq_G = torch.zeros(n_groups).index_add_(0, inverse_B, centred_B**2)
-    # Bessel correction; a group of one has no spread (and would divide by zero).
-    std_G = torch.sqrt(sq_G / (count_G - 1).clamp(min=1))
+    # Bessel correction for "sample"; a group of one has no spread (and would divide by zero).
+    dof_G = (count_G - 1).clamp(min=1) if std == "sample" else count_G
+    std_G = torch.sqrt(sq_G / dof_G)
     # A group of one or of equal rewards carries no signal: 0 explicitly, even when eps = 0.
     no_signal_B = (count_G[inverse_B] < 2) | (std_G[inverse_B] == 0)
     if normalize_std:
@@ -62,7 +65,12 @@ def group_advantages(
 
 
 def group_advantages_loop(
-    rewards: list[float], group_ids: list[int], eps: float = 1e-6, *, normalize_std: bool = True
+    rewards: list[float],
+    group_ids: list[int],
+    eps: float = 1e-6,
+    *,
+    normalize_std: bool = True,
+    std: AdvantageStd = "sample",
 ) -> list[float]:
     """Plain-Python reference of `group_advantages` (used by the tests to cross-check)."""
     groups: dict[int, list[float]] = {}
@@ -75,7 +83,8 @@ def group_advantages_loop(
             out.append(0.0)
             continue
         mean = sum(members) / len(members)
-        var = sum((m - mean) ** 2 for m in members) / (len(members) - 1)
+        dof = len(members) - 1 if std == "sample" else len(members)
+        var = sum((m - mean) ** 2 for m in members) / dof
         out.append((r - mean) / (var**0.5 + eps) if normalize_std else r - mean)
     return out
 
@@ -265,8 +274,10 @@ def c3po_loss(
 
     L_C3PO = −(1/Φ) Σ_selected [min(r·A, clip(r)·A) − β·KL], H = (1/Φ) Σ_selected H_t, with
     Φ = config.budget_tokens in "budget" mode (C3PO); "token-mean" (GRPO baseline) divides by the
-    update's valid-token count instead. `aux_weight` scales this micro-batch's MoE auxiliary losses
-    (its share of the update's tokens), so that micro-batch losses sum to the full update's loss.
+    update's valid-token count instead. `aux_weight` scales this micro-batch's MoE auxiliary losses:
+    its share of the tokens the auxiliary losses average over (every prompt and response token the
+    update forwards, not only the response tokens), so that the micro-batches' losses sum to the
+    full update's (`C3POConfig.aux_loss_scope`).
 
     Args:
         logp_BT, old_logp_BT, ref_logp_BT: [B, T] log-probs of the sampled tokens under the

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from ringmodel import load_balance_loss, router_z_loss, save_checkpoint
+from ringmodel import expert_counts, load_balance_loss, router_z_loss, save_checkpoint
 from ringmodel.modeling_bailing_moe import BailingMoeForCausalLM
 from training.answers import reward as verifier_reward
 from training.c3po.config import C3POConfig
@@ -504,7 +504,7 @@ class C3POTrainer:
                 )
         # Advantages on the complete groups, before any budget cut (docs/c3po-spec.md §1).
         adv_B = group_advantages(
-            torch.tensor(rewards), torch.tensor(group_ids), eps=cfg.adv_eps
+            torch.tensor(rewards), torch.tensor(group_ids), eps=cfg.adv_eps, std=cfg.adv_std
         ).tolist()
         for rollout, adv in zip(rollouts, adv_B, strict=True):
             rollout.advantage = adv
@@ -551,6 +551,7 @@ class C3POTrainer:
             ("loss", "policy_loss", "load_balance", "router_z", "clip", "kl", "entropy"), 0.0
         )
         self.policy.train()
+        aux_tokens, expert_fraction_LE = self._aux_loss_plan(selected)
         for start in range(0, len(selected), cfg.micro_batch_size):
             micro = selected[start : start + cfg.micro_batch_size]
             pairs = [
@@ -576,9 +577,13 @@ class C3POTrainer:
             top_k = self.policy.config.num_experts_per_tok
             n_experts = self.policy.config.num_experts
             mask_BS = packed.attention_mask_BS
-            balance = load_balance_loss(router_logits, top_k, n_experts, mask=mask_BS)
+            balance = load_balance_loss(
+                router_logits, top_k, n_experts, mask=mask_BS, expert_fraction_LE=expert_fraction_LE
+            )
             z_loss = router_z_loss(router_logits, mask=mask_BS)
-            micro_tokens = int(packed.mask_BT.sum().item())
+            # B and Z average over every token forwarded (prompt and response), so this
+            # micro-batch's weight is its share of those tokens (c3po.md, MoE auxiliary losses).
+            aux_share = int(mask_BS.sum().item()) / max(aux_tokens, 1)
             terms = c3po_loss(
                 logp_BT=logp_BT,
                 old_logp_BT=old_BT,
@@ -591,14 +596,13 @@ class C3POTrainer:
                 config=cfg,
                 mode=mode,
                 global_token_count=total_tokens,
-                aux_weight=micro_tokens / max(total_tokens, 1),
+                aux_weight=aux_share,
             )
             terms.loss.backward()
-            share = micro_tokens / max(total_tokens, 1)
             sums["loss"] += terms.loss.item()
             sums["policy_loss"] += terms.policy_loss.item()
-            sums["load_balance"] += share * terms.load_balance.item()
-            sums["router_z"] += share * terms.router_z.item()
+            sums["load_balance"] += aux_share * terms.load_balance.item()
+            sums["router_z"] += aux_share * terms.router_z.item()
             sums["clip"] += terms.clip_fraction_sum.item()
             sums["kl"] += terms.kl_sum.item()
             sums["entropy"] += terms.entropy_sum.item()
@@ -619,6 +623,35 @@ class C3POTrainer:
             "lr": lr,
             "tokens_trained": float(total_tokens),
         }
+
+    def _aux_loss_plan(self, selected: list[SelectedRollout]) -> tuple[int, torch.Tensor | None]:
+        """(tokens the MoE auxiliary losses average over, the update's expert fractions F or None).
+
+        With aux_loss_scope="update" and several micro-batches, F is counted over the whole
+        update by a routing pass without gradient, so that B's gradient does not depend on the
+        split; otherwise (None) each micro-batch measures F on its own tokens.
+        """
+        cfg = self.config
+        size = cfg.micro_batch_size
+        aux_tokens = sum(len(s.rollout.prompt_ids) + s.selected_tokens for s in selected)
+        if cfg.aux_loss_scope != "update" or cfg.load_balance_coef == 0 or len(selected) <= size:
+            return aux_tokens, None
+        top_k = self.policy.config.num_experts_per_tok
+        n_experts = self.policy.config.num_experts
+        counts_LE = None
+        with torch.no_grad():
+            for start in range(0, len(selected), size):
+                micro = selected[start : start + size]
+                pairs = [
+                    (s.rollout.prompt_ids, s.rollout.response_ids[: s.selected_tokens])
+                    for s in micro
+                ]
+                packed = _pack(pairs, self.pad_token_id)
+                _, _, router_logits = _response_forward(self.policy, packed, 1.0, router=True)
+                counts = expert_counts(router_logits, top_k, n_experts, packed.attention_mask_BS)
+                counts_LE = counts if counts_LE is None else counts_LE + counts
+        assert counts_LE is not None
+        return aux_tokens, counts_LE.float() / counts_LE.sum(dim=-1, keepdim=True).clamp(min=1)
 
     # ---- reporting --------------------------------------------------------------------------
 
