@@ -22,6 +22,7 @@ from typing import Any
 from ringmodel.chat import build_prompt_ids
 from training.answers import extract_final_answer, reward
 from training.problems import DOMAINS, LEVELS, Domain, Problem, eval_set, topics
+from training.problems.registry import EvalSplit
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -41,15 +42,17 @@ def evaluation_problems(
     n_per_level: int,
     seed: int,
     topic_names: Sequence[str] | None = None,
+    split: EvalSplit = "held_out",
 ) -> list[Problem]:
-    """The held-out problems of an evaluation, grouped by domain then level (all topics, or
-    only `topic_names`; a domain with none of them contributes nothing)."""
+    """The problems of an evaluation, grouped by domain then level (all topics, or only
+    `topic_names`; a domain with none of them contributes nothing), from the held-out side or
+    from only its validation or test split (`eval_set`)."""
     return [
         p
         for d in domains
         for lvl in levels
         if topic_names is None or set(topics(d)) & set(topic_names)
-        for p in eval_set(d, lvl, n_per_level, seed, topic_names)
+        for p in eval_set(d, lvl, n_per_level, seed, topic_names, split)
     ]
 
 
@@ -143,12 +146,13 @@ def evaluate_with_ringmodel(
     checkpoint: str | None = None,
     examples: int = 0,
     topic_names: Sequence[str] | None = None,
+    split: EvalSplit = "held_out",
 ) -> dict[str, Any]:
     """Greedy held-out accuracy using ringmodel's batched KV-cache sampling."""
     from ringmodel.generation import sample
 
     started = time.perf_counter()
-    problems = evaluation_problems(domains, levels, n_per_level, seed, topic_names)
+    problems = evaluation_problems(domains, levels, n_per_level, seed, topic_names, split)
     limit = model.config.max_position_embeddings
     completions: list[str] = []
     finished: list[bool] = []

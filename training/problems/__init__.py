@@ -1,8 +1,9 @@
 """Seeded generators of math and science problems with verified answers and worked solutions.
 
 The public surface: the `Problem` record, `problem_key` for de-duplication, the registry of
-generators by (domain, topic), the endless `training_problems` stream and the held-out
-`eval_set`, which never share a problem (see `base.is_held_out`).
+generators by (domain, topic), the endless `training_problems` stream (train split) and the
+`eval_set`s (held out: validation and test), which never share a problem or, where a topic
+reuses one calculation under several surfaces, a calculation (see `base.split_of`).
 """
 
 from training.problems.base import (
@@ -12,8 +13,11 @@ from training.problems.base import (
     AnswerKind,
     Domain,
     Problem,
+    Split,
+    calculation_key,
     is_held_out,
     problem_key,
+    split_of,
 )
 from training.problems.registry import (
     GENERATORS,
@@ -32,10 +36,13 @@ __all__ = [
     "AnswerKind",
     "Domain",
     "Problem",
+    "Split",
+    "calculation_key",
     "eval_set",
     "generate_problem",
     "is_held_out",
     "problem_key",
+    "split_of",
     "topics",
     "training_problems",
     "training_sample",

@@ -1,20 +1,31 @@
 """The registry of problem generators by (domain, topic), and the streams built on it.
 
-`training_problems` is the endless seeded stream SFT and RL draw from; it never yields a
-held-out problem. `eval_set` builds a deterministic held-out evaluation set for one domain and
-level, cycling through that domain's topics so every topic is represented, with no duplicates.
-Both rely on the split in `training.problems.base`, so neither needs to know the other's seed.
+`training_problems` is the endless seeded stream SFT and RL draw from; it yields only the train
+split. `eval_set` builds a deterministic evaluation set from the held-out side (or from only its
+validation or test part) for one domain and level, cycling through that domain's topics so every
+topic is represented, with no duplicates. Both rely on the split in `training.problems.base`, so
+neither needs to know the other's seed.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Literal
 
 from training.problems import math_topics, science_topics
-from training.problems.base import DOMAINS, LEVELS, Domain, Problem, is_held_out
+from training.problems.base import (
+    DOMAINS,
+    LEVELS,
+    Domain,
+    Problem,
+    is_held_out,
+    problem_key,
+    split_of,
+)
 
 Generator = Callable[[int, random.Random], Problem]
+EvalSplit = Literal["held_out", "validation", "test"]
 
 GENERATORS: dict[tuple[Domain, str], Generator] = {
     ("math", "addition"): math_topics.addition,
@@ -33,9 +44,12 @@ GENERATORS: dict[tuple[Domain, str], Generator] = {
     ("science", "multiple_choice"): science_topics.multiple_choice,
 }
 
-# An evaluation set gives up on a topic after this many draws without a new held-out problem:
-# the smallest spaces (level-1 molar mass: a few dozen compounds) run out, the others never do.
-_MAX_DRAWS_PER_PROBLEM = 500
+# An evaluation set enumerates a small topic space: a topic leaves the rotation once this many
+# draws in a row, and at least _EXHAUSTED_FACTOR times the distinct problems it has produced,
+# brought no new problem of any split. A problem the generator draws with probability 1/N is
+# then missed with probability about e^-20 (uniform spaces); the large spaces never get there.
+_MIN_DRAWS_EXHAUSTED = 2_000
+_EXHAUSTED_FACTOR = 20
 
 
 def topics(domain: Domain) -> list[str]:
@@ -135,16 +149,21 @@ def eval_set(
     n: int,
     seed: int = 0,
     topic_names: Sequence[str] | None = None,
+    split: EvalSplit = "held_out",
 ) -> list[Problem]:
-    """n distinct held-out problems of one domain and level, topics taken in turn (all the
-    domain's topics, or those of `topic_names` that it has).
+    """n distinct problems of one domain and level from the held-out side (`split` "held_out":
+    test and validation, what the site's registry evaluates on) or from only its "validation" or
+    "test" part, topics taken in turn (all the domain's topics, or those of `topic_names`).
 
-    Deterministic in (domain, level, n, seed, topic_names). A topic whose held-out space runs
-    out leaves the rotation, so the set may hold fewer than n problems only if every topic ran
-    out.
+    Deterministic in (domain, level, n, seed, topic_names, split). A topic whose space is used
+    up (every problem it can generate has been drawn, `_MIN_DRAWS_EXHAUSTED`) leaves the
+    rotation, so a small space is evaluated whole and the set holds fewer than n problems only
+    if every topic ran out.
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level}")
+    if split not in ("held_out", "validation", "test"):
+        raise ValueError(f"split must be held_out, validation or test, got {split!r}")
     active = topics(domain)
     if not active:
         raise KeyError(f"unknown domain {domain!r}")
@@ -152,17 +171,32 @@ def eval_set(
         active = [t for t in active if t in topic_names]
     rng = random.Random(f"eval:{domain}:{level}:{seed}")
     seen: set[str] = set()
+    drawn: dict[str, set[str]] = {t: set() for t in active}
     problems: list[Problem] = []
     turn = 0
     while len(problems) < n and active:
         topic = active[turn % len(active)]
-        for _ in range(_MAX_DRAWS_PER_PROBLEM):
+        since_new = 0
+        while True:
             problem = GENERATORS[(domain, topic)](level, rng)
-            if is_held_out(problem) and problem.split_key not in seen:
-                seen.add(problem.split_key)
+            if problem.key in drawn[topic]:
+                since_new += 1
+                limit = max(_MIN_DRAWS_EXHAUSTED, _EXHAUSTED_FACTOR * len(drawn[topic]))
+                if since_new > limit:
+                    active.remove(topic)
+                    break
+                continue
+            drawn[topic].add(problem.key)
+            since_new = 0
+            # Distinct questions: a multiple-choice stem counts once whatever its options' order.
+            distinct = problem_key(problem.split_text or problem.statement)
+            if _in_split(problem, split) and distinct not in seen:
+                seen.add(distinct)
                 problems.append(problem)
                 turn += 1
                 break
-        else:
-            active.remove(topic)
     return problems
+
+
+def _in_split(problem: Problem, split: EvalSplit) -> bool:
+    return is_held_out(problem) if split == "held_out" else split_of(problem) == split

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from training.c3po.config import C3POConfig
-from training.problems.base import HELD_OUT_PER_MILLE, held_out_bucket, problem_key
+from training.problems.base import problem_key, split_of_key
 from webapp.core.errors import ServiceError
 from webapp.problems.models import Domain
 from webapp.problems.selectors import PoolProblem, training_pool_problems
@@ -312,8 +312,8 @@ def problem_record(problem: PoolProblem) -> dict[str, Any]:
 
 
 def _is_held_out(record: dict[str, Any]) -> bool:
-    # The trainer's rule (training.c3po.data.is_held_out) on the same key, without importing torch.
-    return held_out_bucket(problem_key(record["statement"])) < HELD_OUT_PER_MILLE
+    # training.problems' split on the pool's statement key (no torch): validation and test.
+    return split_of_key(problem_key(record["statement"])) != "train"
 
 
 def pool_split(*, problem_filter: dict[str, Any]) -> PoolSplit:
