@@ -1,5 +1,5 @@
 # Ring Tutor: the two commands a newcomer needs are `make run` and `make test`.
-.PHONY: run test setup lint format lock bench ring-tiny
+.PHONY: run test test-fast setup lint format lock bench ring-tiny
 
 run:            ## set up what is missing, then run the whole site on its embedded defaults
 	scripts/run.sh
@@ -8,6 +8,11 @@ test: setup     ## lint (ruff format --check + ruff check) and the whole pytest 
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check .
 	.venv/bin/python -m pytest
+
+test-fast:      ## lint and the tests that start no engine, site, worker or browser (not CI's full run)
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest -q -m "not integration and not slow"
 
 setup:          ## create/update .venv (from the lock), node_modules and collected static files
 	scripts/setup.sh
