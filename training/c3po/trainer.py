@@ -582,7 +582,7 @@ class C3POTrainer:
             )
             z_loss = router_z_loss(router_logits, mask=mask_BS)
             # B and Z average over every token forwarded (prompt and response), so this
-            # micro-batch's weight is its share of those tokens (c3po.md, MoE auxiliary losses).
+            # micro-batch's weight is its share of those tokens (C3POConfig.aux_loss_scope).
             aux_share = int(mask_BS.sum().item()) / max(aux_tokens, 1)
             terms = c3po_loss(
                 logp_BT=logp_BT,
