@@ -62,6 +62,7 @@ def test_evaluation_problems_are_held_out_and_grouped():
     ]
 
 
+@pytest.mark.slow  # tens of seconds on a loaded 2-core machine
 def test_ringmodel_path_produces_a_json_report():
     torch.manual_seed(0)
     model = rm.BailingMoeForCausalLM(rm.BailingMoeConfig.ring_tiny(**MICRO)).eval()

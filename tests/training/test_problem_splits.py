@@ -37,9 +37,20 @@ def _training(topic: str, draws: int) -> list:
     return list(itertools.islice(training_problems(5, topic_names=[topic]), draws))
 
 
+@pytest.fixture(scope="module")
+def percentage_sets() -> dict[str, dict[int, list]]:
+    """Every validation and test percentage problem of every level (the spaces are small)."""
+    return {
+        split: {lvl: eval_set("math", lvl, 10_000, 0, ["percentages"], split) for lvl in LEVELS}
+        for split in ("validation", "test")
+    }
+
+
 @pytest.mark.parametrize("split", ["test", "validation"])
-def test_no_evaluated_percentage_shares_its_percent_and_price_with_a_training_problem(split):
-    evaluated = [p for lvl in LEVELS for p in eval_set("math", lvl, 400, 0, ["percentages"], split)]
+def test_no_evaluated_percentage_shares_its_percent_and_price_with_a_training_problem(
+    split, percentage_sets
+):
+    evaluated = [p for problems in percentage_sets[split].values() for p in problems]
     assert len(evaluated) > 50
     trained = {_percent_pair(p.statement) for p in _training("percentages", 6000)}
     shared = {_percent_pair(p.statement) for p in evaluated} & trained
@@ -69,13 +80,8 @@ def test_an_evaluation_never_meets_the_training_split(split):
     assert not {p.key for p in evaluated} & {p.key for p in trained}
 
 
-@pytest.fixture(scope="module")
-def percentage_sets() -> dict[str, list]:
-    return {s: eval_set("math", 4, 10_000, 0, ["percentages"], s) for s in ("validation", "test")}
-
-
 def test_validation_and_test_are_disjoint(percentage_sets):
-    validation, test = percentage_sets["validation"], percentage_sets["test"]
+    validation, test = percentage_sets["validation"][4], percentage_sets["test"][4]
     assert validation and test
     assert not {p.split_key for p in validation} & {p.split_key for p in test}
 
@@ -89,7 +95,8 @@ def test_eval_set_enumerates_a_small_space_whole(percentage_sets):
         problem = generate_problem("math", "percentages", 4, rng)
         space[problem.key] = problem
     assert len(space) == 8 * 89 * 2
-    for split, got in percentage_sets.items():
+    for split, by_level in percentage_sets.items():
+        got = by_level[4]
         assert len(got) == sum(1 for p in space.values() if split_of(p) == split), split
         assert {p.key for p in got} <= space.keys()
 

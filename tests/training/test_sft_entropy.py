@@ -31,6 +31,7 @@ def test_uniform_policy_has_entropy_log_vocab(tokenizer):
     assert report.num_tokens > 0 and report.num_prompts == 3
 
 
+@pytest.mark.slow  # tens of seconds on a loaded 2-core machine
 def test_sharper_policy_has_lower_entropy(tokenizer):
     model = _model()
     base = mean_token_entropy(model, tokenizer, rl_prompts(3), max_new_tokens=8).mean_entropy
@@ -40,6 +41,7 @@ def test_sharper_policy_has_lower_entropy(tokenizer):
     assert sharp < base
 
 
+@pytest.mark.slow  # tens of seconds on a loaded 2-core machine
 def test_entropy_is_deterministic_for_a_seed_and_counts_generated_tokens(tokenizer):
     model = _model()
     prompts = rl_prompts(4)
