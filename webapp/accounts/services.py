@@ -62,14 +62,16 @@ def _decide(*, teacher: User, actor, status: str, action: str, note: str) -> Use
     if previous == status:
         label = TeacherStatus(status).label.lower()
         raise ServiceError(f"{teacher.username} is already {label}.", code="unchanged")
+    if status == TeacherStatus.REJECTED and previous == TeacherStatus.APPROVED:
+        raise ServiceError(
+            f"{teacher.username} is already approved; deactivate the account in django-admin "
+            "to stop them.",
+            code="already_approved",
+        )
     teacher.teacher_status = status
     teacher.teacher_reviewed_by = actor
     teacher.teacher_reviewed_at = timezone.now()
-    fields = ["teacher_status", "teacher_reviewed_by", "teacher_reviewed_at"]
-    if status != TeacherStatus.APPROVED and teacher.trusted_for_training:
-        teacher.trusted_for_training = False  # trust needs approval
-        fields.append("trusted_for_training")
-    teacher.save(update_fields=fields)
+    teacher.save(update_fields=["teacher_status", "teacher_reviewed_by", "teacher_reviewed_at"])
     details = {"previous": previous}
     if note.strip():
         details["note"] = note.strip()[:500]
@@ -92,13 +94,6 @@ def teacher_approve(*, teacher: User, actor) -> User:
 @transaction.atomic
 def teacher_reject(*, teacher: User, actor, note: str = "") -> User:
     """Refuse a pending teacher: they keep their account and uploads, and still cannot publish."""
-    current = User.objects.filter(pk=teacher.pk).values_list("teacher_status", flat=True).first()
-    if current == TeacherStatus.APPROVED:
-        raise ServiceError(
-            f"{teacher.username} is already approved; deactivate the account in django-admin "
-            "to stop them.",
-            code="already_approved",
-        )
     return _decide(
         teacher=teacher,
         actor=actor,
