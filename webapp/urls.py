@@ -9,6 +9,9 @@ urlpatterns = [
     path("solve/", include("webapp.tutoring.urls")),
     path("teach/", include("webapp.classes.urls")),
     path("teach/sets/", include("webapp.problems.urls")),
+    path("dashboard/teachers/", include("webapp.accounts.review_urls")),
+    path("dashboard/sets/", include("webapp.problems.review_urls")),
+    path("dashboard/audit/", include("webapp.audit.urls")),
     path("dashboard/", include("webapp.registry.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -32,8 +32,9 @@ GENERATION_TIMEOUT_MS = 90_000
 
 @pytest.fixture
 def practice_problem(demo_users) -> Problem:
+    # Public (an admin's decision): the demo student is in none of the teacher's classes here.
     problem_set = ProblemSet.objects.create(
-        owner=demo_users["teacher"], title="Warm-up", is_practice=True
+        owner=demo_users["teacher"], title="Warm-up", is_practice=True, is_public=True
     )
     statement = "Compute 47 + 38."
     return Problem.objects.create(

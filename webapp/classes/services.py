@@ -2,7 +2,9 @@
 assigning problem sets with a due date.
 
 A teacher may only assign their own sets, and only touch their own classes; anyone else's class
-is "not found". Only student accounts join classes.
+is "not found". Only student accounts join classes. A teacher an admin has not approved yet
+cannot create a class or assign a set (`ensure_may_publish`): classes are how a teacher reaches
+students.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.db import IntegrityError, transaction
 from webapp.classes.join_codes import draw_join_code, normalise_join_code
 from webapp.classes.models import Assignment, Classroom, Enrollment
 from webapp.core.errors import ServiceError
+from webapp.core.roles import ensure_may_publish
 from webapp.problems.models import ProblemSet
 
 
@@ -35,6 +38,7 @@ def _new_join_code() -> str:
 
 
 def classroom_create(*, teacher, name: str) -> Classroom:
+    ensure_may_publish(teacher)
     name = name.strip()
     if not name:
         raise ServiceError("Give the class a name.", code="empty_name")
@@ -105,6 +109,7 @@ def assignment_create(
     *, classroom: Classroom, teacher, problem_set: ProblemSet, due_at: datetime | None = None
 ) -> Assignment:
     _ensure_teacher_of(classroom, teacher)
+    ensure_may_publish(teacher)
     if problem_set.owner_id != teacher.pk:
         raise _not_found("problem set")
     if Assignment.objects.filter(classroom=classroom, problem_set=problem_set).exists():

@@ -2,7 +2,8 @@
 
 `role_required("teacher")` on a view sends an anonymous visitor to the log-in page and answers 403 to
 a signed-in user of another role. Consumers call `user_has_role(scope["user"], ...)` before accepting.
-Site admins may use every page.
+Site admins may use every page. `ensure_may_publish` is the one check, made by the services, that a
+teacher an admin has not approved yet does not reach students.
 """
 
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from webapp.accounts.models import Role
+from webapp.core.errors import ServiceError
 
 
 def user_has_role(user, *roles: str) -> bool:
@@ -40,6 +42,19 @@ def role_required(*roles: str) -> Callable:
         return wrapped
 
     return decorator
+
+
+def ensure_may_publish(user) -> None:
+    """Raise a 403 ServiceError unless `user` may reach students (an approved teacher or an admin)."""
+    if getattr(user, "may_publish", False):
+        return
+    raise ServiceError(
+        "Your teacher account is awaiting approval by an administrator. Until then you can "
+        "upload and preview problem sets, but not create classes, assign sets or offer "
+        "practice sets to students.",
+        code="teacher_not_approved",
+        status=403,
+    )
 
 
 def home_url_name_for(user) -> str:

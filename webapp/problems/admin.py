@@ -7,10 +7,26 @@ from webapp.problems.models import Problem, ProblemSet, ProblemUpload
 
 @admin.register(ProblemSet)
 class ProblemSetAdmin(admin.ModelAdmin):
-    list_display = ("title", "owner", "source_format", "is_practice", "created_at")
-    list_filter = ("is_practice", "source_format")
+    list_display = (
+        "title",
+        "owner",
+        "source_format",
+        "is_practice",
+        "is_public",
+        "training_approved_at",
+        "created_at",
+    )
+    list_filter = ("is_practice", "is_public", "source_format")
     search_fields = ("title", "owner__username")
     raw_id_fields = ("owner",)
+    # Decided on the dashboard's problem sets page, where each decision is audited.
+    readonly_fields = (
+        "is_public",
+        "made_public_by",
+        "made_public_at",
+        "training_approved_by",
+        "training_approved_at",
+    )
 
 
 @admin.register(Problem)

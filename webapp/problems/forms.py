@@ -91,8 +91,20 @@ class ProblemSetForm(forms.ModelForm):
     class Meta:
         model = ProblemSet
         fields = ["title", "description", "is_practice"]
-        labels = {"is_practice": "Practice set: every student may open it"}
+        labels = {
+            "is_practice": "Practice set: the students of your classes may open it (every "
+            "student, once an admin makes it public)"
+        }
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, may_publish: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not may_publish:
+            # A teacher awaiting approval cannot offer a set to students (the service refuses).
+            self.fields["is_practice"].disabled = True
+            self.fields[
+                "is_practice"
+            ].help_text = "Available once an administrator approves your teacher account."
 
 
 class ProblemForm(forms.Form):

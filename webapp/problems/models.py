@@ -1,7 +1,11 @@
 """Problem sets, problems, and uploads waiting for the teacher's confirmation.
 
-A problem with a reference answer that the verifier can parse joins the training pool that fine-tuning
-jobs draw from (unless its teacher excludes it); `content_key` is the normalised statement used to find
+Who sees a set: a practice set (`is_practice`, the teacher's choice) is listed for the students of
+its teacher's classes, and for every student only once an admin makes it public (`is_public`);
+an assigned set is open to the class it is assigned to. A problem with a reference answer that the
+verifier can parse joins the training pool that fine-tuning jobs draw from when its set is approved
+for training (by an admin, or by its teacher if an admin trusts them for training) and its teacher
+has not excluded it. `content_key` is the normalised statement used to find
 duplicates within an upload and against what is already stored. A `ProblemUpload` is a parsed file
 shown as a preview: nothing becomes a Problem until the teacher confirms it.
 """
@@ -33,8 +37,23 @@ class ProblemSet(models.Model):
     source_format = models.CharField(max_length=16, blank=True)
     source_filename = models.CharField(max_length=255, blank=True)
     is_practice = models.BooleanField(
-        default=False, help_text="Listed for every student as a practice set."
+        default=False,
+        help_text="Offered as practice to the students of the teacher's classes (and to every "
+        "student once an admin makes it public).",
     )
+    is_public = models.BooleanField(
+        default=False, help_text="An admin made this practice set visible to every student."
+    )
+    made_public_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    made_public_at = models.DateTimeField(null=True, blank=True)
+    # Set when an admin (or a teacher trusted for training) lets the set's problems into the
+    # training pool; cleared when an untrusted teacher changes the problems afterwards.
+    training_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    training_approved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -42,6 +61,10 @@ class ProblemSet(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def is_training_approved(self) -> bool:
+        return self.training_approved_at is not None
 
 
 class Problem(models.Model):
@@ -90,8 +113,9 @@ class Problem(models.Model):
 
     @property
     def pool_status(self) -> str:
-        """Why the problem is, or is not, in the training pool: "pool", "flagged" (the verifier
-        cannot read its answer), "no_answer" or "excluded" (by its teacher)."""
+        """Why the problem is, or is not, ready for the training pool: "pool", "flagged" (the
+        verifier cannot read its answer), "no_answer" or "excluded" (by its teacher). A ready
+        problem is in the pool only while its set is approved for training."""
         if self.reference_error:
             return "flagged"
         if not self.has_verified_reference:

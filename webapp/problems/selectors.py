@@ -2,7 +2,8 @@
 
 Every teacher-facing read takes the teacher and filters by owner, so another teacher's set is
 "not found" rather than forbidden (its existence is not their business). `training_pool_problems`
-is the one definition of the pool fine-tuning draws from.
+is the one definition of the pool fine-tuning draws from: ready problems (`in_pool_q`) of sets
+approved for training. The admin's set review reads every teacher's sets (`set_review_*`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from webapp.tutoring.models import Attempt
 
 
 def in_pool_q(prefix: str = "") -> Q:
-    """The training-pool condition as a query (`Problem.has_verified_reference`, not excluded);
-    `prefix` ("problems__") applies it across a relation."""
+    """A problem ready for the training pool, as a query (`Problem.has_verified_reference`, not
+    excluded); `prefix` ("problems__") applies it across a relation. The pool itself also needs the
+    problem's set approved for training (`training_pool_queryset`)."""
     return (
         ~Q(**{f"{prefix}answer_kind": AnswerKind.NONE})
         & ~Q(**{f"{prefix}reference_answer": ""})
@@ -29,7 +31,7 @@ def in_pool_q(prefix: str = "") -> Q:
 # The filters of a set's problem list: key → (label, condition).
 PROBLEM_FILTERS = {
     "all": ("All problems", Q()),
-    "pool": ("In the training pool", in_pool_q()),
+    "pool": ("Ready for training", in_pool_q()),
     "flagged": ("Answer not checkable", ~Q(reference_error="")),
     "no_answer": ("No reference answer", Q(answer_kind=AnswerKind.NONE) | Q(reference_answer="")),
     "excluded": ("Excluded from training", Q(excluded_from_training=True)),
@@ -158,14 +160,17 @@ class PoolProblem:
     problem_set_title: str
     teacher_id: int | None
     teacher_username: str
+    training_approved_by: str  # who let the set into the pool ("" if the account is gone)
+    training_approved_at: str  # when, ISO 8601
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def training_pool_queryset() -> QuerySet[Problem]:
-    """Every problem with a verified reference answer that its teacher has not excluded."""
-    return Problem.objects.filter(in_pool_q())
+    """Every problem with a verified reference answer that its teacher has not excluded, in a set
+    approved for training. Problems typed outside a set (a student's own question) never join."""
+    return Problem.objects.filter(in_pool_q(), problem_set__training_approved_at__isnull=False)
 
 
 def training_pool_problems(
@@ -173,8 +178,8 @@ def training_pool_problems(
 ) -> list[PoolProblem]:
     """The pool fine-tuning draws from, oldest first, as plain records (no ORM objects).
 
-    Provenance is the problem's set and that set's owner (the teacher); a problem typed outside a
-    set has no set and its author as teacher. `domains` keeps only those domains; `limit` caps
+    Provenance is the problem's set, that set's owner (the teacher), and who approved the set
+    for training and when. `domains` keeps only those domains; `limit` caps
     the count (for a quick job). Read in chunks, so a pool of 100k problems stays cheap.
     """
     problems = training_pool_queryset().order_by("id")
@@ -201,6 +206,8 @@ def training_pool_problems(
         "problem_set__owner__username",
         "created_by_id",
         "created_by__username",
+        "problem_set__training_approved_by__username",
+        "problem_set__training_approved_at",
     )
     return [
         PoolProblem(
@@ -222,6 +229,52 @@ def training_pool_problems(
             teacher_username=row["problem_set__owner__username"]
             or row["created_by__username"]
             or "",
+            training_approved_by=row["problem_set__training_approved_by__username"] or "",
+            training_approved_at=row["problem_set__training_approved_at"].isoformat(),
         )
         for row in rows.iterator(chunk_size=2000)
     ]
+
+
+# --- the admin's set review ----------------------------------------------------------------
+
+# The tabs of the review page: key → (label, condition on ProblemSet).
+SET_REVIEW_FILTERS = {
+    "practice": ("Practice sets not public", Q(is_practice=True, is_public=False)),
+    "training": ("Awaiting training approval", Q(training_approved_at__isnull=True)),
+    "public": ("Public", Q(is_public=True)),
+    "approved": ("Approved for training", Q(training_approved_at__isnull=False)),
+    "all": ("Every set", Q()),
+}
+
+
+def set_review_list(*, show: str = "practice", query: str = "") -> QuerySet[ProblemSet]:
+    """Every teacher's sets for the admin, newest first, with `problem_count` and `ready_count`
+    (problems ready for training); "training" keeps only sets that have ready problems."""
+    _, condition = SET_REVIEW_FILTERS.get(show, SET_REVIEW_FILTERS["practice"])
+    sets = (
+        ProblemSet.objects.filter(condition)
+        .select_related("owner", "made_public_by", "training_approved_by")
+        .annotate(
+            problem_count=Count("problems", distinct=True),
+            ready_count=Count("problems", filter=in_pool_q("problems__"), distinct=True),
+        )
+    )
+    if show == "training":
+        sets = sets.filter(ready_count__gt=0)
+    if query.strip():
+        sets = sets.filter(
+            Q(title__icontains=query.strip()) | Q(owner__username__iexact=query.strip())
+        )
+    return sets.order_by("-created_at", "-id")
+
+
+def set_review_get(*, problem_set_id: int) -> ProblemSet:
+    problem_set = (
+        ProblemSet.objects.select_related("owner", "made_public_by", "training_approved_by")
+        .filter(pk=problem_set_id)
+        .first()
+    )
+    if problem_set is None:
+        raise _not_found("problem set")
+    return problem_set

@@ -6,6 +6,12 @@ against the teacher's stored problems, and staged as a `ProblemUpload` the teach
 none does. A refused file (`UploadRefused`) stages nothing at all. When a file holds many symbolic
 answers, the verifier reads them in a Celery task (`tasks.check_upload_answers`) while the preview
 shows progress; the import waits until it is done.
+
+Publishing rules live here too: a teacher an admin has not approved cannot offer a practice set
+(`ensure_may_publish`); only an admin makes a practice set public; an admin, or the set's teacher
+when an admin trusts them for training, approves a set for the training pool. When a teacher who
+is not trusted adds or changes problems of an approved set, the approval lapses (the admin
+approved what they saw, not what came later). Each of these decisions is an audit row.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from webapp.audit.models import AuditAction
+from webapp.audit.services import audit_record
 from webapp.core.errors import ServiceError
+from webapp.core.roles import ensure_may_publish
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.importers import Issue, RawItem, ValidatedItem, read_problem_file
 from webapp.problems.importers.validation import check_reference, validate_item
@@ -233,6 +242,7 @@ def problem_upload_import(
             problem_set = ProblemSet.objects.select_for_update().get(
                 pk=problem_set.pk, owner=teacher
             )
+            _training_approval_lapse(problem_set, teacher=teacher, why="problems imported")
         start = _next_position(problem_set)
         Problem.objects.bulk_create(
             (
@@ -279,6 +289,8 @@ def _title_from_filename(filename: str) -> str:
 def problem_set_create(
     *, teacher, title: str, description: str = "", is_practice: bool = False
 ) -> ProblemSet:
+    if is_practice:
+        ensure_may_publish(teacher)
     title = title.strip()
     if not title:
         raise ServiceError("Give the set a title.", code="empty_title")
@@ -291,6 +303,8 @@ def problem_set_update(
     *, problem_set: ProblemSet, teacher, title: str, description: str, is_practice: bool
 ) -> ProblemSet:
     _ensure_owner(problem_set, teacher)
+    if is_practice and not problem_set.is_practice:
+        ensure_may_publish(teacher)
     title = title.strip()
     if not title:
         raise ServiceError("Give the set a title.", code="empty_title")
@@ -312,6 +326,92 @@ def _ensure_owner(problem_set: ProblemSet, teacher) -> None:
         raise ServiceError("That problem set does not exist.", code="not_found", status=404)
 
 
+@transaction.atomic
+def problem_set_visibility_update(*, problem_set: ProblemSet, actor, public: bool) -> ProblemSet:
+    """An admin lists a practice set for every student (public), or only for the students of its
+    teacher's classes again."""
+    if not getattr(actor, "is_site_admin", False):
+        raise ServiceError("Only site admins make sets public.", code="forbidden", status=403)
+    problem_set = ProblemSet.objects.select_for_update().get(pk=problem_set.pk)
+    if public and not problem_set.is_practice:
+        raise ServiceError(
+            f"“{problem_set.title}” is not a practice set: its teacher offers it as practice "
+            "first, then it can be made public.",
+            code="not_practice",
+        )
+    if problem_set.is_public == public:
+        return problem_set
+    problem_set.is_public = public
+    problem_set.made_public_by = actor if public else None
+    problem_set.made_public_at = timezone.now() if public else None
+    problem_set.save(update_fields=["is_public", "made_public_by", "made_public_at"])
+    audit_record(
+        action=AuditAction.SET_MADE_PUBLIC if public else AuditAction.SET_MADE_PRIVATE,
+        actor=actor,
+        target=problem_set,
+        details={"owner": problem_set.owner.username},
+    )
+    return problem_set
+
+
+@transaction.atomic
+def problem_set_training_approval_update(
+    *, problem_set: ProblemSet, actor, approved: bool
+) -> ProblemSet:
+    """Let the set's problems into the training pool, or take them out. An admin may do this for
+    any set; a teacher only for their own sets, and only when an admin trusts them for training."""
+    problem_set = (
+        ProblemSet.objects.select_for_update().select_related("owner").get(pk=problem_set.pk)
+    )
+    is_admin = getattr(actor, "is_site_admin", False)
+    if not is_admin:
+        _ensure_owner(problem_set, actor)
+        if not actor.may_approve_own_sets_for_training:
+            raise ServiceError(
+                "An admin approves this set for training (your account is not trusted to "
+                "approve its own sets).",
+                code="not_trusted",
+                status=403,
+            )
+    if problem_set.is_training_approved == approved:
+        return problem_set
+    problem_set.training_approved_by = actor if approved else None
+    problem_set.training_approved_at = timezone.now() if approved else None
+    problem_set.save(update_fields=["training_approved_by", "training_approved_at"])
+    audit_record(
+        action=AuditAction.SET_TRAINING_APPROVED
+        if approved
+        else AuditAction.SET_TRAINING_WITHDRAWN,
+        actor=actor,
+        target=problem_set,
+        details={
+            "owner": problem_set.owner.username,
+            "problems": problem_set.problems.count(),
+        },
+    )
+    return problem_set
+
+
+def _training_approval_lapse(problem_set: ProblemSet, *, teacher, why: str) -> None:
+    """Take an approved set out of the pool when someone not trusted to approve it changes its
+    problems; call inside the transaction that changes them, with the set locked."""
+    if not problem_set.is_training_approved or teacher.may_approve_own_sets_for_training:
+        return
+    approved_by = problem_set.training_approved_by
+    problem_set.training_approved_by = None
+    problem_set.training_approved_at = None
+    problem_set.save(update_fields=["training_approved_by", "training_approved_at"])
+    audit_record(
+        action=AuditAction.SET_TRAINING_WITHDRAWN,
+        actor=teacher,
+        target=problem_set,
+        details={
+            "reason": f"{why} after approval; an admin approves the set again",
+            "approved_by": approved_by.username if approved_by else "",
+        },
+    )
+
+
 # --- single problems -------------------------------------------------------------------------
 
 
@@ -321,6 +421,7 @@ def problem_create(*, problem_set: ProblemSet, teacher, fields: dict) -> Problem
     values = _checked_values(fields, teacher=teacher, exclude_id=None)
     with transaction.atomic():
         locked = ProblemSet.objects.select_for_update().get(pk=problem_set.pk)
+        _training_approval_lapse(locked, teacher=teacher, why="a problem added")
         return Problem.objects.create(
             problem_set=locked,
             created_by=teacher,
@@ -333,9 +434,13 @@ def problem_update(*, problem: Problem, teacher, fields: dict) -> Problem:
     if problem.problem_set is None or problem.problem_set.owner_id != teacher.pk:
         raise ServiceError("That problem does not exist.", code="not_found", status=404)
     values = _checked_values(fields, teacher=teacher, exclude_id=problem.pk)
-    for name, value in values.items():
-        setattr(problem, name, value)
-    problem.save(update_fields=list(values))
+    with transaction.atomic():
+        locked = ProblemSet.objects.select_for_update().get(pk=problem.problem_set_id)
+        _training_approval_lapse(locked, teacher=teacher, why="a problem edited")
+        for name, value in values.items():
+            setattr(problem, name, value)
+        problem.save(update_fields=list(values))
+    problem.problem_set = locked
     return problem
 
 

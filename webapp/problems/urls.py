@@ -18,6 +18,7 @@ urlpatterns = [
     path("<int:problem_set_id>/", views.problem_set_detail, name="problem_set_detail"),
     path("<int:problem_set_id>/edit/", views.problem_set_edit, name="problem_set_edit"),
     path("<int:problem_set_id>/delete/", views.problem_set_delete, name="problem_set_delete"),
+    path("<int:problem_set_id>/training/", views.problem_set_training, name="problem_set_training"),
     path("<int:problem_set_id>/problems/new/", views.problem_create, name="problem_create"),
     path("problems/<int:problem_id>/edit/", views.problem_edit, name="problem_edit"),
     path("problems/<int:problem_id>/delete/", views.problem_delete, name="problem_delete"),

@@ -16,7 +16,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from webapp.classes.charts import wrong_answers_chart
 from webapp.classes.selectors import problem_set_model_struggles
@@ -60,7 +60,7 @@ def problem_set_list(request: HtmxHttpRequest) -> HttpResponse:
 
 @role_required("teacher")
 def problem_set_create(request: HtmxHttpRequest) -> HttpResponse:
-    form = ProblemSetForm(request.POST or None)
+    form = ProblemSetForm(request.POST or None, may_publish=request.user.may_publish)
     if request.method == "POST" and form.is_valid():
         try:
             problem_set = services.problem_set_create(teacher=request.user, **form.cleaned_data)
@@ -107,7 +107,9 @@ def problem_set_edit(request: HtmxHttpRequest, problem_set_id: int) -> HttpRespo
     problem_set = found_or_404(
         selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
     )
-    form = ProblemSetForm(request.POST or None, instance=problem_set)
+    form = ProblemSetForm(
+        request.POST or None, instance=problem_set, may_publish=request.user.may_publish
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.problem_set_update(
@@ -402,3 +404,114 @@ def problem_training(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
             {"problem": problem, "problem_set": problem.problem_set},
         )
     return redirect(_problem_url(problem))
+
+
+@role_required("teacher")
+@require_POST
+def problem_set_training(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+    """A teacher trusted for training approves their own set for the pool, or withdraws it."""
+    problem_set = found_or_404(
+        selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
+    )
+    approved = request.POST.get("approved") == "1"
+    try:
+        services.problem_set_training_approval_update(
+            problem_set=problem_set, actor=request.user, approved=approved
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            "Approved for training: its ready problems join the pool."
+            if approved
+            else "Withdrawn from training: its problems left the pool.",
+        )
+    return redirect("problems:problem_set_detail", problem_set_id=problem_set.pk)
+
+
+# --- the admin's set review (under /dashboard/sets/) -------------------------------------------
+
+REVIEW_SETS_PER_PAGE = 30
+REVIEW_PROBLEMS_PER_PAGE = 50
+
+
+@role_required("admin")
+@require_GET
+def set_review_list(request: HtmxHttpRequest) -> HttpResponse:
+    show = request.GET.get("show", "practice")
+    if show not in selectors.SET_REVIEW_FILTERS:
+        show = "practice"
+    query = request.GET.get("q", "")[:200]
+    sets = Paginator(selectors.set_review_list(show=show, query=query), REVIEW_SETS_PER_PAGE)
+    return render(
+        request,
+        "problems/set_review_list.html",
+        {
+            "page": sets.get_page(request.GET.get("page")),
+            "tabs": [(key, label) for key, (label, _) in selectors.SET_REVIEW_FILTERS.items()],
+            "show": show,
+            "query": query,
+            "filter_query": urlencode({"show": show, "q": query}),
+        },
+    )
+
+
+@role_required("admin")
+@require_GET
+def set_review_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+    """The set as its teacher made it, read only: what the admin approves."""
+    problem_set = found_or_404(selectors.set_review_get, problem_set_id=problem_set_id)
+    problems = Paginator(selectors.problem_list(problem_set=problem_set), REVIEW_PROBLEMS_PER_PAGE)
+    return render(
+        request,
+        "problems/set_review_detail.html",
+        {
+            "problem_set": problem_set,
+            "summary": selectors.problem_set_summary(problem_set=problem_set),
+            "page": problems.get_page(request.GET.get("page")),
+        },
+    )
+
+
+_SET_DECISIONS = {
+    "public": lambda problem_set, actor: services.problem_set_visibility_update(
+        problem_set=problem_set, actor=actor, public=True
+    ),
+    "private": lambda problem_set, actor: services.problem_set_visibility_update(
+        problem_set=problem_set, actor=actor, public=False
+    ),
+    "approve": lambda problem_set, actor: services.problem_set_training_approval_update(
+        problem_set=problem_set, actor=actor, approved=True
+    ),
+    "withdraw": lambda problem_set, actor: services.problem_set_training_approval_update(
+        problem_set=problem_set, actor=actor, approved=False
+    ),
+}
+_SET_DONE = {
+    "public": "“{title}” is public: every student sees it.",
+    "private": "“{title}” is listed only for its teacher's classes again.",
+    "approve": "“{title}” is approved for training: its ready problems join the pool.",
+    "withdraw": "“{title}” was withdrawn from training.",
+}
+
+
+@role_required("admin")
+@require_POST
+def set_review_decide(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+    problem_set = found_or_404(selectors.set_review_get, problem_set_id=problem_set_id)
+    decision = request.POST.get("decision", "")
+    if decision not in _SET_DECISIONS:
+        raise Http404("No such decision.")
+    try:
+        _SET_DECISIONS[decision](problem_set, request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _SET_DONE[decision].format(title=problem_set.title))
+    # Back where the admin decided: the list (with its filter) or the set's own page.
+    back = request.POST.get("next", "")
+    if back == "detail":
+        return redirect("set_review:set_detail", problem_set_id=problem_set.pk)
+    query = urlencode({"show": request.POST.get("show", "practice")[:20]})
+    return redirect(reverse("set_review:set_list") + f"?{query}")

@@ -35,11 +35,12 @@ class LaunchJobForm(forms.Form):
         help_text="Leave empty for the stage's own domains.",
     )
     problem_sets = forms.ModelMultipleChoiceField(
-        label="Problem sets",
+        label="Problem sets approved for training",
         queryset=ProblemSet.objects.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Leave empty for every set in the pool.",
+        help_text="Leave empty for every set in the pool. Sets join the pool on the problem sets "
+        "page.",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -55,7 +56,13 @@ class LaunchJobForm(forms.Form):
         self.fields["algorithm"].choices = list(training_bridge.ALGORITHMS.items())
         self.fields["algorithm"].initial = "c3po"
         self.fields["domains"].choices = list(training_bridge.DOMAINS.items())
-        self.fields["problem_sets"].queryset = ProblemSet.objects.order_by("title")
+        # Only sets approved for training have problems in the pool.
+        self.fields["problem_sets"].queryset = (
+            ProblemSet.objects.filter(training_approved_at__isnull=False)
+            .select_related("owner", "training_approved_by")
+            .order_by("title")
+        )
+        self.fields["problem_sets"].label_from_instance = _set_label
         self.hyperparameter_names = []
         for spec in training_bridge.hyperparameter_fields():
             field_class = forms.IntegerField if spec.kind == "int" else forms.FloatField
@@ -89,6 +96,14 @@ class LaunchJobForm(forms.Form):
             for name in self.hyperparameter_names
             if self.cleaned_data.get(f"hp_{name}") is not None
         }
+
+
+def _set_label(problem_set: ProblemSet) -> str:
+    approver = problem_set.training_approved_by
+    return (
+        f"{problem_set.title} ({problem_set.owner.username}; approved by "
+        f"{approver.username if approver else '?'} {problem_set.training_approved_at:%Y-%m-%d})"
+    )
 
 
 class PromoteForm(forms.Form):

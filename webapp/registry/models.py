@@ -154,6 +154,9 @@ class TrainingJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"training job #{self.pk} ({self.stage})"
+
 
 class TrainingMetric(models.Model):
     job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="metrics")

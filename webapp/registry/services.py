@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from webapp.audit.models import AuditAction
+from webapp.audit.services import audit_record
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import redis_client
 from webapp.registry.liveness import local_process_state, this_host
@@ -285,6 +287,19 @@ def _make_champion(
         override=override,
         reason=reason,
         gate=gate.to_dict(),
+    )
+    audit_record(
+        action=AuditAction.MODEL_ROLLED_BACK
+        if action == PromotionAction.ROLLBACK
+        else AuditAction.MODEL_PROMOTED,
+        actor=actor,
+        target=model_version,
+        details={
+            "previous_champion": previous.label if previous is not None else "",
+            "override": override,
+            "gate_passed": gate.passed,
+            **({"reason": reason[:500]} if reason else {}),
+        },
     )
     transaction.on_commit(lambda: _broadcast_swap(model_version))
     return event

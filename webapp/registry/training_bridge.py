@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -287,6 +288,12 @@ class PoolSplit:
     held_out: list[dict[str, Any]]
     duplicates: int
     sources: dict[str, int]  # provenance: "set title (teacher)" → problems taken from it
+    # Per-set provenance, for the launch form and the job's record: one dict per set with
+    # problem_set_id, title, teacher, approved_by, approved_at, train, held_out.
+    sets: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def sets_used(self) -> list[int]:
+        return [entry["problem_set_id"] for entry in self.sets]
 
     def domain_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -322,6 +329,7 @@ def pool_split(*, problem_filter: dict[str, Any]) -> PoolSplit:
     set_ids = set(problem_filter.get("problem_set_ids") or [])
     train, held_out, seen, duplicates = [], [], set(), 0
     sources: dict[str, int] = {}
+    sets: dict[int | None, dict[str, Any]] = {}
     for problem in training_pool_problems(domains=problem_filter.get("domains") or None):
         if set_ids and problem.problem_set_id not in set_ids:
             continue
@@ -331,10 +339,30 @@ def pool_split(*, problem_filter: dict[str, Any]) -> PoolSplit:
             duplicates += 1
             continue
         seen.add(key)
-        (held_out if _is_held_out(record) else train).append(record)
+        side = "held_out" if _is_held_out(record) else "train"
+        (held_out if side == "held_out" else train).append(record)
         source = f"{problem.problem_set_title or 'no set'} ({problem.teacher_username or '?'})"
         sources[source] = sources.get(source, 0) + 1
-    return PoolSplit(train=train, held_out=held_out, duplicates=duplicates, sources=sources)
+        entry = sets.setdefault(
+            problem.problem_set_id,
+            {
+                "problem_set_id": problem.problem_set_id,
+                "title": problem.problem_set_title,
+                "teacher": problem.teacher_username,
+                "approved_by": problem.training_approved_by,
+                "approved_at": problem.training_approved_at,
+                "train": 0,
+                "held_out": 0,
+            },
+        )
+        entry[side] += 1
+    return PoolSplit(
+        train=train,
+        held_out=held_out,
+        duplicates=duplicates,
+        sources=sources,
+        sets=sorted(sets.values(), key=lambda e: (-(e["train"] + e["held_out"]), e["title"])),
+    )
 
 
 def pool_counts(*, problem_filter: dict[str, Any], stage: str) -> dict[str, Any]:
@@ -342,12 +370,17 @@ def pool_counts(*, problem_filter: dict[str, Any], stage: str) -> dict[str, Any]
     try:
         split = pool_split(problem_filter=normalise_problem_filter(problem_filter, stage=stage))
     except ServiceError:
-        return {"train": 0, "held_out": 0, "duplicates": 0, "domains": {}}
+        return {"train": 0, "held_out": 0, "duplicates": 0, "domains": {}, "sets": []}
     return {
         "train": len(split.train),
         "held_out": len(split.held_out),
         "duplicates": split.duplicates,
         "domains": split.domain_counts(),
+        # The page formats the approval time; the job's record keeps the ISO text.
+        "sets": [
+            entry | {"approved_at": datetime.fromisoformat(entry["approved_at"])}
+            for entry in split.sets
+        ],
     }
 
 
@@ -460,6 +493,7 @@ def job_spec(*, job: TrainingJob) -> tuple[Any, dict[str, Any]]:
             "problems": problems,
             "held_out_ids": [r["id"] for r in split.held_out],
             "sources": split.sources,
+            "set_provenance": split.sets,
             "duplicates_dropped": split.duplicates,
         }
     if not problems:

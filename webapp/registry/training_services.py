@@ -28,6 +28,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from webapp.audit.models import AuditAction
+from webapp.audit.services import audit_record
 from webapp.core.errors import ServiceError
 from webapp.registry import events
 from webapp.registry.liveness import local_process_state, this_host
@@ -160,6 +162,18 @@ def training_job_create(
     )
     job.output_dir = str(job_output_dir(job))
     job.save(update_fields=["output_dir"])
+    audit_record(
+        action=AuditAction.JOB_LAUNCHED,
+        actor=created_by,
+        target=job,
+        details={
+            "stage": stage,
+            "algorithm": algorithm,
+            "base_model": base_model.label,
+            "problems": len(pool.train),
+            "problem_sets": sorted(pool.sets_used()),
+        },
+    )
     _enqueue_run(job)
     return job
 
@@ -179,6 +193,12 @@ def training_job_cancel(*, job: TrainingJob, actor) -> TrainingJob:
         job.status = JobStatus.CANCELLING
     job.log_tail = _append_lines(job.log_tail, [f"cancel requested by {actor or 'system'}"])
     job.save(update_fields=["cancel_requested", "status", "finished_at", "log_tail"])
+    audit_record(
+        action=AuditAction.JOB_CANCELLED,
+        actor=actor,
+        target=job,
+        details={"status": job.status, "step": job.current_step},
+    )
     _send_after_commit(job.pk, events.job_status_event(job))
     return job
 
@@ -221,6 +241,16 @@ def training_job_resume(*, job: TrainingJob, actor) -> TrainingJob:
         job.status = JobStatus.CANCELLED
         job.finished_at = timezone.now()
     job.save()
+    audit_record(
+        action=AuditAction.JOB_RESUMED,
+        actor=actor,
+        target=job,
+        details={
+            "by": "admin" if actor is not None else "automatic recovery (runner gone)",
+            "from_step": job.last_checkpoint_step,
+            "status": job.status,
+        },
+    )
     if not cancelling:
         _enqueue_run(job)
     _send_after_commit(job.pk, events.job_status_event(job))

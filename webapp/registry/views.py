@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from webapp.accounts.selectors import teacher_status_counts
 from webapp.core.errors import ServiceError
 from webapp.core.http import HtmxHttpRequest
 from webapp.core.roles import role_required
@@ -50,6 +51,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "serving": selectors.serving_status(),
         "form": LaunchJobForm(),
         "pool": training_bridge.pool_counts(problem_filter={}, stage=training_bridge.DEFAULT_STAGE),
+        "pending_teacher_count": teacher_status_counts()["pending"],
     }
     return render(request, "registry/dashboard.html", context)
 

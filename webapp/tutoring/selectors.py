@@ -1,8 +1,9 @@
 """Reads for the student's side of tutoring: what a student may open, their history, and what an
 attempt allows next.
 
-Access rules live here and nowhere else. A student sees practice sets, the sets assigned to classes
-they are enrolled in, the problems they typed themselves, and only their own attempts; a site admin
+Access rules live here and nowhere else. A student sees the practice sets of the teachers whose
+classes they are in, practice sets an admin made public, the sets assigned to classes they are
+enrolled in, the problems they typed themselves, and only their own attempts; a site admin
 may read every attempt (support). `attempt_next_steps` is the one place that decides the tutor-mode
 flow (next hint, full solution, regenerate): the pages draw their buttons from it and the services
 refuse whatever it does not allow, so nothing depends on hiding text in the page.
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 
-from webapp.classes.models import Assignment
+from webapp.classes.models import Assignment, Classroom
 from webapp.core.errors import ServiceError
 from webapp.problems.models import Problem, ProblemSet
 from webapp.tutoring.models import (
@@ -38,15 +39,21 @@ def _not_found(what: str) -> ServiceError:
 # --- problems a student may open ------------------------------------------------------------
 
 
+def _practice_q(student) -> Q:
+    """Practice sets the student may see: public ones, and those of their own teachers."""
+    own_teachers = Classroom.objects.filter(enrollments__student=student).values("teacher_id")
+    return Q(is_practice=True) & (Q(is_public=True) | Q(owner_id__in=own_teachers))
+
+
 def practice_sets_for_student(*, student) -> QuerySet[ProblemSet]:
-    return ProblemSet.objects.filter(is_practice=True).annotate(
+    return ProblemSet.objects.filter(_practice_q(student)).annotate(
         problem_count=Count("problems", distinct=True)
     )
 
 
 def _problem_sets_open_to(student) -> QuerySet[ProblemSet]:
     return ProblemSet.objects.filter(
-        Q(is_practice=True) | Q(assignments__classroom__enrollments__student=student)
+        _practice_q(student) | Q(assignments__classroom__enrollments__student=student)
     ).distinct()
 
 

@@ -3,10 +3,12 @@
 import pytest
 from django.core.management import call_command
 
-from webapp.accounts.models import User
+from webapp.accounts.models import TeacherStatus, User
+from webapp.audit.models import AuditEvent
 from webapp.classes.models import Assignment, Enrollment
-from webapp.core.demo_data import DEMO_PROBLEMS, DEMO_USERS
-from webapp.problems.models import Problem
+from webapp.core.demo_data import DEMO_PROBLEMS, DEMO_SET_TITLE, DEMO_USERS
+from webapp.problems.models import Problem, ProblemSet
+from webapp.problems.selectors import training_pool_problems
 from webapp.registry.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
@@ -25,3 +27,19 @@ def test_seed_demo_is_complete_and_idempotent(client, capsys):
     assert Enrollment.objects.count() == 1
     assert Assignment.objects.count() == 1
     assert ModelVersion.objects.filter(status="champion").count() == 1
+
+
+def test_the_demo_teacher_is_approved_and_the_demo_set_public_and_in_the_pool():
+    call_command("seed_demo")
+    call_command("seed_demo")
+    teacher = User.objects.get(username="teacher")
+    assert teacher.teacher_status == TeacherStatus.APPROVED and teacher.may_publish
+    demo_set = ProblemSet.objects.get(title=DEMO_SET_TITLE)
+    assert demo_set.is_practice and demo_set.is_public
+    assert demo_set.training_approved_by.username == "admin"
+    assert len(training_pool_problems()) == len(DEMO_PROBLEMS)
+    # Both decisions are on record once, however often the command runs.
+    assert sorted(AuditEvent.objects.values_list("action", flat=True)) == [
+        "set.made_public",
+        "set.training_approved",
+    ]

@@ -18,3 +18,8 @@ def other_teacher(db):
 @pytest.fixture
 def student(db):
     return user_create(username="s-cy", password="x", role="student", validate=False)
+
+
+@pytest.fixture
+def site_admin(db):
+    return user_create(username="a-dee", password="x", role="admin", validate=False)

@@ -1,6 +1,6 @@
-"""The training pool: every problem with a verified reference joins it with its provenance;
-flagged, answerless and excluded problems stay out; the row count in the selector and the model
-property agree."""
+"""The training pool: every problem with a verified reference in a set approved for training joins
+it with its provenance (set, teacher, who approved the set and when); flagged, answerless and
+excluded problems stay out; the row count in the selector and the model property agree."""
 
 import json
 
@@ -12,7 +12,7 @@ from webapp.problems.selectors import training_pool_problems, training_pool_quer
 pytestmark = pytest.mark.django_db
 
 
-def test_pool_membership_and_provenance(teacher, other_teacher, student):
+def test_pool_membership_and_provenance(teacher, other_teacher, student, site_admin):
     algebra = services.problem_set_create(teacher=teacher, title="Algebra")
     physics = services.problem_set_create(teacher=other_teacher, title="Physics")
     good = services.problem_create(
@@ -46,6 +46,10 @@ def test_pool_membership_and_provenance(teacher, other_teacher, student):
         problem_set=algebra, teacher=teacher, fields={"statement": "Compute 1+1.", "answer": "2"}
     )
     services.problem_training_exclusion_update(problem=excluded, teacher=teacher, excluded=True)
+    for problem_set in (algebra, physics):
+        services.problem_set_training_approval_update(
+            problem_set=problem_set, actor=site_admin, approved=True
+        )
 
     pool = training_pool_problems()
 
@@ -63,6 +67,7 @@ def test_pool_membership_and_provenance(teacher, other_teacher, student):
         ("J", "N", "W"),
     )
     assert (second.domain, second.teacher_id) == ("science", other_teacher.pk)
+    assert first.training_approved_by == "a-dee" and first.training_approved_at
     assert json.loads(json.dumps(second.as_dict()))["problem_set_title"] == "Physics"
     assert all(
         p.has_verified_reference and not p.excluded_from_training for p in training_pool_queryset()

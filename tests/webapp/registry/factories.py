@@ -34,11 +34,19 @@ def make_version(
 
 
 def make_pool_problems(owner, count: int = 12, *, domain: str = "math") -> list:
-    """`count` pool problems (verified numeric references) in one problem set of `owner`."""
+    """`count` pool problems (verified numeric references) in one problem set of `owner`, the
+    set approved for training (by `owner`, an admin in these tests)."""
+    from django.utils import timezone
+
     from webapp.problems.content_key import problem_content_key
     from webapp.problems.models import Problem, ProblemSet
 
-    problem_set = ProblemSet.objects.create(owner=owner, title=f"{domain} drills")
+    problem_set = ProblemSet.objects.create(
+        owner=owner,
+        title=f"{domain} drills",
+        training_approved_by=owner,
+        training_approved_at=timezone.now(),
+    )
     problems = []
     for i in range(count):
         statement = (

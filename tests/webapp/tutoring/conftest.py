@@ -44,7 +44,10 @@ def teacher(db):
 
 @pytest.fixture
 def practice_set(teacher):
-    problem_set = ProblemSet.objects.create(owner=teacher, title="Fractions", is_practice=True)
+    """A practice set an admin made public: every student may open it."""
+    problem_set = ProblemSet.objects.create(
+        owner=teacher, title="Fractions", is_practice=True, is_public=True
+    )
     make_problem(
         problem_set, "Compute 1/2 + 1/3.", answer_kind="expression", reference_answer="5/6"
     )

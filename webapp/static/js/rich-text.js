@@ -272,11 +272,40 @@
       if (kind === "pending") continue;
       el.replaceChildren(typeset(el.textContent, kind === "display"));
     }
-    for (const link of fragment.querySelectorAll("a")) {
-      link.rel = "nofollow noopener noreferrer";
-      link.target = "_blank";
-    }
+    for (const link of fragment.querySelectorAll("a")) showLinkAddress(link);
     return fragment;
+  }
+
+  const LINK_ADDRESS_CHARS = 120;
+
+  // A link in a problem or an answer says where it really goes: it opens in a new tab without
+  // the page's referrer or any hold on this window, search engines do not credit it, and unless
+  // its text already is its address, the address (as the browser will use it: punycode hosts
+  // included) follows the text, so "[your grades](https://elsewhere.example)" cannot pass for a
+  // link of this site.
+  function showLinkAddress(link) {
+    link.rel = "nofollow noopener noreferrer";
+    link.target = "_blank";
+    const href = link.getAttribute("href");
+    if (!href) return; // DOMPurify dropped an address it does not allow: the text stays inert
+    let address = href;
+    try {
+      address = new URL(href).href;
+    } catch (error) {
+      // a relative or odd address: show it as written
+    }
+    link.title = address;
+    const text = link.textContent.trim();
+    const spellings = [href, address].flatMap((form) => {
+      const bare = form.replace(/^(?:https?:\/\/|mailto:)/i, "");
+      return [form, bare, bare.replace(/\/$/, "")];
+    });
+    if (spellings.includes(text)) return;
+    const shown = document.createElement("span");
+    shown.className = "link-address";
+    const cut = address.length > LINK_ADDRESS_CHARS;
+    shown.textContent = ` (${cut ? address.slice(0, LINK_ADDRESS_CHARS) + "…" : address})`;
+    link.after(shown);
   }
 
   // Cut text into Markdown blocks at blank lines outside fences and display math. A blank line

@@ -1,6 +1,9 @@
 """`manage.py seed_demo`: demo users for each role, a demo class and problem set, and a champion model.
 
-Idempotent: running it again changes nothing that already exists. Prints how to log in.
+The demo teacher is approved (made here, not self-registered), and the demo admin makes the demo set
+public and approves it for training, so a fresh site can be tried and trained at once; both
+decisions are in the audit log like any other. Idempotent: running it again changes nothing that
+already exists. Prints how to log in.
 """
 
 from django.core.management.base import BaseCommand
@@ -18,6 +21,10 @@ from webapp.core.demo_data import (
 )
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.models import Problem, ProblemSet
+from webapp.problems.services import (
+    problem_set_training_approval_update,
+    problem_set_visibility_update,
+)
 from webapp.registry.services import model_version_ensure_default_champion
 
 
@@ -52,6 +59,10 @@ class Command(BaseCommand):
                 )
                 for index, item in enumerate(DEMO_PROBLEMS)
             )
+        problem_set_visibility_update(problem_set=problem_set, actor=users["admin"], public=True)
+        problem_set_training_approval_update(
+            problem_set=problem_set, actor=users["admin"], approved=True
+        )
         classroom, _ = Classroom.objects.get_or_create(
             join_code=DEMO_CLASS_JOIN_CODE,
             defaults={"teacher": users["teacher"], "name": DEMO_CLASS_NAME},
