@@ -1,0 +1,94 @@
+"""Generation quotas: how many hints and solutions a student may ask for per hour and per day.
+
+Counted from the student's own generation rows over sliding windows (the last hour, the last 24
+hours), so the count is exact and needs no second store: `generation_enqueue` reads it while it
+holds the student's row lock, and the request it allows is the row it creates. A generation that
+failed on the site's side does not count; one the student stopped does (it was queued and may have
+used the engine). Site admins are exempt. GENERATION_QUOTA_PER_HOUR / _PER_DAY set the limits.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from webapp.tutoring.models import Generation, GenerationStatus
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class QuotaWindow:
+    label: str  # "this hour", "today": how the page names the window
+    used: int
+    limit: int
+    frees_at: datetime | None  # when the next request fits again, if the window is full
+
+    @property
+    def full(self) -> bool:
+        return self.used >= self.limit
+
+
+@dataclass(frozen=True)
+class GenerationQuota:
+    exempt: bool
+    hour: QuotaWindow
+    day: QuotaWindow
+
+    @property
+    def windows(self) -> tuple[QuotaWindow, QuotaWindow]:
+        return (self.hour, self.day)
+
+    @property
+    def exhausted(self) -> QuotaWindow | None:
+        """The full window that frees up last, or None while another request fits."""
+        if self.exempt:
+            return None
+        full = [w for w in self.windows if w.full]
+        return max(full, key=lambda w: w.frees_at or timezone.now()) if full else None
+
+    @property
+    def visible(self) -> bool:
+        """Whether the page shows the counter: once either window is past the configured share."""
+        share = settings.GENERATION_QUOTA_SHOW_FRACTION
+        return not self.exempt and any(w.used >= share * w.limit for w in self.windows)
+
+    def refusal_message(self) -> str:
+        window = self.exhausted
+        if window is None:
+            return ""
+        when = timezone.localtime(window.frees_at) if window.frees_at else None
+        retry = f" You can ask again at {when:%H:%M %Z}." if when else ""
+        span = "in the last hour" if window is self.hour else "in the last 24 hours"
+        return (
+            f"You have asked for {window.used} hints and solutions {span}, the most the site "
+            f"allows ({window.limit}).{retry} Meanwhile, try the next step yourself!"
+        )
+
+
+def _window(user, *, label: str, span: timedelta, limit: int, now: datetime) -> QuotaWindow:
+    counted = Generation.objects.filter(
+        attempt__student_id=user.pk, queued_at__gte=now - span
+    ).exclude(status=GenerationStatus.FAILED)
+    used = counted.count()
+    frees_at = None
+    if used >= limit:
+        # The window has room again once enough of its oldest requests have aged out of it.
+        oldest = counted.order_by("queued_at").values_list("queued_at", flat=True)
+        frees_at = oldest[max(used - limit, 0)] + span
+    return QuotaWindow(label=label, used=used, limit=limit, frees_at=frees_at)
+
+
+def generation_quota(*, user) -> GenerationQuota:
+    now = timezone.now()
+    return GenerationQuota(
+        exempt=bool(getattr(user, "is_site_admin", False)),
+        hour=_window(
+            user, label="this hour", span=HOUR, limit=settings.GENERATION_QUOTA_PER_HOUR, now=now
+        ),
+        day=_window(
+            user, label="today", span=DAY, limit=settings.GENERATION_QUOTA_PER_DAY, now=now
+        ),
+    )
