@@ -1,8 +1,10 @@
 """The home redirect and /healthz."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.crypto import constant_time_compare
 
 from webapp.core.health import system_health
 from webapp.core.roles import home_url_name_for
@@ -13,10 +15,23 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect(home_url_name_for(request.user))
 
 
+def _sees_health_details(request: HttpRequest) -> bool:
+    """Site admins and callers with HEALTHZ_TOKEN (`Authorization: Bearer <token>`) see every check;
+    anyone else only the overall state (no pids, host names or model paths)."""
+    user = request.user
+    if user.is_authenticated and user.is_site_admin:
+        return True
+    token = settings.HEALTHZ_TOKEN
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and constant_time_compare(given, token)
+
+
 def healthz(request: HttpRequest) -> HttpResponse:
     """JSON for machines (the default); a readable page when a browser asks for HTML."""
     report = system_health()
     status = 200 if report["state"] != "down" else 503
+    if not _sees_health_details(request):
+        report = {"state": report["state"]}
     wants_html = "text/html" in request.headers.get("Accept", "") and "format" not in request.GET
     if wants_html:
         return render(request, "core/healthz.html", {"report": report}, status=status)
