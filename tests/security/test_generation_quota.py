@@ -93,6 +93,7 @@ def test_the_counter_shows_past_half_and_the_ask_page_refuses_when_full(
     assert response.status_code == 422
     page = response.content.decode()
     assert "the most the site allows (10)" in page and "You can ask again at" in page
+    assert "<strong>10 of 10</strong> in the last hour" in page  # the counter says it too
     assert not Attempt.objects.filter(problem__statement="Compute 9 * 9.").exists()
 
 
