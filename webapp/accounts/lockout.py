@@ -1,5 +1,6 @@
-"""Log-in lockout on top of django-axes: a limit per account and another per client address, the
-page a locked-out visitor sees, and the reads and writes behind the admins' lockout page.
+"""Log-in lockout on top of django-axes: a limit per account and another per client address, and
+the page a locked-out visitor sees (the admins' lockout page reads and clears the same rows:
+accounts.selectors.lockouts_current, accounts.services.lockout_clear).
 
 axes records every failed log-in (one row per username, address and browser) and refuses a locked
 account or address before its password is checked. It compares one failure count with one limit;
