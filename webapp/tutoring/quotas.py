@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from webapp.tutoring.models import Generation, GenerationStatus
@@ -68,27 +69,33 @@ class GenerationQuota:
         )
 
 
-def _window(user, *, label: str, span: timedelta, limit: int, now: datetime) -> QuotaWindow:
-    counted = Generation.objects.filter(
-        attempt__student_id=user.pk, queued_at__gte=now - span
-    ).exclude(status=GenerationStatus.FAILED)
-    used = counted.count()
-    frees_at = None
-    if used >= limit:
-        # The window has room again once enough of its oldest requests have aged out of it.
-        oldest = counted.order_by("queued_at").values_list("queued_at", flat=True)
-        frees_at = oldest[max(used - limit, 0)] + span
-    return QuotaWindow(label=label, used=used, limit=limit, frees_at=frees_at)
+def _frees_at(counted, *, used: int, limit: int, span: timedelta) -> datetime | None:
+    """When a full window has room again: once enough of its oldest requests have aged out."""
+    if used < limit:
+        return None
+    oldest = counted.order_by("queued_at").values_list("queued_at", flat=True)
+    return oldest[max(used - limit, 0)] + span
 
 
 def generation_quota(*, user) -> GenerationQuota:
+    """The student's use of both windows, in one query (a second only when a window is full)."""
     now = timezone.now()
+    day = Generation.objects.filter(attempt__student_id=user.pk, queued_at__gte=now - DAY).exclude(
+        status=GenerationStatus.FAILED
+    )
+    hour = day.filter(queued_at__gte=now - HOUR)
+    used = day.aggregate(day=Count("pk"), hour=Count("pk", filter=Q(queued_at__gte=now - HOUR)))
+    windows = {}
+    for name, counted, span, limit in (
+        ("hour", hour, HOUR, settings.GENERATION_QUOTA_PER_HOUR),
+        ("day", day, DAY, settings.GENERATION_QUOTA_PER_DAY),
+    ):
+        windows[name] = QuotaWindow(
+            label="this hour" if name == "hour" else "today",
+            used=used[name],
+            limit=limit,
+            frees_at=_frees_at(counted, used=used[name], limit=limit, span=span),
+        )
     return GenerationQuota(
-        exempt=bool(getattr(user, "is_site_admin", False)),
-        hour=_window(
-            user, label="this hour", span=HOUR, limit=settings.GENERATION_QUOTA_PER_HOUR, now=now
-        ),
-        day=_window(
-            user, label="today", span=DAY, limit=settings.GENERATION_QUOTA_PER_DAY, now=now
-        ),
+        exempt=bool(getattr(user, "is_site_admin", False)), hour=windows["hour"], day=windows["day"]
     )
