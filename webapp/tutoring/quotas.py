@@ -22,7 +22,6 @@ DAY = timedelta(days=1)
 
 @dataclass(frozen=True)
 class QuotaWindow:
-    label: str  # "this hour", "today": how the page names the window
     used: int
     limit: int
     frees_at: datetime | None  # when the next request fits again, if the window is full
@@ -71,8 +70,8 @@ class GenerationQuota:
 
 def _frees_at(counted, *, used: int, limit: int, span: timedelta) -> datetime | None:
     """When a full window has room again: once enough of its oldest requests have aged out."""
-    if used < limit:
-        return None
+    if used < limit or limit <= 0:
+        return None  # room left, or a quota of 0: no request fits whatever ages out
     oldest = counted.order_by("queued_at").values_list("queued_at", flat=True)
     return oldest[max(used - limit, 0)] + span
 
@@ -91,7 +90,6 @@ def generation_quota(*, user) -> GenerationQuota:
         ("day", day, DAY, settings.GENERATION_QUOTA_PER_DAY),
     ):
         windows[name] = QuotaWindow(
-            label="this hour" if name == "hour" else "today",
             used=used[name],
             limit=limit,
             frees_at=_frees_at(counted, used=used[name], limit=limit, span=span),
