@@ -17,3 +17,5 @@ os.environ.setdefault("DEBUG", "1")
 # made by the test itself (not by the server under test, which runs in its own process).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# /healthz shows its details only to admins and to callers with this token (the live site's tests).
+os.environ.setdefault("HEALTHZ_TOKEN", "test-healthz-token")

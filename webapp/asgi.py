@@ -1,5 +1,8 @@
 """The ASGI application: Django for HTTP, Channels for WebSockets (authenticated by session).
 
+HTTP bodies above REQUEST_BODY_MAX_BYTES are refused before they are read (RequestBodyLimit); a
+WebSocket opens only from the site's own origin, port included (SameOriginValidator).
+
 Serve it with `uvicorn webapp.asgi:application` (or daphne).
 """
 
@@ -12,15 +15,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402 - Django must be set up first
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from webapp.core.body_limit import RequestBodyLimit  # noqa: E402
+from webapp.core.origins import SameOriginValidator  # noqa: E402
 from webapp.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "http": RequestBodyLimit(django_asgi_app),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -6,9 +6,11 @@ when DEBUG is off. One REDIS_URL feeds the Channels layer, the Celery broker and
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -51,6 +53,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "channels",
+    "axes",
     "webapp.core",
     "webapp.accounts",
     "webapp.audit",
@@ -71,6 +74,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "webapp.core.content_security.SiteCSPMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during authentication into the page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -105,6 +111,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 AUTH_USER_MODEL = "accounts.User"
+# django-axes first: it refuses a locked-out account or address before a password is even checked.
+# Every authenticate() call must pass the request (the log-in form does).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -223,3 +235,61 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = _env_bool("SECURE_COOKIES", True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Throttling, quotas and hardening (docs/security.md) ---------------------------------------
+# Log-in lockout (django-axes): failures are counted per account and per client address, each
+# against its own limit; the account limit is axes' own, the address limit is applied by
+# webapp.accounts.lockout.LockoutHandler. A school behind one NAT address shares the address limit.
+LOGIN_FAILURE_LIMIT_PER_ACCOUNT = _env_int("LOGIN_FAILURE_LIMIT_PER_ACCOUNT", 10)
+LOGIN_FAILURE_LIMIT_PER_IP = _env_int("LOGIN_FAILURE_LIMIT_PER_IP", 50)
+LOGIN_LOCKOUT_MINUTES = _env_int("LOGIN_LOCKOUT_MINUTES", 15)
+AXES_HANDLER = "webapp.accounts.lockout.LockoutHandler"
+AXES_USERNAME_CALLABLE = "webapp.accounts.lockout.axes_username"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT_PER_ACCOUNT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+# Attempts made while locked out do not restart the clock, so the page can say when it ends.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "webapp.accounts.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Behind a reverse proxy, set AXES_IPWARE_PROXY_COUNT (and the header order) so the client address
+# is the real one; by default only REMOTE_ADDR is trusted.
+AXES_IPWARE_PROXY_COUNT = _env_int("AXES_IPWARE_PROXY_COUNT", 0) or None
+
+# Sign-up: accounts created per client address (a class signing up together shares one address).
+SIGNUP_LIMIT_PER_IP_PER_HOUR = _env_int("SIGNUP_LIMIT_PER_IP_PER_HOUR", 40)
+SIGNUP_LIMIT_PER_IP_PER_DAY = _env_int("SIGNUP_LIMIT_PER_IP_PER_DAY", 200)
+
+# Generation quotas per student (hints and solutions alike); site admins are exempt. The counter
+# appears near the ask box once a student has used this fraction of either quota.
+GENERATION_QUOTA_PER_HOUR = _env_int("GENERATION_QUOTA_PER_HOUR", 60)
+GENERATION_QUOTA_PER_DAY = _env_int("GENERATION_QUOTA_PER_DAY", 300)
+GENERATION_QUOTA_SHOW_FRACTION = float(os.environ.get("GENERATION_QUOTA_SHOW_FRACTION", "0.5"))
+
+# /healthz: anonymous callers get only the overall state; admins, or a caller sending this token
+# (`Authorization: Bearer <token>`), get every check. Empty: no token is accepted.
+HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN", "")
+
+# Request bodies above this are refused with 413 before they are read (webapp.asgi). It leaves room
+# for the form fields around the largest upload.
+REQUEST_BODY_MAX_BYTES = _env_int("REQUEST_BODY_MAX_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+# Content-Security-Policy (django-csp 4): only the site's own scripts, styles, fonts and images.
+# SiteCSPMiddleware adds ws:// and wss:// of the request's own host to connect-src. KaTeX needs
+# only its fonts (served here); nothing inline is allowed, so templates carry no <script> code,
+# style= attributes or on*= handlers.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "font-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}

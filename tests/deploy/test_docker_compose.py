@@ -97,3 +97,43 @@ def test_dockerfile_profiles_match_requirements():
     assert "requirements/lock-cpu.txt" in dockerfile
     assert "requirements/gpu.in" in dockerfile
     assert (ROOT / "requirements" / "lock-cpu.txt").exists()
+
+
+def _queues(words: list[str]) -> list[str]:
+    return words[words.index("-Q") + 1].split(",")
+
+
+def test_default_and_training_queues_have_their_own_workers():
+    # A training job runs for half an hour or more: it must not hold up upload answer checks.
+    assert _queues(_command_words(SERVICES["celery-default"])) == ["default"]
+    assert _queues(_command_words(SERVICES["celery-training"])) == ["training"]
+    procfile = dict(
+        line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
+    )
+    celery = [shlex.split(cmd) for cmd in procfile.values() if "celery" in cmd]
+    assert sorted(tuple(_queues(words)) for words in celery) == [("default",), ("training",)]
+    for words in celery:
+        assert "-n" in words  # two workers on one host need different node names
+
+
+def test_the_site_connects_to_postgres_as_a_role_that_is_not_the_superuser():
+    postgres = SERVICES["postgres"]
+    superuser = postgres["environment"]["POSTGRES_USER"]
+    app_user = postgres["environment"]["APP_DB_USER"]
+    assert app_user != superuser
+    database_url = COMPOSE["x-app"]["environment"]["DATABASE_URL"]
+    assert database_url.startswith(f"postgres://{app_user}:")
+    init = [v for v in postgres["volumes"] if "docker-entrypoint-initdb.d" in v]
+    assert init, "no init script creates the application role"
+    script = (ROOT / init[0].split(":")[0]).read_text()
+    assert "NOSUPERUSER" in script and "NOCREATEROLE" in script
+    assert "OWNER TO" in script
+
+
+def test_redis_requires_a_password_and_the_site_sends_it():
+    redis = SERVICES["redis"]
+    words = _command_words(redis)
+    assert "--requirepass" in words
+    assert words[words.index("--requirepass") + 1].startswith("${REDIS_PASSWORD")
+    assert COMPOSE["x-app"]["environment"]["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD")
+    assert "REDISCLI_AUTH" in redis["environment"]  # the health check authenticates too

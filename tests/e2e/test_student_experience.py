@@ -312,7 +312,9 @@ def ask_and_watch(page, live_site, workers, statement: str) -> Generation:
     snapshot of the queued generation), so the page sees the stream from its first delta."""
     with workers.paused():
         ask(page, live_site, statement)
-        page.wait_for_function("window.__socketMessages > 0", timeout=30_000)
+        # A function, not an expression: Playwright evals a polled expression in the page, which
+        # the site's Content-Security-Policy (no 'unsafe-eval') refuses.
+        page.wait_for_function("() => window.__socketMessages > 0", timeout=30_000)
         return generation_row(page)
 
 

@@ -1,9 +1,17 @@
-"""Reads for the admin's teacher review: teachers by approval state, with what they have made."""
+"""Reads for accounts: teachers by approval state for the admin's teacher review, and the log-in
+lockouts in force now for the admins' lockout page."""
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from dataclasses import dataclass
+from datetime import datetime
 
+from axes.helpers import get_cool_off
+from axes.models import AccessAttempt
+from django.db.models import Count, QuerySet, Sum
+from django.utils import timezone
+
+from webapp.accounts.lockout import ACCOUNT, ADDRESS, failure_limits, lock_end
 from webapp.accounts.models import Role, TeacherStatus, User
 
 
@@ -39,3 +47,45 @@ def teacher_status_counts() -> dict[str, int]:
 
 def teacher_get(*, teacher_id: int) -> User | None:
     return User.objects.filter(pk=teacher_id, role=Role.TEACHER).first()
+
+
+LOCKOUT_FIELDS = {"account": ACCOUNT, "address": ADDRESS}
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """A locked account (kind "account", value the username) or address (kind "address")."""
+
+    kind: str
+    value: str
+    failures: int
+    ends_at: datetime
+
+
+def lockouts_current() -> list[Lockout]:
+    """Every account and address locked out now, the one whose lock ends last first."""
+    recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - get_cool_off())
+    limits = failure_limits()
+    found = []
+    for kind, field in LOCKOUT_FIELDS.items():
+        groups = (
+            recent.exclude(**{f"{field}__isnull": True})
+            .values(field)
+            .annotate(total=Sum("failures_since_start"))
+            .filter(total__gte=limits[field])
+        )
+        for group in groups:
+            rows = recent.filter(**{field: group[field]}).values_list(
+                "attempt_time", "failures_since_start"
+            )
+            ends_at = lock_end(list(rows), limits[field])
+            if ends_at is not None:
+                found.append(
+                    Lockout(
+                        kind=kind,
+                        value=group[field],
+                        failures=group["total"],
+                        ends_at=timezone.localtime(ends_at),
+                    )
+                )
+    return sorted(found, key=lambda lockout: lockout.ends_at, reverse=True)

@@ -1,8 +1,9 @@
 """Writes for the streaming path: queue a generation, cancel one, broadcast a model swap.
 
 `generation_enqueue` creates the `queued` row and, on commit, appends its id to the Redis Stream
-the inference workers consume; it refuses (ServiceError) a prompt that is too long or a student who
-already has the maximum number of generations queued or running, so a limit is a clear message and
+the inference workers consume; it refuses (ServiceError) a prompt that is too long, a student who
+already has the maximum number of generations queued or running, or one whose hourly or daily
+quota is used up (webapp.tutoring.quotas), so a limit is a clear message and
 never a page that waits forever. `generation_cancel` ends a queued generation at once and asks the
 worker running one to abort it inside the engine. `worker_swap_broadcast` is what a promotion calls
 on commit to move every worker to the new champion.
@@ -23,6 +24,7 @@ from webapp.tutoring.generation_selectors import (
     generation_visible_to,
 )
 from webapp.tutoring.models import Attempt, Generation, GenerationKind, GenerationStatus
+from webapp.tutoring.quotas import generation_quota
 from worker.inference.control import publish_cancel, publish_swap
 from worker.inference.request_queue import enqueue_generation
 
@@ -60,6 +62,9 @@ def generation_enqueue(
             code="too_many_generations",
             status=429,
         )
+    quota = generation_quota(user=attempt.student)
+    if quota.exhausted is not None:
+        raise ServiceError(quota.refusal_message(), code="quota_exceeded", status=429)
     generation = Generation.objects.create(attempt=attempt, kind=kind, hint_index=hint_index)
     transaction.on_commit(
         lambda: enqueue_generation(

@@ -28,6 +28,7 @@ from webapp.tutoring.forms import (
 )
 from webapp.tutoring.generation_services import generation_cancel
 from webapp.tutoring.models import Attempt, Generation
+from webapp.tutoring.quotas import generation_quota
 from worker.protocol import HINTS_PER_ATTEMPT
 
 HISTORY_PAGE_SIZE = 20
@@ -59,6 +60,7 @@ def _home_context(request: HttpRequest, ask_form: AskForm) -> dict:
         "assignments": assignments_for_student(student=student),
         "practice_sets": selectors.practice_sets_for_student(student=student),
         "recent_attempts": selectors.attempt_list_for_student(student=student)[:5],
+        "quota": generation_quota(user=student),
     }
 
 
@@ -147,6 +149,7 @@ def problem_start(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
 
 def _attempt_context(attempt: Attempt) -> dict:
     return {
+        "quota": generation_quota(user=attempt.student),
         "attempt": attempt,
         "problem": attempt.problem,
         "generations": selectors.attempt_timeline(attempt=attempt),
@@ -185,6 +188,7 @@ def attempt_actions(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
             "steps": selectors.attempt_next_steps(attempt=attempt),
             "hint_limit": HINTS_PER_ATTEMPT,
             "solver_online": _solver_online(),
+            "quota": generation_quota(user=attempt.student),
         },
     )
 
@@ -210,6 +214,7 @@ def _new_generation_response(
             "steps": selectors.attempt_next_steps(attempt=attempt),
             "hint_limit": HINTS_PER_ATTEMPT,
             "solver_online": _solver_online(),
+            "quota": generation_quota(user=attempt.student),
         },
     )
 

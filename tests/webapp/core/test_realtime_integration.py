@@ -83,8 +83,12 @@ def test_healthz_reports_each_part(transactional_db, live_site, celery_worker_pr
     import urllib.error
     import urllib.request
 
+    request = urllib.request.Request(
+        f"{live_site.url}/healthz",
+        headers={"Authorization": f"Bearer {os.environ['HEALTHZ_TOKEN']}"},
+    )
     try:
-        response = urllib.request.urlopen(f"{live_site.url}/healthz", timeout=15)
+        response = urllib.request.urlopen(request, timeout=15)
         body = json.loads(response.read())
     except urllib.error.HTTPError as error:  # 503 while no inference worker is up
         body = json.loads(error.read())
@@ -101,7 +105,13 @@ def test_healthz_is_readable_in_a_browser(transactional_db, live_site):
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(f"{live_site.url}/healthz", headers={"Accept": "text/html"})
+    request = urllib.request.Request(
+        f"{live_site.url}/healthz",
+        headers={
+            "Accept": "text/html",
+            "Authorization": f"Bearer {os.environ['HEALTHZ_TOKEN']}",
+        },
+    )
     try:
         html = urllib.request.urlopen(request, timeout=15).read().decode()
     except urllib.error.HTTPError as error:

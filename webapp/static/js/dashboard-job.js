@@ -20,6 +20,17 @@
   const charts = {};
   let lastStatus = document.getElementById("job-status")?.dataset.status || "";
 
+  // Accuracy bars take their length from data-value: a style attribute in the page would need
+  // 'unsafe-inline' in the Content-Security-Policy, a property set from script does not.
+  function fillBars(root) {
+    const scope = root && root.querySelectorAll ? root : document;
+    for (const bar of scope.querySelectorAll(".bar[data-value]")) {
+      bar.style.setProperty("--value", bar.dataset.value);
+    }
+  }
+  fillBars(document);
+  document.addEventListener("htmx:load", (event) => fillBars(event.target));
+
   function makeChart(spec) {
     const canvas = document.getElementById("chart-" + spec.id);
     if (!canvas || typeof Chart === "undefined") return null;

@@ -1,0 +1,99 @@
+"""Generation quotas: how many hints and solutions a student may ask for per hour and per day.
+
+Counted from the student's own generation rows over sliding windows (the last hour, the last 24
+hours), so the count is exact and needs no second store: `generation_enqueue` reads it while it
+holds the student's row lock, and the request it allows is the row it creates. A generation that
+failed on the site's side does not count; one the student stopped does (it was queued and may have
+used the engine). Site admins are exempt. GENERATION_QUOTA_PER_HOUR / _PER_DAY set the limits.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from webapp.tutoring.models import Generation, GenerationStatus
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class QuotaWindow:
+    used: int
+    limit: int
+    frees_at: datetime | None  # when the next request fits again, if the window is full
+
+    @property
+    def full(self) -> bool:
+        return self.used >= self.limit
+
+
+@dataclass(frozen=True)
+class GenerationQuota:
+    exempt: bool
+    hour: QuotaWindow
+    day: QuotaWindow
+
+    @property
+    def windows(self) -> tuple[QuotaWindow, QuotaWindow]:
+        return (self.hour, self.day)
+
+    @property
+    def exhausted(self) -> QuotaWindow | None:
+        """The full window that frees up last, or None while another request fits."""
+        if self.exempt:
+            return None
+        full = [w for w in self.windows if w.full]
+        return max(full, key=lambda w: w.frees_at or timezone.now()) if full else None
+
+    @property
+    def visible(self) -> bool:
+        """Whether the page shows the counter: once either window is past the configured share."""
+        share = settings.GENERATION_QUOTA_SHOW_FRACTION
+        return not self.exempt and any(w.used >= share * w.limit for w in self.windows)
+
+    def refusal_message(self) -> str:
+        window = self.exhausted
+        if window is None:
+            return ""
+        when = timezone.localtime(window.frees_at) if window.frees_at else None
+        retry = f" You can ask again at {when:%H:%M %Z}." if when else ""
+        span = "in the last hour" if window is self.hour else "in the last 24 hours"
+        return (
+            f"You have asked for {window.used} hints and solutions {span}, the most the site "
+            f"allows ({window.limit}).{retry} Meanwhile, try the next step yourself!"
+        )
+
+
+def _frees_at(counted, *, used: int, limit: int, span: timedelta) -> datetime | None:
+    """When a full window has room again: once enough of its oldest requests have aged out."""
+    if used < limit or limit <= 0:
+        return None  # room left, or a quota of 0: no request fits whatever ages out
+    oldest = counted.order_by("queued_at").values_list("queued_at", flat=True)
+    return oldest[max(used - limit, 0)] + span
+
+
+def generation_quota(*, user) -> GenerationQuota:
+    """The student's use of both windows, in one query (a second only when a window is full)."""
+    now = timezone.now()
+    day = Generation.objects.filter(attempt__student_id=user.pk, queued_at__gte=now - DAY).exclude(
+        status=GenerationStatus.FAILED
+    )
+    hour = day.filter(queued_at__gte=now - HOUR)
+    used = day.aggregate(day=Count("pk"), hour=Count("pk", filter=Q(queued_at__gte=now - HOUR)))
+    windows = {}
+    for name, counted, span, limit in (
+        ("hour", hour, HOUR, settings.GENERATION_QUOTA_PER_HOUR),
+        ("day", day, DAY, settings.GENERATION_QUOTA_PER_DAY),
+    ):
+        windows[name] = QuotaWindow(
+            used=used[name],
+            limit=limit,
+            frees_at=_frees_at(counted, used=used[name], limit=limit, span=span),
+        )
+    return GenerationQuota(
+        exempt=bool(getattr(user, "is_site_admin", False)), hour=windows["hour"], day=windows["day"]
+    )
