@@ -152,6 +152,12 @@ PROBLEM_UPLOAD_MAX_BYTES = _env_int("PROBLEM_UPLOAD_MAX_BYTES", 5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PROBLEM_UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = PROBLEM_UPLOAD_MAX_BYTES + 1024 * 1024
 
+# Answer checks on what people type (a student's answer, a teacher's reference answer) that need
+# the symbolic parser run in separate worker processes, each check killed after this many seconds
+# (webapp.core.answer_checks, training.answer_pool).
+ANSWER_CHECK_TIMEOUT_SECONDS = float(os.environ.get("ANSWER_CHECK_TIMEOUT_SECONDS", "1"))
+ANSWER_CHECK_WORKERS = _env_int("ANSWER_CHECK_WORKERS", 2)
+
 # --- Redis: channel layer, Celery broker, generation queue, control messages -------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {

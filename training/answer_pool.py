@@ -1,0 +1,286 @@
+"""Symbolic answer checks on untrusted text, each in a separate process under a hard time limit.
+
+math-verify's own timeout is `signal.alarm`, which works only in a process's main thread, and
+sympy's big-integer arithmetic holds the GIL for as long as one multiplication lasts, so a student's
+`(999*999)!` checked inside a web server's thread could neither be interrupted nor let the other
+requests run. Here the cheap part of a check (numbers, fractions, choice letters, the guards that
+refuse giant powers and factorials) runs in the caller's process through `training.answers` with
+`symbolic=False`; only what needs math-verify goes to a small pool of worker processes
+(`python -m training.answer_pool`). A call that runs past the limit has its worker killed (SIGKILL)
+and replaced, and the caller gets `None` — "couldn't check" — instead of a hung page. Callers may be
+threads of any process (a web server, a Celery worker, the inference worker); the workers are
+started lazily, one per concurrent caller up to the pool's size.
+
+The protocol is one JSON line per request and per reply on the worker's stdin and stdout. A worker
+exits when its stdin closes (its parent is gone); each check also raises the worker's CPU limit by
+only a few seconds, so a worker orphaned in the middle of a check still ends on its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import queue
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from training.answers import SymbolicCheckNeeded, check_reference_parses, verify
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TIMEOUT_S = 1.0
+DEFAULT_WORKERS = 2
+# Starting a worker imports sympy and math-verify and warms their caches: seconds on a busy
+# machine. Only the first check after a start or a kill waits for it.
+START_TIMEOUT_S = 20.0
+# A worker orphaned mid-check is stopped by the kernel after this many CPU seconds.
+_CPU_SECONDS_PER_CHECK = 10
+UNCHECKED_REFERENCE = (
+    "the answer checker ran out of time reading it (it may be too large to work out)"
+)
+
+
+class _WorkerLost(Exception):
+    """The worker did not answer in time, or died."""
+
+
+class CheckFailed(RuntimeError):
+    """The checker raised an unexpected error on this input (reported by the worker)."""
+
+
+class _Worker:
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        # One thread per worker: a check is small and the pool's size is the parallelism.
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "training.answer_pool"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,  # the parent's log: a worker that cannot start says why there
+            close_fds=True,
+        )
+        self.ready = False
+        self._buffer = b""
+
+    def call(self, request: dict, *, timeout: float) -> Any:
+        """Send one request and wait for its reply; `_WorkerLost` when it does not come in time."""
+        if not self.ready:
+            self._read_line(time.monotonic() + START_TIMEOUT_S)
+            self.ready = True
+        try:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as error:
+            raise _WorkerLost(f"the worker is gone ({error})") from error
+        reply = json.loads(self._read_line(time.monotonic() + timeout))
+        if "error" in reply:
+            raise CheckFailed(reply["error"])
+        return reply["result"]
+
+    def _read_line(self, deadline: float) -> bytes:
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _WorkerLost("no reply in time")
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise _WorkerLost(f"the worker exited ({self.process.poll()})")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class AnswerCheckPool:
+    """At most `workers` checker processes; each call waits `timeout_s` at most for a free worker
+    and `timeout_s` at most for its reply (plus a worker's start-up, once per start)."""
+
+    def __init__(self, *, workers: int = DEFAULT_WORKERS, timeout_s: float = DEFAULT_TIMEOUT_S):
+        if workers < 1 or timeout_s <= 0:
+            raise ValueError("an answer-check pool needs one worker or more and a positive limit")
+        self.workers = workers
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        # First in, first out: a replacement still starting goes behind the workers that are ready.
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+
+    def call(self, op: str, **kwargs: Any) -> Any:
+        """Run `op` ("verify" or "reference") in a worker. Raises TimeoutError when no worker was
+        free in time or the check ran past the limit (that worker is killed and replaced)."""
+        worker = self._acquire()
+        try:
+            result = worker.call({"op": op, "kwargs": kwargs}, timeout=self.timeout_s)
+        except _WorkerLost as error:
+            self._discard(worker)
+            raise TimeoutError(
+                f"answer check stopped after {self.timeout_s:g} s: {error}"
+            ) from None
+        except BaseException:
+            self._idle.put(worker)
+            raise
+        self._idle.put(worker)
+        return result
+
+    def _acquire(self) -> _Worker:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._reset()  # a forked child (a Celery pool process): the workers are not ours
+            try:
+                return self._idle.get_nowait()
+            except queue.Empty:
+                pass
+            if len(self._all) < self.workers:
+                worker = _Worker()
+                self._all.append(worker)
+                return worker
+        try:
+            return self._idle.get(timeout=self.timeout_s)
+        except queue.Empty:
+            raise TimeoutError("every answer checker is busy") from None
+
+    def _discard(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+            # Start the replacement now, so its imports are done before the next check needs it.
+            if self._pid == os.getpid() and len(self._all) < self.workers:
+                replacement = _Worker()
+                self._all.append(replacement)
+                self._idle.put(replacement)
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all = self._all, []
+            self._idle = queue.Queue()
+        if self._pid == os.getpid():
+            for worker in workers:
+                worker.kill()
+
+
+def bounded_verify(
+    pool: AnswerCheckPool,
+    reference: str,
+    prediction: str | None,
+    **kwargs: Any,
+) -> bool | None:
+    """`training.answers.verify`, with the symbolic part in the pool: True or False, or None when
+    the check could not finish in time ("couldn't check this answer")."""
+    try:
+        return verify(reference, prediction, symbolic=False, **kwargs)
+    except SymbolicCheckNeeded:
+        pass
+    if kwargs.get("options") is not None:
+        kwargs["options"] = list(kwargs["options"])
+    try:
+        return bool(pool.call("verify", reference=reference, prediction=prediction, **kwargs))
+    except TimeoutError as error:
+        logger.warning("answer check not finished: %s", error)
+    except CheckFailed:
+        logger.exception("answer check failed on %r", prediction)
+    return None
+
+
+def bounded_reference_check(
+    pool: AnswerCheckPool,
+    reference: str,
+    kind: str,
+    *,
+    options: list[str] | tuple[str, ...] | None = None,
+) -> str | None:
+    """`training.answers.check_reference_parses` with the symbolic part in the pool; a check that
+    runs out of time is reported as a reason the reference cannot be used."""
+    try:
+        return check_reference_parses(reference, kind, options=options, symbolic=False)
+    except SymbolicCheckNeeded:
+        pass
+    try:
+        return pool.call(
+            "reference",
+            reference=reference,
+            kind=kind,
+            options=list(options) if options is not None else None,
+        )
+    except TimeoutError as error:
+        logger.warning("reference check not finished: %s", error)
+        return UNCHECKED_REFERENCE
+    except CheckFailed as error:
+        logger.exception("reference check failed on %r", reference)
+        return f"the answer checker failed on it ({error})"
+
+
+_shared: AnswerCheckPool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool(*, workers: int = DEFAULT_WORKERS, timeout_s: float = DEFAULT_TIMEOUT_S):
+    """This process's pool, created on first use with these settings (later calls reuse it)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = AnswerCheckPool(workers=workers, timeout_s=timeout_s)
+            atexit.register(_shared.close)
+        return _shared
+
+
+# --- the worker process ------------------------------------------------------------------------
+
+
+def _serve() -> None:
+    import resource
+
+    logging.basicConfig(level=logging.ERROR)
+    # Warm math-verify's lazy imports and parser caches, so no check pays for them.
+    verify("x^2+1", "1+x^2", kind="expression")
+    verify("\\sqrt{2}", "1.41421356", kind="number", tolerance=1e-3)
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout = sys.stderr  # nothing a library prints can corrupt the replies
+    operations = {"verify": verify, "reference": check_reference_parses}
+    protocol.write('{"ready": true}\n')
+    protocol.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = int(used.ru_utime + used.ru_stime) + _CPU_SECONDS_PER_CHECK
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu if hard < 0 else min(cpu, hard), hard))
+        try:
+            reply = {"result": operations[request["op"]](**request["kwargs"])}
+        except Exception as error:  # noqa: BLE001 - reported to the caller, who logs it
+            reply = {"error": f"{type(error).__name__}: {error}"}
+        protocol.write(json.dumps(reply) + "\n")
+        protocol.flush()
+
+
+if __name__ == "__main__":
+    _serve()
