@@ -38,9 +38,10 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TIMEOUT_S = 1.0
 DEFAULT_WORKERS = 2
-# Starting a worker imports sympy and math-verify and warms their caches: seconds on a busy
-# machine. Only the first check after a start or a kill waits for it.
-START_TIMEOUT_S = 20.0
+# Starting a worker imports sympy and math-verify and warms their caches: a second or two, more
+# on a busy machine. A check that finds its worker still starting waits this long at most, then
+# is "couldn't check" while the worker goes on starting for the next one.
+START_WAIT_S = 5.0
 # A worker orphaned mid-check is stopped by the kernel after this many CPU seconds.
 _CPU_SECONDS_PER_CHECK = 10
 UNCHECKED_REFERENCE = (
@@ -50,6 +51,10 @@ UNCHECKED_REFERENCE = (
 
 class _WorkerLost(Exception):
     """The worker did not answer in time, or died."""
+
+
+class _StillStarting(Exception):
+    """The worker is still importing its libraries; it is kept for a later call."""
 
 
 class CheckFailed(RuntimeError):
@@ -77,7 +82,12 @@ class _Worker:
     def call(self, request: dict, *, timeout: float) -> Any:
         """Send one request and wait for its reply; `_WorkerLost` when it does not come in time."""
         if not self.ready:
-            self._read_line(time.monotonic() + START_TIMEOUT_S)
+            try:
+                self._read_line(time.monotonic() + START_WAIT_S)
+            except _WorkerLost as error:
+                if self.process.poll() is None:
+                    raise _StillStarting() from error
+                raise
             self.ready = True
         try:
             self.process.stdin.write(json.dumps(request).encode() + b"\n")
@@ -118,7 +128,8 @@ class _Worker:
 
 class AnswerCheckPool:
     """At most `workers` checker processes; each call waits `timeout_s` at most for a free worker
-    and `timeout_s` at most for its reply (plus a worker's start-up, once per start)."""
+    and `timeout_s` at most for its reply, plus `START_WAIT_S` at most when its worker is still
+    starting."""
 
     def __init__(self, *, workers: int = DEFAULT_WORKERS, timeout_s: float = DEFAULT_TIMEOUT_S):
         if workers < 1 or timeout_s <= 0:
@@ -140,6 +151,9 @@ class AnswerCheckPool:
         worker = self._acquire()
         try:
             result = worker.call({"op": op, "kwargs": kwargs}, timeout=self.timeout_s)
+        except _StillStarting:
+            self._idle.put(worker)
+            raise TimeoutError("the answer checker is still starting") from None
         except _WorkerLost as error:
             self._discard(worker)
             raise TimeoutError(
