@@ -31,7 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.answers import SymbolicCheckNeeded, check_reference_parses, verify
+from training.answers import (
+    SymbolicCheckNeeded,
+    _parse_cached,
+    check_reference_parses,
+    verify,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,11 @@ _CPU_SECONDS_PER_CHECK = 10
 UNCHECKED_REFERENCE = (
     "the answer checker ran out of time reading it (it may be too large to work out)"
 )
+UNAVAILABLE_REFERENCE = "the answer checker was not available; save the problem again to retry"
+# A teacher's reference answer is read once, in an upload or a Celery task, and a wrong "cannot
+# read it" keeps a good problem out of training: it waits this long for a free, started worker
+# (a student's answer waits the check's own limit).
+REFERENCE_PATIENCE_S = 60.0
 
 
 class _WorkerLost(Exception):
@@ -55,6 +65,14 @@ class _WorkerLost(Exception):
 
 class _StillStarting(Exception):
     """The worker is still importing its libraries; it is kept for a later call."""
+
+
+class CheckTimedOut(TimeoutError):
+    """The check ran past the pool's limit: the input is too costly to work out."""
+
+
+class CheckerUnavailable(TimeoutError):
+    """No worker was free, or started, in time: the checker's state, not the input's fault."""
 
 
 class CheckFailed(RuntimeError):
@@ -79,11 +97,12 @@ class _Worker:
         self.ready = False
         self._buffer = b""
 
-    def call(self, request: dict, *, timeout: float) -> Any:
-        """Send one request and wait for its reply; `_WorkerLost` when it does not come in time."""
+    def call(self, request: dict, *, timeout: float, start_wait: float) -> Any:
+        """Send one request and wait for its reply; `_WorkerLost` when it does not come in time,
+        `_StillStarting` when the worker is not ready within `start_wait`."""
         if not self.ready:
             try:
-                self._read_line(time.monotonic() + START_WAIT_S)
+                self._read_line(time.monotonic() + start_wait)
             except _WorkerLost as error:
                 if self.process.poll() is None:
                     raise _StillStarting() from error
@@ -127,9 +146,9 @@ class _Worker:
 
 
 class AnswerCheckPool:
-    """At most `workers` checker processes; each call waits `timeout_s` at most for a free worker
-    and `timeout_s` at most for its reply, plus `START_WAIT_S` at most when its worker is still
-    starting."""
+    """`workers` checker processes, all started by the first call. A call waits at most
+    `patience_s` (default: `timeout_s`) for a free worker, at most `START_WAIT_S` (or its patience,
+    if longer) for that worker to finish starting, and at most `timeout_s` for its reply."""
 
     def __init__(self, *, workers: int = DEFAULT_WORKERS, timeout_s: float = DEFAULT_TIMEOUT_S):
         if workers < 1 or timeout_s <= 0:
@@ -145,18 +164,23 @@ class AnswerCheckPool:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
 
-    def call(self, op: str, **kwargs: Any) -> Any:
-        """Run `op` ("verify" or "reference") in a worker. Raises TimeoutError when no worker was
-        free in time or the check ran past the limit (that worker is killed and replaced)."""
-        worker = self._acquire()
+    def call(self, op: str, *, patience_s: float | None = None, **kwargs: Any) -> Any:
+        """Run `op` ("verify" or "reference") in a worker. Raises `CheckerUnavailable` when no
+        worker was free and started in time, `CheckTimedOut` when the check ran past the limit
+        (its worker is killed and replaced)."""
+        patience = self.timeout_s if patience_s is None else patience_s
+        worker = self._acquire(patience)
+        request = {"op": op, "kwargs": kwargs}
         try:
-            result = worker.call({"op": op, "kwargs": kwargs}, timeout=self.timeout_s)
+            result = worker.call(
+                request, timeout=self.timeout_s, start_wait=max(START_WAIT_S, patience)
+            )
         except _StillStarting:
             self._idle.put(worker)
-            raise TimeoutError("the answer checker is still starting") from None
+            raise CheckerUnavailable("the answer checker is still starting") from None
         except _WorkerLost as error:
             self._discard(worker)
-            raise TimeoutError(
+            raise CheckTimedOut(
                 f"answer check stopped after {self.timeout_s:g} s: {error}"
             ) from None
         except BaseException:
@@ -165,22 +189,19 @@ class AnswerCheckPool:
         self._idle.put(worker)
         return result
 
-    def _acquire(self) -> _Worker:
+    def _acquire(self, patience: float) -> _Worker:
         with self._lock:
             if self._pid != os.getpid():
                 self._reset()  # a forked child (a Celery pool process): the workers are not ours
-            try:
-                return self._idle.get_nowait()
-            except queue.Empty:
-                pass
-            if len(self._all) < self.workers:
+            # All at once: the others import sympy while the first call waits for its worker.
+            while len(self._all) < self.workers:
                 worker = _Worker()
                 self._all.append(worker)
-                return worker
+                self._idle.put(worker)
         try:
-            return self._idle.get(timeout=self.timeout_s)
+            return self._idle.get(timeout=patience)
         except queue.Empty:
-            raise TimeoutError("every answer checker is busy") from None
+            raise CheckerUnavailable("every answer checker is busy") from None
 
     def _discard(self, worker: _Worker) -> None:
         worker.kill()
@@ -241,13 +262,17 @@ def bounded_reference_check(
     try:
         return pool.call(
             "reference",
+            patience_s=REFERENCE_PATIENCE_S,
             reference=reference,
             kind=kind,
             options=list(options) if options is not None else None,
         )
-    except TimeoutError as error:
+    except CheckTimedOut as error:
         logger.warning("reference check not finished: %s", error)
         return UNCHECKED_REFERENCE
+    except CheckerUnavailable as error:
+        logger.warning("reference check not started: %s", error)
+        return UNAVAILABLE_REFERENCE
     except CheckFailed as error:
         logger.exception("reference check failed on %r", reference)
         return f"the answer checker failed on it ({error})"
@@ -274,9 +299,12 @@ def _serve() -> None:
     import resource
 
     logging.basicConfig(level=logging.ERROR)
-    # Warm math-verify's lazy imports and parser caches, so no check pays for them.
+    # Warm math-verify's lazy imports, so no check pays for them; then forget the warm-up's
+    # parses, which a busy machine may have cut off with math-verify's own alarm (an empty parse
+    # would be cached as the answer for those texts).
     verify("x^2+1", "1+x^2", kind="expression")
     verify("\\sqrt{2}", "1.41421356", kind="number", tolerance=1e-3)
+    _parse_cached.cache_clear()
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     sys.stdout = sys.stderr  # nothing a library prints can corrupt the replies
     operations = {"verify": verify, "reference": check_reference_parses}

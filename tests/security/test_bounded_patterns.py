@@ -106,6 +106,13 @@ _OLD_FORMULA = re.compile(
     r"|[=+\-@]\s*(?:HYPERLINK|IMPORT\w*|WEBSERVICE|FILTERXML|DDE\w*|CALL|REGISTER|EXEC|CMD)\b)",
     re.IGNORECASE,
 )
+_OLD_TAG = re.compile(
+    r"</?(script|style|iframe|frame|frameset|object|embed|applet|link|meta|base|form|input|button"
+    r"|textarea|select|svg|img|image|video|audio|source|template|marquee|html|body|head)\b",
+    re.IGNORECASE,
+)
+_OLD_EVENT_HANDLER = re.compile(r"<[a-z][^<>]*\bon[a-z]+\s*=", re.IGNORECASE)
+_OLD_SCRIPT_URL = re.compile(r"\b(?:javascript|vbscript)\s*:|data\s*:\s*text/html", re.IGNORECASE)
 _OLD_AIKEN_ANSWER = re.compile(r"^ANSWER\s*:\s*(.*?)\s*$", re.IGNORECASE)
 _OLD_OPTION = re.compile(r"^([A-Za-z])[.)]\s+(.*\S)\s*$")
 _OLD_DETECT_AIKEN = re.compile(r"^\s*ANSWER\s*:\s*[A-Za-z]\s*$", re.MULTILINE | re.IGNORECASE)
@@ -123,6 +130,21 @@ def test_the_formula_check_refuses_exactly_what_the_old_pattern_refused(text):
     from webapp.problems.importers.validation import _FORMULA, _dde_pipe
 
     assert bool(_FORMULA.match(text) or _dde_pipe(text)) == bool(_OLD_FORMULA.match(text))
+
+
+_markup_text = st.text(alphabet="<>/ =:onScriptIMGjavascriptdata text/html\t1x", max_size=40)
+
+
+@_examples
+@given(_markup_text)
+def test_the_markup_checks_refuse_what_the_old_patterns_refused(text):
+    old = bool(
+        _OLD_TAG.search(text) or _OLD_EVENT_HANDLER.search(text) or _OLD_SCRIPT_URL.search(text)
+    )
+    new = hostile_reason(text) is not None  # (no formula can be written in this alphabet)
+    assert new or not old, text
+    if new and not old:  # the script-link check no longer needs a word start: "xjavascript:"
+        assert "javascript" in text.casefold() or "vbscript" in text.casefold(), text
 
 
 @_examples
