@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8000}
 export PORT
+# Production-safe by default: no debug pages (DEBUG=1 turns them on), and the secret key is this
+# checkout's own, generated into var/secret_key by the settings on first start. The site is
+# served over plain HTTP on the loopback address, so its cookies cannot be HTTPS-only here.
+export DEBUG=${DEBUG:-0}
+export SECURE_COOKIES=${SECURE_COOKIES:-0}
 
 scripts/setup.sh
 
@@ -47,6 +52,9 @@ fi
 
 echo
 echo "==> Ring Tutor is starting at http://127.0.0.1:$PORT/  (health: http://127.0.0.1:$PORT/healthz)"
+if [ "$DEBUG" = "0" ]; then
+  echo "    DEBUG is off (set DEBUG=1 for Django's debug pages); secret key: var/secret_key"
+fi
 echo "    The inference worker needs ~1 minute to load the model; Ctrl-C stops everything."
 echo
 exec .venv/bin/honcho start -f Procfile -p "$PORT"

@@ -6,9 +6,12 @@ its reasoning is unfinished and has none). `verify` compares it with a reference
 through math-verify (gold first, then prediction: its comparison is not symmetric), numbers with
 a tolerance and an optional unit (stripped, or converted when the prediction states another unit
 of the same quantity), and multiple-choice letters. Plain numbers and fractions take an exact
-fast path before math-verify, which costs milliseconds per call; math-verify runs under its
-signal timeout in the main thread, and hostile inputs (huge, deeply nested, giant exponents) are
-refused before parsing everywhere, because outside the main thread no timeout can interrupt it.
+fast path before math-verify, which costs milliseconds per call. Hostile inputs (huge, deeply
+nested, giant exponents or factorials) are refused before parsing; math-verify's own timeout is a
+signal that only works in a main thread, so the site never calls the symbolic path in its own
+threads: with `symbolic=False`, `verify` and `check_reference_parses` settle what they can cheaply
+and raise `SymbolicCheckNeeded` for the rest, which `training.answer_pool` then runs in a separate
+process under a hard wall-clock limit.
 """
 
 from __future__ import annotations
@@ -312,11 +315,49 @@ def _convert(value: float, from_unit: str, to_unit: str) -> float | None:
 
 # --- guards and math-verify ----------------------------------------------------------------
 
-_HUGE_EXPONENT_RE = re.compile(r"\^\s*\{?\s*[-+]?\s*\d{3,}|\d{4,}\s*!|\^[^^]*\^")
+
+class SymbolicCheckNeeded(Exception):  # noqa: N818 - a signal to the caller, not a failure
+    """Raised with `symbolic=False` when only math-verify (sympy) can settle the answer."""
+
+
+# Three-digit exponents, stacked powers ("9^9^9", "2**3**4"), a factorial of a number of four
+# digits or more, and factorials applied to a factorial or to a bracket holding a power or a big
+# number ("(10!)!", "(9!+30000)!"): each is a number too large to compute in a request.
+_HUGE_EXPONENT_RE = re.compile(
+    r"(?:\^|\*\*)\s*\{?\s*[-+]?\s*\d{3,}|\d{4,}\s*!|(?:\^|\*\*)[^^*]*(?:\^|\*\*)"
+    r"|!\s*[)}\]]*\s*!"
+)
+_CLOSING = {")": "(", "}": "{", "]": "["}
+_LETTER_RE = re.compile(r"[A-Za-z]")
+
+
+def _factorial_of_big_group(text: str) -> bool:
+    """A bracket group followed by "!" whose content holds a factorial, a number of four digits or
+    more, or a power of numbers alone: its value could have millions of digits."""
+    for index, char in enumerate(text):
+        if char != "!" or index == 0:
+            continue
+        end = index - 1
+        while end >= 0 and text[end].isspace():
+            end -= 1
+        if end < 0 or text[end] not in _CLOSING:
+            continue
+        opening, depth, start = _CLOSING[text[end]], 0, end
+        while start >= 0:
+            depth += (text[start] == text[end]) - (text[start] == opening)
+            if depth == 0:
+                break
+            start -= 1
+        group = text[start + 1 : end]
+        power = "^" in group or "**" in group
+        if "!" in group or re.search(r"\d{4,}", group) or (power and not _LETTER_RE.search(group)):
+            return True
+    return False
 
 
 def _looks_expensive(text: str) -> bool:
-    """Inputs that could make a symbolic parser or simplifier run for a long time."""
+    """Inputs that could make a symbolic parser or simplifier run for a long time. A cheap first
+    guard only: the hard limit is the separate process of `training.answer_pool`."""
     if len(text) > MAX_ANSWER_CHARS:
         return True
     depth = deepest = 0
@@ -326,7 +367,11 @@ def _looks_expensive(text: str) -> bool:
             deepest = max(deepest, depth)
         elif c in "})]":
             depth -= 1
-    return deepest > MAX_BRACE_DEPTH or bool(_HUGE_EXPONENT_RE.search(text))
+    return (
+        deepest > MAX_BRACE_DEPTH
+        or bool(_HUGE_EXPONENT_RE.search(text))
+        or _factorial_of_big_group(text)
+    )
 
 
 def _timeout_seconds() -> int | None:
@@ -407,7 +452,7 @@ _UNIT_TEXT_RE = re.compile(r"[A-Za-z%][A-Za-z%/^*\d\-\s.]*")
 _LATEX_COMMAND_RE = re.compile(r"\\(?:text|mathrm|textrm|mbox|operatorname)")
 
 
-def _read_number_with_unit(text: str) -> tuple[float, str] | None:
+def _read_number_with_unit(text: str, symbolic: bool = True) -> tuple[float, str] | None:
     """A number and the unit written after it ("" when none); None when unreadable."""
     cleaned = _ASSIGNMENT_RE.sub("", _clean(text))
     split = _split_number(cleaned)
@@ -419,6 +464,8 @@ def _read_number_with_unit(text: str) -> tuple[float, str] | None:
     # Not a plain number ("2\pi", "\sqrt{2}", "3^2"): ask math-verify for its value.
     if _looks_expensive(cleaned):
         return None
+    if not symbolic:
+        raise SymbolicCheckNeeded(cleaned)
     numeric = _math_verify_number(cleaned)
     return (numeric, "") if numeric is not None else None
 
@@ -429,9 +476,10 @@ def _verify_number(
     tolerance: float | None,
     abs_tolerance: float | None,
     unit: str | None,
+    symbolic: bool = True,
 ) -> bool:
-    ref = _read_number_with_unit(reference)
-    pred = _read_number_with_unit(prediction)
+    ref = _read_number_with_unit(reference, symbolic)
+    pred = _read_number_with_unit(prediction, symbolic)
     if ref is None or pred is None:
         return False
     ref_value, ref_unit_text = ref
@@ -453,7 +501,7 @@ def _verify_number(
     return math.isclose(pred_value, ref_value, rel_tol=rel, abs_tol=absolute)
 
 
-def _verify_expression(reference: str, prediction: str) -> bool:
+def _verify_expression(reference: str, prediction: str, symbolic: bool = True) -> bool:
     ref_exact = parse_exact_number(reference)
     if ref_exact is not None:
         pred_exact = parse_exact_number(prediction)
@@ -461,6 +509,8 @@ def _verify_expression(reference: str, prediction: str) -> bool:
             return pred_exact == ref_exact
     if _looks_expensive(prediction) or _looks_expensive(reference):
         return False
+    if not symbolic:
+        raise SymbolicCheckNeeded(prediction)
     return _math_verify(_clean(reference), _clean(prediction))
 
 
@@ -473,6 +523,7 @@ def verify(
     unit: str | None = None,
     options: tuple[str, ...] | list[str] | None = None,
     abs_tolerance: float | None = None,
+    symbolic: bool = True,
 ) -> bool:
     """True when prediction is equivalent to the reference.
 
@@ -482,7 +533,8 @@ def verify(
       a unit on the prediction is converted to `unit` (or the reference's own unit) when both
       measure the same quantity, and a prediction in another quantity's unit is wrong.
     - "choice": the letter ("B", "(B)", "B) text") or an option's exact text against the key.
-    A missing prediction (None or empty) is never correct.
+    A missing prediction (None or empty) is never correct. With `symbolic=False` an answer that
+    only math-verify can settle raises `SymbolicCheckNeeded` instead (see `training.answer_pool`).
     """
     if prediction is None or not prediction.strip() or len(prediction) > MAX_ANSWER_CHARS:
         return False
@@ -490,9 +542,9 @@ def verify(
         if kind == "choice":
             return _verify_choice(reference, prediction, tuple(options) if options else None)
         if kind == "number":
-            return _verify_number(reference, prediction, tolerance, abs_tolerance, unit)
+            return _verify_number(reference, prediction, tolerance, abs_tolerance, unit, symbolic)
         if kind == "expression":
-            return _verify_expression(reference, prediction)
+            return _verify_expression(reference, prediction, symbolic)
     except (ValueError, ZeroDivisionError, OverflowError, RecursionError) as error:
         logger.debug("verification failed for %r: %s", prediction, error)
         return False
@@ -514,9 +566,14 @@ def reward(completion: str, problem: Problem) -> float:
 
 
 def check_reference_parses(
-    reference: str, kind: AnswerKind, *, options: tuple[str, ...] | list[str] | None = None
+    reference: str,
+    kind: AnswerKind,
+    *,
+    options: tuple[str, ...] | list[str] | None = None,
+    symbolic: bool = True,
 ) -> str | None:
-    """None when the verifier can read a teacher's reference answer; otherwise why not."""
+    """None when the verifier can read a teacher's reference answer; otherwise why not.
+    With `symbolic=False`, raises `SymbolicCheckNeeded` where math-verify would have to parse it."""
     if not reference or not reference.strip():
         return "the reference answer is empty"
     if len(reference) > MAX_ANSWER_CHARS:
@@ -530,7 +587,7 @@ def check_reference_parses(
         return None
     if kind == "number":
         try:
-            parsed = _read_number_with_unit(reference)
+            parsed = _read_number_with_unit(reference, symbolic)
         except (ValueError, ZeroDivisionError, OverflowError):
             parsed = None
         return None if parsed is not None else f"{reference!r} is not a number"
@@ -539,6 +596,8 @@ def check_reference_parses(
             return None
         if _looks_expensive(reference):
             return f"{reference!r} is too large or nested to verify safely"
+        if not symbolic:
+            raise SymbolicCheckNeeded(reference)
         import sympy
 
         parsed = _parse_cached(_clean(reference), _timeout_seconds())

@@ -1,11 +1,12 @@
 """Ring Tutor's one settings module.
 
-Everything comes from the environment with development defaults, so a fresh checkout runs with no
-configuration at all (SQLite, the local Redis, the shipped ring-tiny model). Secrets are required only
-when DEBUG is off. One REDIS_URL feeds the Channels layer, the Celery broker and the generation queue.
+Everything comes from the environment with local defaults, so a fresh checkout runs with no
+configuration at all (SQLite, the local Redis, the shipped ring-tiny model, DEBUG off and a secret key
+generated into var/). One REDIS_URL feeds the Channels layer, the Celery broker and the generation queue.
 """
 
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,11 +29,34 @@ def _env_int(name: str, default: int) -> int:
     return default if raw in (None, "") else int(raw)
 
 
-DEBUG = _env_bool("DEBUG", True)
-_DEV_SECRET = "dev-only-insecure-secret-key-change-me"
-SECRET_KEY = os.environ.get("SECRET_KEY", _DEV_SECRET if DEBUG else "")
-if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET):
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+def _local_secret_key(path: Path) -> str:
+    """This checkout's own random key, made on first use and kept (mode 0600) in `var/`."""
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(50))
+        try:
+            os.link(draft, path)  # atomic: the site's processes starting together agree on one key
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    key = path.read_text().strip()
+    if len(key) < 50:
+        raise ImproperlyConfigured(f"{path} holds no usable key: delete it, or set SECRET_KEY.")
+    return key
+
+
+# Off unless asked for (DEBUG=1): debug pages show settings, source and locals to anyone. Without
+# SECRET_KEY in the environment (production sets it) the site uses a random key of its own under
+# var/, so `make run` needs no configuration and no key is ever shared between checkouts.
+DEBUG = _env_bool("DEBUG", False)
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me"  # the key earlier versions shipped
+SECRET_KEY = os.environ.get("SECRET_KEY") or _local_secret_key(BASE_DIR / "var" / "secret_key")
+if not DEBUG and SECRET_KEY == _DEV_SECRET:
+    raise ImproperlyConfigured("SECRET_KEY must not be the published development key.")
 
 ALLOWED_HOSTS = [
     h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h
@@ -165,6 +189,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PROBLEM_UPLOAD_MAX_BYTES = _env_int("PROBLEM_UPLOAD_MAX_BYTES", 5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PROBLEM_UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = PROBLEM_UPLOAD_MAX_BYTES + 1024 * 1024
+
+# Answer checks on what people type (a student's answer, a teacher's reference answer) that need
+# the symbolic parser run in separate worker processes, each check killed after this many seconds
+# (webapp.core.answer_checks, training.answer_pool).
+ANSWER_CHECK_TIMEOUT_SECONDS = float(os.environ.get("ANSWER_CHECK_TIMEOUT_SECONDS", "1"))
+ANSWER_CHECK_WORKERS = _env_int("ANSWER_CHECK_WORKERS", 2)
 
 # --- Redis: channel layer, Celery broker, generation queue, control messages -------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

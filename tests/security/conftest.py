@@ -1,11 +1,14 @@
-"""Fixtures for the security tests: cheap password hashing, users of each role, and the Redis
-counters of the site's limiters cleared around each test."""
+"""Fixtures for the security tests: cheap password hashing, users of each role, a problem with a
+symbolic answer key, and the Redis counters of the site's limiters cleared around each test."""
 
 import pytest
 
 from webapp.accounts.services import user_create
 from webapp.core.rate_limits import KEY_PREFIX
 from webapp.core.redis_client import redis_client
+from webapp.problems.content_key import problem_content_key
+from webapp.problems.models import Problem, ProblemSet
+from webapp.tutoring.models import Attempt
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +36,28 @@ def student(db):
 
 
 @pytest.fixture
+def teacher(db):
+    return user_create(username="sec-teacher", password="x", role="teacher", validate=False)
+
+
+@pytest.fixture
 def admin(db):
-    user = user_create(username="root", password="admin-password-1", role="admin", validate=False)
-    return user
+    return user_create(username="root", password="admin-password-1", role="admin", validate=False)
+
+
+@pytest.fixture
+def symbolic_attempt(teacher, student) -> Attempt:
+    """A student's attempt at a practice problem whose key only math-verify can read."""
+    problem_set = ProblemSet.objects.create(
+        owner=teacher, title="Algebra", is_practice=True, is_public=True
+    )
+    statement = "Expand (x+1)^2."
+    problem = Problem.objects.create(
+        problem_set=problem_set,
+        position=0,
+        statement=statement,
+        content_key=problem_content_key(statement),
+        answer_kind="expression",
+        reference_answer="x^2+2x+1",
+    )
+    return Attempt.objects.create(student=student, problem=problem)

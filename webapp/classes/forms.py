@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from webapp.classes.join_codes import normalise_join_code
 from webapp.problems.models import ProblemSet
 
 
@@ -15,6 +16,16 @@ class JoinForm(forms.Form):
     code = forms.CharField(
         max_length=40, label="Join code", help_text="Your teacher gives you this code."
     )
+
+    def clean_code(self) -> str:
+        """The code as stored ("demo-1234 " → "DEMO1234"); only ASCII letters and digits."""
+        code = normalise_join_code(self.cleaned_data["code"])
+        if not code or not (code.isascii() and code.isalnum()):
+            raise forms.ValidationError(
+                "A join code has only letters and digits, like DEMO1234. Check it with your "
+                "teacher."
+            )
+        return code
 
 
 class DueDateForm(forms.Form):

@@ -18,6 +18,7 @@ from webapp.classes.charts import wrong_answers_chart
 from webapp.classes.forms import AssignForm, ClassroomForm, DueDateForm, JoinForm
 from webapp.core.errors import ServiceError
 from webapp.core.http import HtmxHttpRequest, found_or_404
+from webapp.core.params import param_id
 from webapp.core.roles import role_required
 from webapp.problems.selectors import problem_set_list
 from webapp.problems.spreadsheet import csv_bytes
@@ -218,11 +219,10 @@ def _results_scope(request: HtmxHttpRequest, classroom_id: int):
         selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
     )
     assignment = None
-    if request.GET.get("assignment", "").isdigit():
+    assignment_id = param_id(request.GET, "assignment")
+    if assignment_id is not None:
         assignment = found_or_404(
-            selectors.assignment_get,
-            teacher=request.user,
-            assignment_id=int(request.GET["assignment"]),
+            selectors.assignment_get, teacher=request.user, assignment_id=assignment_id
         )
         if assignment.classroom_id != classroom.pk:
             raise Http404("That assignment is not in this class.")
@@ -307,29 +307,35 @@ def my_classes(request: HtmxHttpRequest) -> HttpResponse:
 @role_required("student")
 @require_POST
 def join(request: HtmxHttpRequest) -> HttpResponse:
-    form = JoinForm(request.POST)
-    code = form.data.get("code", "")
-    return _join(request, code)
+    return _join(request, JoinForm(request.POST))
 
 
 @role_required("student")
 def join_with_code(request: HtmxHttpRequest, code: str) -> HttpResponse:
     """The link a teacher shares: confirm, then join (a GET never changes anything)."""
+    form = JoinForm({"code": code})
     if request.method == "POST":
-        return _join(request, code)
+        return _join(request, form)
+    if not form.is_valid():
+        return render(request, "classes/join_confirm.html", {"code": ""}, status=404)
+    code = form.cleaned_data["code"]
+    classroom = selectors.classroom_for_code(code=code)
     return render(
         request,
         "classes/join_confirm.html",
-        {
-            "code": services.normalise_join_code(code),
-            "classroom": selectors.classroom_for_code(code=code),
-        },
+        {"code": code, "classroom": classroom},
+        status=200 if classroom else 404,
     )
 
 
-def _join(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def _join(request: HtmxHttpRequest, form: JoinForm) -> HttpResponse:
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("code", ["Check the join code."])))
+        return redirect("classes:my_classes")
     try:
-        enrollment, created = services.enrollment_join(student=request.user, code=code)
+        enrollment, created = services.enrollment_join(
+            student=request.user, code=form.cleaned_data["code"]
+        )
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:

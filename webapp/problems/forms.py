@@ -10,6 +10,12 @@ from django import forms
 from django.conf import settings
 
 from webapp.problems.importers import FORMAT_CHOICES
+from webapp.problems.importers.validation import (
+    MAX_CHOICE_CHARS,
+    MAX_CHOICES,
+    MAX_SOLUTION_CHARS,
+    MAX_STATEMENT_CHARS,
+)
 from webapp.problems.models import AnswerKind, Domain, OnError, Problem, ProblemSet
 
 NEW_SET = ""
@@ -108,9 +114,13 @@ class ProblemSetForm(forms.ModelForm):
 
 
 class ProblemForm(forms.Form):
-    """One problem typed by hand. The values go to the services as upload fields."""
+    """One problem typed by hand. The values go to the services as upload fields.
+
+    Every text field has its length limit here, so an oversized value is refused before the
+    validation's patterns read it."""
 
     statement = forms.CharField(
+        max_length=MAX_STATEMENT_CHARS,
         widget=forms.Textarea(attrs={"rows": 5}),
         help_text="Markdown, with LaTeX between $…$ or \\(…\\).",
     )
@@ -129,11 +139,16 @@ class ProblemForm(forms.Form):
     unit = forms.CharField(required=False, max_length=32, help_text="Numbers only, e.g. m/s^2.")
     choices = forms.CharField(
         required=False,
+        # Every choice at its longest, each on its own line (Windows line ends included).
+        max_length=MAX_CHOICES * (MAX_CHOICE_CHARS + 2),
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Multiple choice only: one choice per line, in order A, B, C…",
     )
     solution = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 5}), label="Worked solution"
+        required=False,
+        max_length=MAX_SOLUTION_CHARS,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        label="Worked solution",
     )
     difficulty = forms.TypedChoiceField(
         required=False,

@@ -22,6 +22,7 @@ from webapp.classes.charts import wrong_answers_chart
 from webapp.classes.selectors import problem_set_model_struggles
 from webapp.core.errors import ServiceError
 from webapp.core.http import HtmxHttpRequest, found_or_404
+from webapp.core.params import param_text
 from webapp.core.roles import role_required
 from webapp.problems import selectors, services
 from webapp.problems.forms import NEW_SET, ImportForm, ProblemForm, ProblemSetForm, UploadForm
@@ -80,7 +81,7 @@ def problem_set_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpRes
     show = request.GET.get("show", "all")
     if show not in selectors.PROBLEM_FILTERS:
         show = "all"
-    query = request.GET.get("q", "")[:200]
+    query = param_text(request.GET, "q", max_chars=200)
     problems = Paginator(
         selectors.problem_list(problem_set=problem_set, show=show, query=query), PROBLEMS_PER_PAGE
     )

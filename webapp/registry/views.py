@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from webapp.accounts.selectors import teacher_status_counts
 from webapp.core.errors import ServiceError
 from webapp.core.http import HtmxHttpRequest
+from webapp.core.params import param_text
 from webapp.core.roles import role_required
 from webapp.registry import selectors, services, training_bridge, training_services
 from webapp.registry.forms import LaunchJobForm, PromoteForm
@@ -120,7 +121,7 @@ def model_version_promote(request: HtmxHttpRequest, version_id: int) -> HttpResp
 def model_version_rollback(request: HtmxHttpRequest) -> HttpResponse:
     try:
         event = services.model_version_rollback(
-            actor=request.user, reason=request.POST.get("reason", "")
+            actor=request.user, reason=param_text(request.POST, "reason", max_chars=2000)
         )
     except ServiceError as exc:
         return _registry_result(request, error=exc)

@@ -5,13 +5,14 @@ Generations are created and queued only through `generation_enqueue` (webapp.tut
 generation_services), which enforces the worker's limits; what the student may ask for next is
 decided by `selectors.attempt_next_steps`, and every request it does not allow is refused here.
 The student's own answer is checked with `training.answers.verify`, the verifier that also grades
-the model, so "correct" means the same thing for both.
+the model, so "correct" means the same thing for both; it runs through `webapp.core.answer_checks`,
+whose time limit turns an answer too costly to work out into "couldn't check" (`is_correct` None).
 """
 
 from django.db import transaction
 from django.db.models import F
 
-from training.answers import verify
+from webapp.core.answer_checks import answer_verdict
 from webapp.core.errors import ServiceError
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.models import AnswerKind, Domain, Problem
@@ -154,7 +155,8 @@ def attempt_solution_request(*, attempt: Attempt, user) -> Generation:
 
 def own_answer_create(*, attempt: Attempt, user, answer: str) -> OwnAnswer:
     """Record the student's own answer and, when the problem has a reference, whether it is right
-    (`is_correct` stays None when there is nothing to check against)."""
+    (`is_correct` stays None when there is nothing to check against, or the check ran out of
+    time)."""
     _ensure_own(attempt, user)
     answer = answer.strip()
     if not answer:
@@ -167,9 +169,9 @@ def own_answer_create(*, attempt: Attempt, user, answer: str) -> OwnAnswer:
     problem = attempt.problem
     is_correct = None
     if problem.has_verified_reference:
-        is_correct = verify(
-            problem.reference_answer,
-            answer,
+        is_correct = answer_verdict(
+            reference=problem.reference_answer,
+            answer=answer,
             kind=problem.answer_kind,
             tolerance=problem.tolerance,
             unit=problem.unit or None,

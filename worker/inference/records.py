@@ -166,7 +166,8 @@ def generation_fail_unclaimed(*, generation_id: int, error: str) -> bool:
 
 
 def verdict_for(job: GenerationJob, final_answer: str | None) -> str:
-    """The verdict of a solution against the problem's reference (training.answers.verify).
+    """The verdict of a solution against the problem's reference (training.answers.verify, bounded
+    in time by webapp.core.answer_checks).
 
     Hints are not graded; problems without a verified reference are `unverifiable`.
     """
@@ -174,12 +175,12 @@ def verdict_for(job: GenerationJob, final_answer: str | None) -> str:
         return ""
     if not job.has_verified_reference or job.answer_kind == AnswerKind.NONE:
         return Verdict.UNVERIFIABLE
-    from training.answers import verify
+    from webapp.core.answer_checks import answer_verdict
 
     try:
-        correct = verify(
-            job.reference_answer,
-            final_answer,
+        correct = answer_verdict(
+            reference=job.reference_answer,
+            answer=final_answer,
             kind=job.answer_kind,
             tolerance=job.tolerance,
             unit=job.unit or None,
@@ -187,5 +188,7 @@ def verdict_for(job: GenerationJob, final_answer: str | None) -> str:
         )
     except Exception:  # noqa: BLE001 - a grading bug must not lose the student's solution
         logger.exception("verifying generation %s failed", job.generation_id)
+        return Verdict.UNVERIFIABLE
+    if correct is None:  # the checker ran out of time on this answer
         return Verdict.UNVERIFIABLE
     return Verdict.CORRECT if correct else Verdict.WRONG

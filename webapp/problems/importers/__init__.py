@@ -56,8 +56,12 @@ _EXTENSIONS = {
     "gift": "gift",
     "aiken": "aiken",
 }
-_AIKEN_ANSWER = re.compile(r"^\s*ANSWER\s*:\s*[A-Za-z]\s*$", re.MULTILINE | re.IGNORECASE)
-_GIFT_ANSWER = re.compile(r"\{\s*(?:[~=#]|T\s*\}|F\s*\}|TRUE\s*\}|FALSE\s*\})", re.IGNORECASE)
+# Whitespace inside one line only ([^\S\n]) and possessive quantifiers: "^\s*" under MULTILINE
+# re-scanned every following blank line from every line start, quadratic on a file of newlines.
+_AIKEN_ANSWER = re.compile(
+    r"^[^\S\n]*+ANSWER[^\S\n]*+:[^\S\n]*+[A-Za-z][^\S\n]*+$", re.MULTILINE | re.IGNORECASE
+)
+_GIFT_ANSWER = re.compile(r"\{\s*+(?:[~=#]|T\s*+\}|F\s*+\}|TRUE\s*+\}|FALSE\s*+\})", re.IGNORECASE)
 # More hostile findings than this are summarised rather than listed one by one.
 _MAX_LISTED = 50
 

@@ -18,8 +18,10 @@ import re
 
 from webapp.problems.importers.records import Issue, ParsedFile, RawItem, UploadRefused
 
-_OPTION = re.compile(r"^([A-Za-z])[.)]\s+(.*\S)\s*$")
-_ANSWER = re.compile(r"^ANSWER\s*:\s*(.*?)\s*$", re.IGNORECASE)
+# Lines arrive stripped, and the value is stripped in code: a lazy "(.*?)\s*$" backtracked
+# quadratically on a long run of inner spaces. Possessive quantifiers keep both patterns linear.
+_OPTION = re.compile(r"([A-Za-z])[.)]\s++(.*+)")
+_ANSWER = re.compile(r"ANSWER\s*+:(.*+)", re.IGNORECASE)
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -58,12 +60,12 @@ def parse_aiken(text: str, *, max_items: int) -> ParsedFile:
                     )
                 )
             else:
-                close(current, answer.group(1), number)
+                close(current, answer.group(1).strip(), number)
                 current = None
             continue
         option = _OPTION.match(stripped)
         if current is not None and option:
-            current.options.append((number, option.group(1), option.group(2)))
+            current.options.append((number, option.group(1), option.group(2).strip()))
             continue
         if current is not None and current.options:
             # A new question starts while the previous one still waits for its ANSWER line.

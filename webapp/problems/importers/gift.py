@@ -27,6 +27,7 @@ _SINGLE = re.compile(rf"^\s*({_NUMBER})\s*$")
 # Formatting tags an [html] question may carry; anything else is left for the hostile-content check.
 _HARMLESS_TAG = re.compile(r"</?(?:p|br|b|i|em|strong|u|sub|sup|span|div)\b[^<>]*>", re.IGNORECASE)
 BLANK = "_____"
+_BRACE_OR_ESCAPE = re.compile(r"\\.|[{}]", re.DOTALL)
 
 
 def parse_gift(text: str, *, max_items: int) -> ParsedFile:
@@ -50,9 +51,13 @@ def parse_gift(text: str, *, max_items: int) -> ParsedFile:
 
 
 def _blocks(text: str) -> list[tuple[int, str]]:
-    """Questions as (first line, text): split at blank lines unless a brace is still open."""
+    """Questions as (first line, text): split at blank lines unless a brace is still open.
+
+    The depth of open braces is kept line by line: re-counting the whole question at each blank
+    line was quadratic in a question that never closes its brace."""
     blocks: list[tuple[int, str]] = []
     current: list[str] = []
+    depth = 0
     start = 0
     for number, line in enumerate(text.split("\n"), start=1):
         if line.lstrip().startswith("//"):
@@ -60,25 +65,28 @@ def _blocks(text: str) -> list[tuple[int, str]]:
         if line.lstrip().upper().startswith("$CATEGORY:"):
             if current:
                 blocks.append((start, "\n".join(current)))
-                current = []
+                current, depth = [], 0
             blocks.append((number, line))
             continue
         if not line.strip():
-            if current and _open_braces("\n".join(current)) <= 0:
+            if current and depth <= 0:
                 blocks.append((start, "\n".join(current)))
-                current = []
+                current, depth = [], 0
             elif current:
                 current.append(line)
             continue
         if not current:
             start = number
         current.append(line)
+        depth += _open_braces(line)
     if current:
         blocks.append((start, "\n".join(current)))
     return blocks
 
 
 def _open_braces(text: str) -> int:
+    if "\\" not in text:  # most lines: counted in C, not character by character
+        return text.count("{") - text.count("}")
     depth, index = 0, 0
     while index < len(text):
         char = text[index]
@@ -138,21 +146,18 @@ def _question(block: str, *, number: int, line: int, category: str) -> RawItem:
 
 
 def _brace_groups(text: str) -> tuple[list[tuple[int, int]], int | None]:
-    groups, depth, start, index = [], 0, 0, 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            index += 2
-            continue
+    groups, depth, start = [], 0, 0
+    # Only escapes and braces matter: the regex skips the text between them in C.
+    for match in _BRACE_OR_ESCAPE.finditer(text):
+        char = match.group()
         if char == "{":
             if depth == 0:
-                start = index
+                start = match.start()
             depth += 1
         elif char == "}" and depth > 0:
             depth -= 1
             if depth == 0:
-                groups.append((start, index))
-        index += 1
+                groups.append((start, match.start()))
     return groups, (start if depth > 0 else None)
 
 

@@ -23,6 +23,9 @@ MAX_DEPTH = 6
 _PROBLEM_LIST_KEYS = ("problems", "items", "questions")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
+# C0 controls other than tab, newline and carriage return (as `decoding` refuses in raw text);
+# backspace and form feed are left to _LATEX_MISTAKE, which explains them ("\\frac").
+_ESCAPED_CONTROL = re.compile(r"[\x00-\x07\x0b\x0e-\x1f\x7f]")
 # Control characters that only appear in a JSON string when a LaTeX backslash was not doubled.
 _LATEX_MISTAKE = re.compile(
     r"[\x08\x0c]|\r(?!\n)|\t(?:imes|heta|au|an|ext|frac|o|riangle|op|ilde)\b"
@@ -45,7 +48,7 @@ _EXPLAIN = [
 
 def parse_json(text: str, *, max_items: int) -> ParsedFile:
     data = _loads(text, line_offset=0)
-    _check_depth(data, where="The file")
+    _check_structure(data, where="The file")
     title = description = ""
     offsets: list[int] = []
     if isinstance(data, list):
@@ -110,7 +113,7 @@ def parse_jsonl(text: str, *, max_items: int) -> ParsedFile:
                 f"Line {line_number} is nested too deeply to be a problem.",
                 details=[f"Line {line_number}: nested too deeply"],
             ) from exc
-        _check_depth(value, where=f"Line {line_number}")
+        _check_structure(value, where=f"Line {line_number}")
         items.append(_item(value, number=number, line=line_number, unknown=unknown))
     if not items:
         raise UploadRefused("The file is empty.")
@@ -157,7 +160,9 @@ def _loads(text: str, *, line_offset: int) -> object:
         raise UploadRefused("The file is nested too deeply to be a problem file.") from exc
 
 
-def _check_depth(value: object, *, where: str) -> None:
+def _check_structure(value: object, *, where: str) -> None:
+    """Refuse nesting deeper than a problem file needs, and control characters written as JSON
+    escapes ("\\u0000"): the decoder refuses them in raw text, and PostgreSQL stores no NUL."""
     stack = [(value, 1)]
     while stack:
         current, depth = stack.pop()
@@ -167,9 +172,15 @@ def _check_depth(value: object, *, where: str) -> None:
                 "needs at most four ({ “problems”: [ { “choices”: [ … ] } ] })."
             )
         if isinstance(current, dict):
+            stack.extend((key, depth) for key in current)
             stack.extend((child, depth + 1) for child in current.values())
         elif isinstance(current, list):
             stack.extend((child, depth + 1) for child in current)
+        elif isinstance(current, str) and (bad := _ESCAPED_CONTROL.search(current)):
+            raise UploadRefused(
+                f"{where} holds a control character (\\u{ord(bad.group()):04x}) in a text; a "
+                "problem file never needs one. Remove it and upload again."
+            )
 
 
 def _array_offsets(text: str, start: int) -> list[int]:
