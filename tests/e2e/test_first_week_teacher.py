@@ -111,3 +111,55 @@ def test_a_flawed_csv_and_a_run_on_gift_quiz_import_what_is_good(
     finally:
         student_context.close()
     assert Problem.objects.filter(problem_set=imported).count() == 3
+
+
+def test_the_teacher_reads_each_students_work_and_downloads_it(demo_users, live_site, page, login):
+    from webapp.classes.models import Enrollment
+    from webapp.classes.services import assignment_create, classroom_create
+    from webapp.problems.content_key import problem_content_key
+    from webapp.tutoring.models import Attempt, Generation, OwnAnswer
+
+    teacher, student = demo_users["teacher"], demo_users["student"]
+    problem_set = ProblemSet.objects.create(owner=teacher, title="Week 2")
+    statement = "Compute $47 + 38$."
+    sum_problem = Problem.objects.create(
+        problem_set=problem_set,
+        statement=statement,
+        answer_kind="number",
+        reference_answer="85",
+        content_key=problem_content_key(statement),
+    )
+    classroom = classroom_create(teacher=teacher, name="Year 9")
+    Enrollment.objects.create(classroom=classroom, student=student)
+    assignment_create(classroom=classroom, teacher=teacher, problem_set=problem_set)
+    attempt = Attempt.objects.create(
+        student=student, problem=sum_problem, mode="tutor", hints_revealed=2
+    )
+    Generation.objects.create(
+        attempt=attempt,
+        kind="solution",
+        status="done",
+        final_answer="85",
+        verdict="correct",
+        answer="Add the units: 7 + 8 = 15, carry 1. Then 4 + 3 + 1 = 8. So $\\boxed{85}$.",
+    )
+    OwnAnswer.objects.create(attempt=attempt, answer="85", is_correct=True)
+
+    login(page, "teacher")
+    page.goto(f"{live_site.url}/teach/classes/{classroom.pk}/results/")
+    work = page.locator(f"#work-{student.pk}")
+    work.locator("summary").first.click()  # open the student's work
+    row = work.get_by_role("row").filter(has_text="Week 2 #1")
+    expect(row.get_by_role("cell").first).to_have_text("hints, then the full solution")
+    expect(row.get_by_role("cell").nth(1)).to_have_text("2")
+    expect(row).to_contain_text("85")
+    expect(row).to_contain_text("✓ correct")
+    row.get_by_text("Read it").click()
+    expect(row.locator(".tutor-solution")).to_contain_text("carry 1")
+    screenshot(page, "firstweek-class-work")
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert "asked for" in text.splitlines()[0] and "tutor's verdict" in text.splitlines()[0]
+    assert "hints" in text.splitlines()[1] and "correct" in text.splitlines()[1]
