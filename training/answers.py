@@ -25,6 +25,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from training.problems.base import CHOICE_LETTERS, AnswerKind
+from training.units import convert, normalise_unit
 
 if TYPE_CHECKING:
     from training.problems.base import Problem
@@ -105,6 +106,10 @@ _LATEX_NOISE = (
 _WRAPPER_RE = re.compile(r"\\(?:text|mathrm|textrm|mbox|operatorname)\s*\{([^{}]*)\}")
 _FRAC_RE = re.compile(r"^([-+]?)\\frac\s*\{\s*([-+]?\d+)\s*\}\s*\{\s*([-+]?\d+)\s*\}")
 _FRAC_SHORT_RE = re.compile(r"^([-+]?)\\frac(\d)(\d)")
+# A mixed number: "1 3/4" and "1\\frac{3}{4}" are 7/4 (a whole part, a space, a proper fraction).
+_MIXED_RE = re.compile(
+    r"^([-+]?)(\d+)(?:\s+(\d+)\s*/\s*(\d+)(?![\d.])|\s*\\frac\s*\{\s*(\d+)\s*\}\s*\{\s*(\d+)\s*\})"
+)
 _SLASH_RE = re.compile(r"^([-+]?\d+)\s*/\s*(\d+)(?![\d.])")
 _DECIMAL_RE = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|^[-+]?\.\d+")
 _SCIENTIFIC_RE = re.compile(
@@ -136,9 +141,16 @@ def _balanced(text: str) -> bool:
 
 
 def _split_number(text: str) -> tuple[Fraction, str] | None:
-    """Exact value of a leading number (integer, decimal, a/b, \\frac{a}{b}, scientific
-    notation) and the rest of the text, or None when the text does not start with one."""
+    """Exact value of a leading number (integer, decimal, a/b, \\frac{a}{b}, a mixed number,
+    scientific notation) and the rest of the text, or None when the text does not start with one."""
     text = text.strip()
+    match = _MIXED_RE.match(text)
+    if match:
+        sign, whole = match.group(1), int(match.group(2))
+        num, den = int(match.group(3) or match.group(5)), int(match.group(4) or match.group(6))
+        if 0 < num < den:
+            value = (whole + Fraction(num, den)) * (-1 if sign == "-" else 1)
+            return value, text[match.end() :]
     match = _FRAC_RE.match(text) or _FRAC_SHORT_RE.match(text)
     if match:
         sign, num, den = match.groups()
@@ -174,143 +186,6 @@ def parse_exact_number(text: str) -> Fraction | None:
     if split is None or split[1].strip():
         return None
     return split[0]
-
-
-# --- units ---------------------------------------------------------------------------------
-
-# Canonical unit -> (quantity, factor to the SI unit of that quantity).
-_UNITS: dict[str, tuple[str, float]] = {
-    "m": ("length", 1.0),
-    "cm": ("length", 1e-2),
-    "mm": ("length", 1e-3),
-    "km": ("length", 1e3),
-    "kg": ("mass", 1.0),
-    "g": ("mass", 1e-3),
-    "mg": ("mass", 1e-6),
-    "s": ("time", 1.0),
-    "ms": ("time", 1e-3),
-    "min": ("time", 60.0),
-    "h": ("time", 3600.0),
-    "m/s": ("speed", 1.0),
-    "km/h": ("speed", 1 / 3.6),
-    "m/s^2": ("acceleration", 1.0),
-    "N": ("force", 1.0),
-    "kN": ("force", 1e3),
-    "J": ("energy", 1.0),
-    "kJ": ("energy", 1e3),
-    "W": ("power", 1.0),
-    "kW": ("power", 1e3),
-    "Pa": ("pressure", 1.0),
-    "kPa": ("pressure", 1e3),
-    "m^3": ("volume", 1.0),
-    "cm^3": ("volume", 1e-6),
-    "L": ("volume", 1e-3),
-    "mL": ("volume", 1e-6),
-    "kg/m^3": ("density", 1.0),
-    "g/cm^3": ("density", 1e3),
-    "g/mL": ("density", 1e3),
-    "g/L": ("density", 1.0),
-    "mol": ("amount", 1.0),
-    "g/mol": ("molar mass", 1e-3),
-    "kg/mol": ("molar mass", 1.0),
-    "%": ("percent", 1.0),
-}
-_UNIT_ALIASES = {
-    "ms^-1": "m/s",
-    "m*s^-1": "m/s",
-    "ms^-2": "m/s^2",
-    "m*s^-2": "m/s^2",
-    "m/s/s": "m/s^2",
-    "m/s2": "m/s^2",
-    "kph": "km/h",
-    "km/hr": "km/h",
-    "kmh^-1": "km/h",
-    "km*h^-1": "km/h",
-    "g/cm3": "g/cm^3",
-    "g*cm^-3": "g/cm^3",
-    "gcm^-3": "g/cm^3",
-    "g/cc": "g/cm^3",
-    "g/ml": "g/mL",
-    "kg/m3": "kg/m^3",
-    "kg*m^-3": "kg/m^3",
-    "kgm^-3": "kg/m^3",
-    "cm3": "cm^3",
-    "cc": "cm^3",
-    "m3": "m^3",
-    "ml": "mL",
-    "l": "L",
-    "g/mole": "g/mol",
-    "gmol^-1": "g/mol",
-    "g*mol^-1": "g/mol",
-    "sec": "s",
-    "secs": "s",
-    "second": "s",
-    "seconds": "s",
-    "mins": "min",
-    "minute": "min",
-    "minutes": "min",
-    "hr": "h",
-    "hrs": "h",
-    "hour": "h",
-    "hours": "h",
-    "meter": "m",
-    "meters": "m",
-    "metre": "m",
-    "metres": "m",
-    "kilometer": "km",
-    "kilometers": "km",
-    "kilometre": "km",
-    "kilometres": "km",
-    "centimeter": "cm",
-    "centimeters": "cm",
-    "centimetre": "cm",
-    "centimetres": "cm",
-    "gram": "g",
-    "grams": "g",
-    "kilogram": "kg",
-    "kilograms": "kg",
-    "newton": "N",
-    "newtons": "N",
-    "liter": "L",
-    "liters": "L",
-    "litre": "L",
-    "litres": "L",
-    "mole": "mol",
-    "moles": "mol",
-    "mols": "mol",
-    "joule": "J",
-    "joules": "J",
-    "percent": "%",
-}
-
-
-def normalise_unit(unit: str) -> str:
-    """A unit written any common way ("\\text{ m s}^{-2}", "metres", "g/cm3") in canonical
-    form ("m/s^2", "m", "g/cm^3"); unknown units come back cleaned but otherwise as written."""
-    text = _clean(unit).replace("{", "").replace("}", "").replace("**", "^")
-    text = re.sub(r"\s*([/*^])\s*", r"\1", text)
-    text = re.sub(r"\s+", "*", text.strip().rstrip("."))
-    if text in _UNITS:
-        return text
-    if text in _UNIT_ALIASES:
-        return _UNIT_ALIASES[text]
-    squashed = text.replace("*", "")
-    for candidate in (squashed, text.lower(), squashed.lower()):
-        if candidate in _UNITS:
-            return candidate
-        if candidate in _UNIT_ALIASES:
-            return _UNIT_ALIASES[candidate]
-    return text
-
-
-def _convert(value: float, from_unit: str, to_unit: str) -> float | None:
-    """value in from_unit expressed in to_unit, or None when they measure different things."""
-    if from_unit == to_unit:
-        return value
-    source, target = _UNITS.get(from_unit), _UNITS.get(to_unit)
-    if source is None or target is None or source[0] != target[0]:
-        return None
-    return value * source[1] / target[1]
 
 
 # --- guards and math-verify ----------------------------------------------------------------
@@ -448,7 +323,7 @@ def _verify_choice(reference: str, prediction: str, options: tuple[str, ...] | N
     return letter == key
 
 
-_UNIT_TEXT_RE = re.compile(r"[A-Za-z%][A-Za-z%/^*\d\-\s.]*")
+_UNIT_TEXT_RE = re.compile(r"[A-Za-zµμ%][A-Za-zµμ%/^*\d\-\s.]*")
 _LATEX_COMMAND_RE = re.compile(r"\\(?:text|mathrm|textrm|mbox|operatorname)")
 
 
@@ -486,13 +361,13 @@ def _verify_number(
     pred_value, pred_unit_text = pred
     target_unit = normalise_unit(unit) if unit else normalise_unit(ref_unit_text) or None
     if target_unit and ref_unit_text and normalise_unit(ref_unit_text) != target_unit:
-        converted = _convert(ref_value, normalise_unit(ref_unit_text), target_unit)
+        converted = convert(ref_value, normalise_unit(ref_unit_text), target_unit)
         if converted is None:
             return False
         ref_value = converted
     if target_unit and pred_unit_text:
         pred_unit = normalise_unit(pred_unit_text)
-        converted = _convert(pred_value, pred_unit, target_unit)
+        converted = convert(pred_value, pred_unit, target_unit)
         if converted is None:
             return False
         pred_value = converted

@@ -99,6 +99,7 @@ def test_admin_launches_a_job_watches_it_live_and_promotes_the_result(
     page.goto(f"{live_site.url}/dashboard/")
     row = page.locator(f"tr[data-version='{candidate.label}']")
     expect(row).to_contain_text("math")
+    page.once("dialog", lambda dialog: dialog.accept())  # Promote asks for confirmation
     row.get_by_role("button", name="Promote", exact=True).click()
     expect(page.locator("#registry .message.success")).to_contain_text(
         f"{candidate.label} is the champion"

@@ -402,3 +402,12 @@ def test_hints_one_at_a_time_then_the_full_solution(
     # A hint is what the server cut from the model's solution, and nothing else reached the page.
     for hint in attempt.generations.filter(kind="hint"):
         assert hint.reasoning == "" and hint.final_answer == "" and hint.answer
+    # Each hint counts its own tokens, not the hidden solution's that every hint shares, and the
+    # page shows each generation's own count.
+    solution_row = attempt.generations.get(kind="solution")
+    page.reload()
+    for index, row in enumerate(attempt.generations.order_by("queued_at")):
+        meta = page.locator("article.generation").nth(index).locator(".meta")
+        expect(meta).to_contain_text(f"{row.completion_tokens} tokens")
+        if row.kind == "hint":
+            assert row.completion_tokens < solution_row.completion_tokens

@@ -284,3 +284,71 @@ def test_unreadable_references_are_explained(reference, kind, options, fragment)
 )
 def test_units_are_normalised(unit, canonical):
     assert normalise_unit(unit) == canonical
+
+
+# --- first-week fixes: SI prefixes, units asked by the statement, mixed numbers -------------
+
+
+@pytest.mark.parametrize(
+    ("reference", "prediction", "unit"),
+    [
+        ("12 N", "12000 mN", None),
+        ("12 N", "0.012 kN", None),
+        ("135", "0.135 km", "m"),
+        ("135", "13500 cm", "m"),
+        ("135", "135000 mm", "m"),
+        ("2", "2000 mL", "L"),
+        ("5", "5000 ms", "s"),
+        ("3", "3000000 µm", "m"),
+        ("1.2", "1200 kPa", "MPa"),
+        ("20", "72 kilometres/hour", "m/s"),
+        ("4", "4 kilonewtons", "kN"),
+    ],
+)
+def test_every_si_prefix_of_a_known_unit_converts(reference, prediction, unit):
+    assert verify(reference, prediction, kind="number", unit=unit)
+
+
+@pytest.mark.parametrize(
+    ("prediction", "unit"),
+    [("135 kg", "m"), ("135 s", "m"), ("12 N", "J"), ("135 apples", "m")],
+)
+def test_a_unit_of_another_quantity_is_wrong(prediction, unit):
+    assert not verify("135", prediction, kind="number", unit=unit)
+
+
+@pytest.mark.parametrize(
+    ("statement", "unit"),
+    [
+        ("A ball rolls for 9 s. How far does it go, in metres?", "m"),
+        ("What is the car's speed (in km/h)?", "km/h"),
+        ("Give your answer in cm^3.", "cm^3"),
+        ("What force, in kilonewtons, holds it?", "kN"),
+        ("How far does it travel in 5 s?", None),  # a duration, not the answer's unit
+        ("How many apples are in total?", None),
+        ("Is it in metres or in seconds?", None),  # two units: not a guess worth making
+    ],
+)
+def test_the_unit_a_statement_asks_for(statement, unit):
+    from training.units import unit_from_statement
+
+    assert unit_from_statement(statement) == unit
+
+
+@pytest.mark.parametrize(
+    ("reference", "prediction", "kind"),
+    [
+        ("7/4", "1 3/4", "expression"),
+        ("7/4", "1\\frac{3}{4}", "expression"),
+        ("-5/2", "-2 1/2", "expression"),
+        ("1.75", "1 3/4", "number"),
+        ("1.75", "1 3/4 m", "number"),
+    ],
+)
+def test_mixed_numbers_are_read_as_their_value(reference, prediction, kind):
+    assert verify(reference, prediction, kind=kind)
+
+
+def test_an_improper_mixed_number_is_not_read_as_one():
+    # "1 5/4" is not a mixed number; it must not silently become 9/4.
+    assert not verify("9/4", "1 5/4", kind="expression")

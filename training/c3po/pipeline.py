@@ -214,9 +214,12 @@ def _stage_problems(
     payload["held_out_ids"] = [p.problem_id for p in report.held_out]
     stage_dir.mkdir(parents=True, exist_ok=True)
     _atomic_json(record_path, payload)
+    # A pool that was split before the job (the site's) has nothing left to hold out here: a
+    # "0 held out" would contradict the count the job was launched with.
+    held = f"{len(report.held_out)} held out, " if report.held_out else ""
     log(
         f"stage {stage.name}: {len(domain_pool)} problems, {report.duplicates_dropped} duplicates, "
-        f"{len(report.held_out)} held out, {len(report.always_solved)} always solved, "
+        f"{held}{len(report.always_solved)} always solved, "
         f"{len(report.never_solved)} never solved -> {len(report.train)} to train on"
     )
     return report

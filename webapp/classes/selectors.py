@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -355,21 +355,145 @@ def problem_set_model_struggles(*, problem_set, limit: int = 10) -> list[Problem
     return model_struggles(rows, limit=limit)
 
 
+@dataclass
+class Work:
+    """What one student did on one problem, over all their attempts at it: what they asked the
+    tutor for, the hints they used, their latest own answer and its verdict, whether they solved
+    it (the students' rule: any own answer checked correct, `solved_with` being the first), and
+    the tutor's latest finished solution with its verdict."""
+
+    asked: str = ""  # "hints", "full solution" or "hints, then the full solution"
+    hints: int = 0
+    own_answer: str | None = None
+    own_correct: bool | None = None
+    solved_with: str | None = None
+    tutor_final_answer: str = ""
+    tutor_verdict: str = ""
+    tutor_solution: str = ""
+
+    @property
+    def own_verdict(self) -> str:
+        if self.own_answer is None:
+            return ""
+        return {True: "correct", False: "wrong"}.get(self.own_correct, "not checked")
+
+
+def _asked(modes: set[str], asked_solution: bool) -> str:
+    hinted = "tutor" in modes
+    if hinted and asked_solution:
+        return "hints, then the full solution"
+    if hinted:
+        return "hints"
+    return "full solution"
+
+
+def student_work(attempts: QuerySet[Attempt]) -> dict[tuple[int, int], Work]:
+    """`Work` per (student id, problem id) for these attempts; three queries."""
+    solutions = Generation.objects.filter(attempt=OuterRef("pk"), kind=GenerationKind.SOLUTION)
+    done = solutions.filter(status=GenerationStatus.DONE).order_by("-finished_at", "-pk")
+    own = OwnAnswer.objects.filter(attempt=OuterRef("pk")).order_by("-created_at", "-pk")
+    rows = (
+        attempts.order_by("created_at", "pk")
+        .annotate(
+            asked_solution=Exists(solutions),
+            own_answer=Subquery(own.values("answer")[:1]),
+            own_correct=Subquery(own.values("is_correct")[:1]),
+            tutor_final_answer=Subquery(done.values("final_answer")[:1]),
+            tutor_verdict=Subquery(done.values("verdict")[:1]),
+            tutor_solution=Subquery(done.values("answer")[:1]),
+        )
+        .values(
+            "student_id",
+            "problem_id",
+            "mode",
+            "hints_revealed",
+            "asked_solution",
+            "own_answer",
+            "own_correct",
+            "tutor_final_answer",
+            "tutor_verdict",
+            "tutor_solution",
+        )
+    )
+    work: dict[tuple[int, int], Work] = {}
+    modes: dict[tuple[int, int], set[str]] = {}
+    asked_solution: dict[tuple[int, int], bool] = {}
+    for row in rows:  # oldest first: later attempts overwrite the "latest" fields
+        key = (row["student_id"], row["problem_id"])
+        item = work.setdefault(key, Work())
+        modes.setdefault(key, set()).add(row["mode"])
+        asked_solution[key] = asked_solution.get(key, False) or row["asked_solution"]
+        item.hints += row["hints_revealed"]
+        if row["own_answer"] is not None:
+            item.own_answer, item.own_correct = row["own_answer"], row["own_correct"]
+        if row["tutor_final_answer"] is not None or row["tutor_solution"]:
+            item.tutor_final_answer = row["tutor_final_answer"] or ""
+            item.tutor_verdict = row["tutor_verdict"] or ""
+            item.tutor_solution = row["tutor_solution"] or ""
+    for key, item in work.items():
+        item.asked = _asked(modes[key], asked_solution[key])
+    for student_id, problem_id, answer in (
+        OwnAnswer.objects.filter(attempt__in=attempts.order_by().values("pk"), is_correct=True)
+        .order_by("-created_at", "-pk")  # the first correct one is written last and kept
+        .values_list("attempt__student_id", "attempt__problem_id", "answer")
+    ):
+        work[(student_id, problem_id)].solved_with = answer
+    return work
+
+
+@dataclass(frozen=True)
+class StudentWork:
+    """One student's work on the problems of the results page, in set order."""
+
+    student: StudentRow
+    problems: list[tuple[Problem, Work]]
+
+
+def classroom_student_work(
+    *, classroom: Classroom, assignment: Assignment | None = None
+) -> list[StudentWork]:
+    """Each student of the class with their work on every problem they tried (roster order)."""
+    problems, attempts = _class_scope(classroom, assignment)
+    work = student_work(attempts)
+    ordered = list(
+        problems.filter(pk__in={problem for _, problem in work})
+        .select_related("problem_set")
+        .order_by("problem_set__title", "problem_set_id", "position", "id")
+    )
+    result = []
+    for enrollment in classroom_roster(classroom=classroom):
+        student = StudentRow(
+            student_id=enrollment.student_id,
+            username=enrollment.student.username,
+            name=enrollment.student.get_full_name(),
+            activity=Activity(),
+        )
+        mine = [
+            (problem, work[(student.student_id, problem.pk)])
+            for problem in ordered
+            if (student.student_id, problem.pk) in work
+        ]
+        result.append(StudentWork(student=student, problems=mine))
+    return result
+
+
 @dataclass(frozen=True)
 class ResultLine:
-    """One row of the CSV export: a student's activity on one problem."""
+    """One row of the CSV export: a student's activity and work on one problem."""
 
     student: str
     problem_set: str
     problem_number: int
     statement: str
     activity: Activity
+    work: Work = field(default_factory=Work)
 
 
 def classroom_result_lines(*, classroom: Classroom, assignment: Assignment | None = None):
     """Every (student, problem) pair with activity, ordered by student then problem."""
     problems, attempts = _class_scope(classroom, assignment)
     pairs = activity_by(attempts, ["student", "problem"])
+    work = student_work(attempts)
     users = dict(
         get_user_model()
         .objects.filter(pk__in={student for student, _ in pairs})
@@ -388,6 +512,7 @@ def classroom_result_lines(*, classroom: Classroom, assignment: Assignment | Non
             problem_number=problem_info[problem]["position"] + 1,
             statement=problem_info[problem]["statement"],
             activity=activity,
+            work=work.get((student, problem), Work()),
         )
         for (student, problem), activity in pairs.items()
     ]

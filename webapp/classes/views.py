@@ -241,6 +241,7 @@ def classroom_results(request: HtmxHttpRequest, classroom_id: int) -> HttpRespon
             "assignment": assignment,
             "assignments": selectors.classroom_assignments(classroom=classroom),
             "results": results,
+            "work": selectors.classroom_student_work(classroom=classroom, assignment=assignment),
             "chart": wrong_answers_chart(results.model_struggles),
         },
     )
@@ -262,6 +263,12 @@ def classroom_results_csv(request: HtmxHttpRequest, classroom_id: int) -> HttpRe
         "model correct",
         "model wrong",
         "model unverifiable",
+        "asked for",
+        "latest own answer",
+        "its verdict",
+        "solved with",
+        "tutor's final answer",
+        "tutor's verdict",
     ]
     rows = (
         [
@@ -276,6 +283,12 @@ def classroom_results_csv(request: HtmxHttpRequest, classroom_id: int) -> HttpRe
             line.activity.model_correct,
             line.activity.model_wrong,
             line.activity.model_unverifiable,
+            line.work.asked,
+            line.work.own_answer or "",
+            line.work.own_verdict,
+            line.work.solved_with or "",
+            line.work.tutor_final_answer,
+            line.work.tutor_verdict,
         ]
         for line in lines
     )

@@ -224,9 +224,13 @@ def upload_preview(request: HtmxHttpRequest, token) -> HttpResponse:
         "tabs": PREVIEW_TABS,
         "tab": tab,
         "page": Paginator(items, PREVIEW_ITEMS_PER_PAGE).get_page(request.GET.get("page")),
-        "first_error": next((i for i in staged.items if i["status"] == "error"), None),
+        # Every problem of the file in one place (the first few; the rest are a link away).
+        "error_items": [i for i in staged.items if i["status"] == "error"][:PREVIEW_ERRORS_LISTED],
     }
     return render(request, "problems/upload_preview.html", context)
+
+
+PREVIEW_ERRORS_LISTED = 10
 
 
 def _preview_items(items: list[dict], tab: str) -> list[dict]:

@@ -41,19 +41,45 @@ def model_version_latest_evaluation(
     return done.first()
 
 
+def evaluation_is_reference(evaluation: Evaluation) -> bool:
+    """Was this evaluation run with the site's reference protocol (the default problem count,
+    seed and answer cap)? Anything else is a quick check: its figures are not comparable."""
+    from webapp.registry import training_bridge
+
+    reference = training_bridge.evaluation_options()
+    return all(evaluation.options.get(key) == value for key, value in reference.items())
+
+
 @dataclass(frozen=True)
 class VersionRow:
-    """One line of the registry table."""
+    """One line of the registry table. The accuracy shown for a version is its newest reference
+    evaluation; a newer quick check (another n or token cap) is shown apart, with its settings,
+    and never takes the reference figure's place."""
 
     version: ModelVersion
     evaluation: Evaluation | None  # newest evaluation of any status (pending ones show progress)
-    finished_evaluation: Evaluation | None
+    finished_evaluation: Evaluation | None  # the newest finished reference evaluation
+    quick_check: Evaluation | None = None  # a finished quick check newer than the reference
 
     @property
     def domains(self) -> list[tuple[str, dict[str, Any]]]:
         if self.finished_evaluation is None:
             return []
         return sorted(self.finished_evaluation.results.items())
+
+    @property
+    def quick_domains(self) -> list[tuple[str, dict[str, Any]]]:
+        return sorted(self.quick_check.results.items()) if self.quick_check else []
+
+    @property
+    def promotion_basis(self) -> Evaluation | None:
+        """What Promote's confirmation cites: the reference evaluation, else the quick check."""
+        return self.finished_evaluation or self.quick_check
+
+    @property
+    def promotion_basis_domains(self) -> list[tuple[str, dict[str, Any]]]:
+        basis = self.promotion_basis
+        return sorted(basis.results.items()) if basis else []
 
 
 def model_version_rows(*, limit: int = 50) -> list[VersionRow]:
@@ -68,12 +94,17 @@ def model_version_rows(*, limit: int = 50) -> list[VersionRow]:
     rows = []
     for version in versions:
         evaluations = list(version.evaluations.all())
-        finished = next((e for e in evaluations if e.status == EvaluationStatus.DONE), None)
+        done = [e for e in evaluations if e.status == EvaluationStatus.DONE]
+        reference = next((e for e in done if evaluation_is_reference(e)), None)
+        quick = next((e for e in done if not evaluation_is_reference(e)), None)
+        if quick is not None and reference is not None and quick.created_at < reference.created_at:
+            quick = None  # an older quick check says nothing the reference does not
         rows.append(
             VersionRow(
                 version=version,
                 evaluation=evaluations[0] if evaluations else None,
-                finished_evaluation=finished,
+                finished_evaluation=reference,
+                quick_check=quick,
             )
         )
     return rows

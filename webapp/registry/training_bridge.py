@@ -526,6 +526,13 @@ def run_training(*, job: TrainingJob, recorder: JobRecorder) -> None:
 
     spec, recorded = job_spec(job=job)
     recorder.record_spec(recorded)
+    # The launch form counted the pool's held-out problems; the trainer only ever sees the
+    # training side, so say here what the form said (the trainer's own split finds none left).
+    recorder.log(
+        f"pool: {len(recorded.get('problems', []))} problems to train on, "
+        f"{len(recorded.get('held_out_ids', []))} held out for evaluation (never trained on), "
+        f"{recorded.get('duplicates_dropped', 0)} duplicates dropped"
+    )
 
     def checkpoint_written(path: str, info: dict[str, Any]) -> None:
         step = int(info["step"])

@@ -25,8 +25,11 @@ from webapp.registry.models import ModelVersion, TrainingJob
 
 
 def _registry_context() -> dict:
+    rows = selectors.model_version_rows()
     return {
-        "rows": selectors.model_version_rows(),
+        "rows": rows,
+        # Promote's confirmation compares the candidate with what students are served now.
+        "champion_row": next((r for r in rows if r.version.status == "champion"), None),
         "previous_champion": services.model_version_previous_champion(),
         "promotions": selectors.promotion_event_list(limit=8),
         "tolerance": services.promotion_tolerance(),

@@ -90,16 +90,29 @@ def problem_get_for_student(*, problem_id: int, student) -> Problem:
     return problem
 
 
+# --- what counts as solved ------------------------------------------------------------------
+#
+# One rule, used by the set and assignment pages, the history and the class progress: a student
+# has solved a problem once any of their own answers to it, in any attempt, was checked correct.
+# A later wrong answer does not unsolve it; the pages show the answer that solved it (the first)
+# next to the latest one when they differ.
+
+
+def solving_answers(*, student, problem) -> QuerySet[OwnAnswer]:
+    """The student's correct own answers to `problem` (an id or an OuterRef), first first."""
+    return OwnAnswer.objects.filter(
+        attempt__student=student, attempt__problem=problem, is_correct=True
+    ).order_by("created_at", "pk")
+
+
 def problem_list_with_progress(*, problem_set: ProblemSet, student) -> QuerySet[Problem]:
-    """The set's problems, each with `solved` (the student answered it correctly) and
-    `latest_attempt_id` (to reopen the last try)."""
+    """The set's problems, each with `solved` (see the rule above), `solved_with` (the answer
+    that solved it) and `latest_attempt_id` (to reopen the last try)."""
     own_attempts = Attempt.objects.filter(student=student, problem=OuterRef("pk"))
+    solving = solving_answers(student=student, problem=OuterRef("pk"))
     return problem_set.problems.annotate(
-        solved=Exists(
-            OwnAnswer.objects.filter(
-                attempt__student=student, attempt__problem=OuterRef("pk"), is_correct=True
-            )
-        ),
+        solved=Exists(solving),
+        solved_with=Subquery(solving.values("answer")[:1]),
         latest_attempt_id=Subquery(own_attempts.order_by("-created_at").values("pk")[:1]),
     )
 
@@ -150,7 +163,9 @@ def timeline_generation(*, attempt: Attempt, generation_id: int) -> Generation:
 
 def attempt_list_for_student(*, student, query: str = "") -> QuerySet[Attempt]:
     """The student's attempts, newest first, optionally filtered by words of the problem or of a
-    final answer; each carries its latest solution (`latest_*`) and own-answer result."""
+    final answer; each carries its latest solution (`latest_*`), its latest own answer
+    (`own_answer`, `own_answer_correct`) and whether the problem is solved by the one rule
+    above (`solved_with`: the answer that solved it, in this attempt or another, else None)."""
     latest_solution = Generation.objects.filter(
         attempt=OuterRef("pk"), kind=GenerationKind.SOLUTION
     ).order_by("-queued_at", "-pk")
@@ -164,6 +179,9 @@ def attempt_list_for_student(*, student, query: str = "") -> QuerySet[Attempt]:
             latest_final_answer=Subquery(latest_solution.values("final_answer")[:1]),
             own_answer=Subquery(latest_own.values("answer")[:1]),
             own_answer_correct=Subquery(latest_own.values("is_correct")[:1]),
+            solved_with=Subquery(
+                solving_answers(student=student, problem=OuterRef("problem")).values("answer")[:1]
+            ),
         )
         .order_by("-created_at", "-pk")
     )

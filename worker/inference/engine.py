@@ -113,6 +113,10 @@ class VllmEngine:
 
         return build_prompt_ids(self.tokenizer, problem_text, reasoning_suffix=reasoning_suffix)
 
+    def text_tokens(self, text: str) -> int:
+        """How many tokens `text` is in this checkpoint's tokenizer (a hint's own length)."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
     def _engine_input(self, prompt_ids: list[int]) -> Any:
         # Token ids rendered by the engine's own renderer (vLLM 0.32 deprecates raw prompts).
         (engine_input,) = self.llm.renderer.render_cmpl([{"prompt_token_ids": list(prompt_ids)}])

@@ -6,7 +6,9 @@ box the answer anyway), and whatever it streams would reach the page. So the wor
 ordinary step-by-step solution, shows none of it while it is written, and sends only the piece the
 server chose:
 
-- the reasoning is split into steps (paragraphs when it has blank lines, else lines);
+- the reasoning is split into steps (paragraphs when it has blank lines, else lines); a step that
+  ends with a colon ("add 1+2 by columns:") announces the next one and is joined to it, so a hint
+  never stops at an announcement;
 - the steps before the first one that states the final answer (as a whole token: "12" is not stated
   by "125"), and never the last step, where the result is reached, may be shown;
 - those are dealt into `HINTS_PER_ATTEMPT` consecutive parts, hint k (0-based) being part k; with
@@ -29,12 +31,23 @@ NO_REASONING = "The tutor could not work this problem out step by step. Ask for 
 
 
 def solution_steps(reasoning: str) -> list[str]:
-    """The steps of a worked solution: its paragraphs, or its lines when it has no blank lines."""
+    """The steps of a worked solution: its paragraphs, or its lines when it has no blank lines;
+    a step ending with ":" is joined to the step it announces."""
     text = reasoning.strip()
     if not text:
         return []
-    parts = re.split(r"\n\s*\n", text) if re.search(r"\n\s*\n", text) else text.splitlines()
-    return [part.strip() for part in parts if part.strip()]
+    blank_lines = re.search(r"\n\s*\n", text)
+    parts = re.split(r"\n\s*\n", text) if blank_lines else text.splitlines()
+    joiner = "\n\n" if blank_lines else "\n"
+    steps: list[str] = []
+    for part in (part.strip() for part in parts):
+        if not part:
+            continue
+        if steps and steps[-1].endswith(":"):
+            steps[-1] = f"{steps[-1]}{joiner}{part}"
+        else:
+            steps.append(part)
+    return steps
 
 
 def _states(step: str, answer: str) -> bool:

@@ -628,6 +628,10 @@ class InferenceWorker:
     ) -> None:
         reasoning, answer, _finished_thinking = running.stream.final_split()
         final_answer = running.stream.final_answer()
+        if isinstance(running.stream, HintStream) and answer:
+            # A hint is cut from a hidden worked solution that every hint of the attempt shares:
+            # its count is the hint's own tokens, not the solution's behind it.
+            completion_tokens = running.engine.text_tokens(answer)
         verdict = (
             await asyncio.to_thread(records.verdict_for, job, final_answer or None)
             if status == GenerationStatus.DONE

@@ -8,7 +8,11 @@ import pytest
 from django.urls import reverse
 
 from webapp.classes import services
-from webapp.classes.selectors import classroom_result_lines, classroom_results
+from webapp.classes.selectors import (
+    classroom_result_lines,
+    classroom_results,
+    classroom_student_work,
+)
 from webapp.problems import services as problem_services
 from webapp.tutoring.models import Attempt, Generation, OwnAnswer
 
@@ -107,3 +111,60 @@ def test_results_page_renders_the_chart(school, client, teacher):
     assert '<svg class="bar-chart"' in html
     assert "Week 1 #2: 3 wrong." in html  # the chart's text description, most wrong first
     assert html.index("Week 1 #2: 3 wrong.") < html.index("Week 1 #1: 1 wrong.")
+
+
+def test_each_students_work_per_problem_and_in_the_csv(teacher, students, problem_set, client):
+    classroom = services.classroom_create(teacher=teacher, name="Year 8")
+    services.assignment_create(classroom=classroom, teacher=teacher, problem_set=problem_set)
+    ann = students[0]
+    services.enrollment_join(student=ann, code=classroom.join_code)
+    p1, p2, _ = problem_set.problems.order_by("position")
+    # p1: hints first (2), then the full solution; right, then a wrong second answer.
+    attempt = Attempt.objects.create(student=ann, problem=p1, mode="tutor", hints_revealed=2)
+    Generation.objects.create(attempt=attempt, kind="hint", status="done", hint_index=0)
+    Generation.objects.create(
+        attempt=attempt,
+        kind="solution",
+        status="done",
+        final_answer="85",
+        verdict="correct",
+        answer="47 + 38 = 85, so \\boxed{85}",
+    )
+    OwnAnswer.objects.create(attempt=attempt, answer="85", is_correct=True)
+    OwnAnswer.objects.create(attempt=attempt, answer="86", is_correct=False)
+    # p2: the full solution straight away, no own answer.
+    solve(ann, p2, verdicts=["wrong"])
+
+    (work,) = classroom_student_work(classroom=classroom)
+    assert [problem.pk for problem, _ in work.problems] == [p1.pk, p2.pk]
+    first, second = (w for _, w in work.problems)
+    assert (first.asked, first.hints, first.own_answer, first.own_verdict) == (
+        "hints, then the full solution",
+        2,
+        "86",
+        "wrong",
+    )
+    assert first.solved_with == "85"
+    assert (first.tutor_final_answer, first.tutor_verdict) == ("85", "correct")
+    assert "\\boxed{85}" in first.tutor_solution
+    assert (second.asked, second.own_answer, second.tutor_verdict) == (
+        "full solution",
+        None,
+        "wrong",
+    )
+
+    client.force_login(teacher)
+    page = client.get(reverse("classes:classroom_results", args=[classroom.pk])).content.decode()
+    assert "Each student&#x27;s work" in page or "Each student's work" in page
+    assert "hints, then the full solution" in page and "solved earlier with <code>85</code>" in page
+
+    response = client.get(reverse("classes:classroom_results_csv", args=[classroom.pk]))
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    line = next(row for row in rows if row["problem"] == str(p1.position + 1))
+    assert line["asked for"] == "hints, then the full solution"
+    assert (line["latest own answer"], line["its verdict"], line["solved with"]) == (
+        "86",
+        "wrong",
+        "85",
+    )
+    assert (line["tutor's final answer"], line["tutor's verdict"]) == ("85", "correct")

@@ -95,12 +95,16 @@ def test_jsonl_example_imports_exactly():
 def test_gift_example_imports_exactly():
     read_file = read("problems.gift", default_domain="science")
     assert read_file.format == "gift"
-    assert all(not item.errors and not item.warnings for item in read_file.items)
+    # The one warning: "…, in metres?" with the key 1020 is checked as 1020 m, and said so.
+    assert [
+        (item.line, [w.field for w in item.warnings]) for item in read_file.items if item.warnings
+    ] == [(18, ["unit"])]
+    assert all(not item.errors for item in read_file.items)
     assert [summary(item) for item in read_file.items] == [
         (5, "number", "5", "", ()),
         (7, "expression", "5/6", "", ()),
         (9, "choice", "B", "", ("3", "9", "27", "81")),
-        (18, "number", "1020", "", ()),
+        (18, "number", "1020", "m", ()),
         (20, "choice", "A", "", ("True", "False")),
         (22, "number", "19.5", "", ()),  # the range 19..20
         (24, "choice", "A", "", ("newton", "joule", "watt")),
@@ -227,9 +231,59 @@ def test_csv_without_a_statement_column_is_refused():
         read_text("foo,bar\n1,2\n", "a.csv")
 
 
-def test_csv_unclosed_quote_is_refused_with_its_line():
-    with pytest.raises(UploadRefused, match="Line 3"):
-        read_text('statement,answer\nok,1\n"never closed,2\n', "a.csv")
+def test_csv_unclosed_quote_costs_its_own_row_only():
+    text = (
+        "statement,answer\n"
+        "What is 1+1?,2\n"
+        '"never closed,2\n'
+        "What is 2+2?,4\n"
+        '"A quoted, multi-line\nstatement",5\n'
+        'Another "broken,6\n'
+        "What is 3+3?,6\n"
+    )
+    items = read_text(text, "a.csv").items
+    assert [(item.line, bool(item.errors)) for item in items] == [
+        (2, False),
+        (3, True),
+        (4, False),
+        (5, False),
+        (7, True),
+        (8, False),
+    ]
+    assert "never closed" in items[1].errors[0].message
+    assert items[3].data["statement"] == "A quoted, multi-line\nstatement"
+    assert [item.data["reference_answer"] for item in items if not item.errors] == [
+        "2",
+        "4",
+        "5",
+        "6",
+    ]
+
+
+def test_csv_every_broken_row_is_reported_in_one_read():
+    text = "statement,answer\n" + "".join(f'"broken {i},{i}\nfine {i},{i}\n' for i in range(3))
+    items = read_text(text, "a.csv").items
+    assert [item.line for item in items if item.errors] == [2, 4, 6]
+    assert len([item for item in items if not item.errors]) == 3
+
+
+def test_a_domain_the_site_does_not_have_is_warned_about():
+    items = read_text("statement,answer,domain\nHow many legs has a spider?,8,biology\n", "a.csv")
+    item = items.items[0]
+    assert item.data["domain"] == "science" and "biology" in item.data["tags"]
+    assert any("biology" in w.message and "science" in w.message for w in item.warnings)
+
+
+def test_a_number_key_without_a_unit_takes_the_unit_the_statement_asks_for():
+    text = (
+        "statement,answer\n"
+        "A car travels 45 m/s for 3 s. How far does it go in metres?,135\n"
+        "How many apples are left?,7\n"
+    )
+    asked, plain = read_text(text, "a.csv").items
+    assert asked.data["unit"] == "m"
+    assert any(w.field == "unit" and "135 m" in w.message for w in asked.warnings)
+    assert plain.data["unit"] == "" and not plain.warnings
 
 
 def test_csv_row_with_too_many_values_names_the_line():
@@ -342,3 +396,25 @@ def test_too_many_items_is_refused():
     text = "statement,answer\n" + "".join(f"Compute {n} + 1.,{n + 1}\n" for n in range(1001))
     with pytest.raises(UploadRefused, match="more than 1,000"):
         read_text(text, "a.csv")
+
+
+def test_gift_questions_without_blank_lines_between_them_are_each_read():
+    text = (
+        "// a quiz typed without blank lines\n"
+        "::Add:: What is 2+3? {#5}\n"
+        "::Half:: Compute $\\frac{1}{2}$ of 10. {=5}\n"
+        "Which is prime?\n{~4 =7 ~9}\n"
+        "Water boils at 100 C at sea level.{TRUE}\n"
+    )
+    items = read_text(text, "quiz.gift").items
+    assert [
+        (item.line, item.data["answer_kind"], item.data["reference_answer"]) for item in items
+    ] == [
+        (2, "number", "5"),
+        (3, "number", "5"),  # a short answer that is a number
+        (4, "choice", "B"),
+        (6, "choice", "A"),
+    ]
+    assert all(not item.errors for item in items)
+    assert not items[0].warnings
+    assert all("blank line" in item.warnings[0].message for item in items[1:])

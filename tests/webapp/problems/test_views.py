@@ -38,7 +38,10 @@ def test_upload_preview_shows_errors_with_lines_then_imports(teacher_client):
 
     page = teacher_client.get(response["Location"])
     html = page.content.decode()
-    assert "First error: Line 3" in html
+    # Every error of the file in the callout at once, not only the first.
+    assert "5 items with errors: the other 4 can still be imported" in html
+    for line in (3, 4, 5, 7, 8):
+        assert f"<strong>Line {line}</strong>" in html
     assert "“forty-two” is not a number." in html
     assert "Import 4 problems" in html
 

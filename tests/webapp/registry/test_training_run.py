@@ -65,6 +65,10 @@ def test_a_job_runs_records_registers_and_queues_its_evaluation(
     assert job.samples.count() >= 2
     assert "stage math" in job.log_tail and "job finished" in job.log_tail
     assert len(job.spec["problems"]) + len(job.spec["held_out_ids"]) == 16
+    # The log states the held-out count the launch form showed, and never a contradicting "0".
+    held_out = len(job.spec["held_out_ids"])
+    assert f"{held_out} held out for evaluation (never trained on)" in job.log_tail
+    assert " 0 held out" not in job.log_tail
     assert job.spec["job_spec"]["config"]["budget_tokens"] == 20
 
     versions = list(ModelVersion.objects.filter(training_job=job).order_by("created_at"))

@@ -35,6 +35,9 @@ class ScriptedEngine:
     def prompt_ids(self, problem_text: str, *, reasoning_suffix: bool = True) -> list[int]:
         return [ord(c) % 128 for c in problem_text] + ([1] if reasoning_suffix else [])
 
+    def text_tokens(self, text: str) -> int:
+        return len(text)  # one token per character, as `stream` counts them
+
     async def stream(self, request_id, prompt_ids, *, max_tokens, temperature, top_p):
         assert not self.closed, "a request reached an engine that was shut down"
         self.requests.append(request_id)

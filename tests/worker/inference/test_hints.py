@@ -29,15 +29,24 @@ def test_steps_are_paragraphs_when_there_are_blank_lines_else_lines():
     assert solution_steps("  \n") == []
 
 
+def test_a_step_that_announces_the_next_is_joined_to_it():
+    assert solution_steps("add 1+2 by columns:\nones: 3\ndone") == [
+        "add 1+2 by columns:\nones: 3",
+        "done",
+    ]
+    assert solution_steps("Set up:\n\nx = 2\n\ny = 3") == ["Set up:\n\nx = 2", "y = 3"]
+
+
 def test_three_hints_cover_the_steps_before_the_answer_in_order():
     hints = [hint_text(LONG, hint_index=k, hints=3) for k in range(3)]
-    # Seven steps come before the first that states 1275; they are dealt 2, 2, 3.
+    # Six steps come before the first that states 1275 ("multiply 85*5 by columns:" and the
+    # column it announces are one step); they are dealt 2, 2, 2, and no hint ends on a colon.
     assert hints == [
-        "15=10+5\nmultiply 85*5 by columns:",
-        "ones: 5*5+0=25, write 5 carry 2\ntens: 8*5+2=42, write 2 carry 4",
-        "hundreds: write 4\nso 85*5=425\nso 85*10=850",
+        "15=10+5\nmultiply 85*5 by columns:\nones: 5*5+0=25, write 5 carry 2",
+        "tens: 8*5+2=42, write 2 carry 4\nhundreds: write 4",
+        "so 85*5=425\nso 85*10=850",
     ]
-    assert all("1275" not in hint for hint in hints)
+    assert all("1275" not in hint and not hint.endswith(":") for hint in hints)
 
 
 def test_a_number_inside_another_does_not_count_as_stating_the_answer():
@@ -75,7 +84,7 @@ def test_the_hint_stream_shows_nothing_until_it_concludes_then_one_answer_delta(
     assert (delta.seq, delta.channel, delta.text) == (
         5,
         "answer",
-        "15=10+5\nmultiply 85*5 by columns:",
+        "15=10+5\nmultiply 85*5 by columns:\nones: 5*5+0=25, write 5 carry 2",
     )
     assert stream.take_deltas() == []
     assert stream.final_split() == ("", delta.text, True)

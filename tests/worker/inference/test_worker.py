@@ -266,6 +266,8 @@ async def test_a_hint_streams_only_the_step_the_server_cut_never_the_answer(
     generation.refresh_from_db()
     assert (generation.reasoning, generation.answer) == ("", "add the tens: 40 + 30 = 70")
     assert (generation.final_answer, generation.thinking_ms) == ("", None)
+    # The hint's own length, not the hidden solution's (which every hint would share).
+    assert generation.completion_tokens == len("add the tens: 40 + 30 = 70")
     replay = await read_replay_async(aredis, generation.pk)
     assert (replay.reasoning, replay.answer) == ("", generation.answer)
 

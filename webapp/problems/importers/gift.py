@@ -4,8 +4,10 @@ Follows Moodle's GIFT import (question/format/gift): questions separated by blan
 comment lines, optional `::name::` and `[markdown]`/`[html]` markers, the answer in braces, `\\`
 escapes for `~ = # { } :`, `$CATEGORY:` lines (the last part becomes a tag), `####` general feedback
 (kept as the worked solution). Two things are kinder than Moodle: LaTeX braces such as `\\frac{1}{2}`
-need no escaping (only a brace group that looks like an answer counts as the answer), and a blank
-line inside an unclosed answer does not split the question. Matching questions have no place in a
+need no escaping (only a brace group that looks like an answer counts as the answer), a blank
+line inside an unclosed answer does not split the question, and questions written one after the
+other without a blank line are split after each line that ends with an answer (with a warning,
+since Moodle itself would refuse the file). Matching questions have no place in a
 tutor that checks one answer, so they are reported, not silently dropped.
 """
 
@@ -38,11 +40,23 @@ def parse_gift(text: str, *, max_items: int) -> ParsedFile:
         if stripped.upper().startswith("$CATEGORY:"):
             category = stripped.split(":", 1)[1].strip().rstrip("/").split("/")[-1].strip()
             continue
-        if len(items) >= max_items:
-            raise UploadRefused(
-                f"The file holds more than {max_items:,} questions; split it into smaller files."
-            )
-        items.append(_question(block, number=len(items) + 1, line=start_line, category=category))
+        for line, question, run_on in _run_together(block, start_line):
+            if len(items) >= max_items:
+                raise UploadRefused(
+                    f"The file holds more than {max_items:,} questions; split it into smaller "
+                    "files."
+                )
+            item = _question(question, number=len(items) + 1, line=line, category=category)
+            if run_on:
+                item.warnings.append(
+                    Issue(
+                        "",
+                        "No blank line before this question; read as a new question because the "
+                        "one above ends with its answer. Moodle needs a blank line between "
+                        "questions: add one before importing the file there.",
+                    )
+                )
+            items.append(item)
     if not items:
         raise UploadRefused(
             "The file holds no GIFT questions (each needs an answer in braces {…})."
@@ -82,6 +96,27 @@ def _blocks(text: str) -> list[tuple[int, str]]:
     if current:
         blocks.append((start, "\n".join(current)))
     return blocks
+
+
+def _run_together(block: str, first_line: int) -> list[tuple[int, str, bool]]:
+    """A block holding several questions with no blank line between them, cut after each line
+    that ends with an answer in braces: (first line, text, whether it followed another one)."""
+    groups, unclosed = _brace_groups(block)
+    answers = [end for start, end in groups if _looks_like_answer(block[start + 1 : end])]
+    if unclosed is not None or len(answers) < 2:
+        return [(first_line, block, False)]
+    parts: list[tuple[int, str, bool]] = []
+    begin = 0
+    for end in answers[:-1]:
+        newline = block.find("\n", end)
+        if newline == -1 or block[end + 1 : newline].strip():
+            continue  # text after the answer on its line: a missing-word question goes on
+        if not block[newline + 1 :].strip():
+            break
+        parts.append((first_line + block.count("\n", 0, begin), block[begin:newline], bool(parts)))
+        begin = newline + 1
+    parts.append((first_line + block.count("\n", 0, begin), block[begin:], bool(parts)))
+    return parts
 
 
 def _open_braces(text: str) -> int:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from training.answers import parse_exact_number
+from training.units import unit_from_statement
 from webapp.core.answer_checks import reference_problem
 from webapp.problems.importers.records import Issue, RawItem
 
@@ -218,6 +219,7 @@ def validate_item(
         )
 
     answer_fields = _answer(values, item)
+    _unit_from_statement(statement, answer_fields, item)
     # A parser's own finding about a field (a GIFT key, an Aiken option) says more than what
     # the generic checks add about the same field, so the generic ones are dropped.
     parser_fields = {issue.field for issue in raw.issues}
@@ -336,6 +338,27 @@ def _answer(values: dict, item: ValidatedItem) -> dict:
             Issue("tolerance", "A tolerance only applies to number answers; ignored.")
         )
     return result | {"reference_answer": answer, "unit": _unit(unit, item)}
+
+
+def _unit_from_statement(statement: str, answer_fields: dict, item: ValidatedItem) -> None:
+    """A number key without a unit takes the unit its statement asks for ("… in metres?"), so
+    "0.135 km" is right and "135 kg" wrong for a key of 135; the preview says so."""
+    if answer_fields.get("answer_kind") != "number" or answer_fields.get("unit"):
+        return
+    if not answer_fields.get("reference_answer"):
+        return
+    unit = unit_from_statement(statement)
+    if unit is None:
+        return
+    answer_fields["unit"] = unit
+    item.warnings.append(
+        Issue(
+            "unit",
+            f"The answer {answer_fields['reference_answer']} has no unit; the statement asks for "
+            f"{unit}, so it is checked as {answer_fields['reference_answer']} {unit} (answers in "
+            f"other units of the same quantity are converted, others are wrong).",
+        )
+    )
 
 
 def _infer_kind(answer: str, unit: str, choices: list[str]) -> str:
@@ -532,7 +555,16 @@ def _domain(raw: object, default: str, item: ValidatedItem) -> tuple[str, str | 
     if not text:
         return default, None
     if text in _DOMAINS:
-        return _DOMAINS[text]
+        domain, tag = _DOMAINS[text]
+        if tag:
+            item.warnings.append(
+                Issue(
+                    "domain",
+                    f"“{text}” is not one of the site's domains (math, science): imported as "
+                    f"{domain}, tagged “{tag}”.",
+                )
+            )
+        return domain, tag
     item.errors.append(Issue("domain", f"“{text}” is not a domain: use math or science."))
     return default, None
 

@@ -132,12 +132,20 @@
       error.textContent = status.error || "";
       error.hidden = !status.error;
     }
-    if (status.status !== lastStatus && (terminal.has(status.status) || terminal.has(lastStatus))) {
-      // Buttons depend on the status (cancel while running, resume after a failure).
+    const shown = document.getElementById("controls")?.dataset.jobStatus;
+    if (status.status !== lastStatus || (shown && shown !== status.status)) {
+      // Buttons depend on the status (cancel while queued or running, resume after a failure):
+      // the server redraws them for every change, so none outlives the state it belongs to.
       refreshPart("controls");
-      refreshPart("problems");
+      if (terminal.has(status.status) || terminal.has(lastStatus)) refreshPart("problems");
     }
     lastStatus = status.status;
+    if (terminal.has(status.status)) {
+      // Nothing more will come: say so instead of "live", and stop the socket.
+      finished = true;
+      setText("live-state", "finished (" + (status.status_label || status.status).toLowerCase() + ")");
+      if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000, "job finished");
+    }
   }
 
   function sampleItem(sample) {
@@ -209,13 +217,15 @@
   };
 
   let retryDelay = 1000;
+  let socket = null;
+  let finished = false;
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    const socket = new WebSocket(scheme + window.location.host + config.wsPath);
-    setText("live-state", "connecting…");
+    socket = new WebSocket(scheme + window.location.host + config.wsPath);
+    if (!finished) setText("live-state", "connecting…");
     socket.addEventListener("open", () => {
       retryDelay = 1000;
-      setText("live-state", "live");
+      if (!finished) setText("live-state", "live");
     });
     socket.addEventListener("message", (message) => {
       let event;
@@ -228,6 +238,7 @@
       if (handler) handler(event);
     });
     socket.addEventListener("close", (close) => {
+      if (finished) return;
       if (close.code === 4401 || close.code === 4403 || close.code === 4404) {
         setText("live-state", "not available (" + close.code + ")");
         return;

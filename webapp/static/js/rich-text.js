@@ -8,7 +8,8 @@
  *
  * Math: $...$, $$...$$, \(...\), \[...\] and a bare \boxed{...}. A `$` follows pandoc's rule (the
  * opener has a non-space on its right, the closer a non-space on its left and no digit after it),
- * so "$5 and $10" stays text; \$ is a literal dollar; nothing inside code is math.
+ * so "$5 and $10" stays text; \$ is a literal dollar; nothing inside code is math. A `*` between
+ * two operands ("u*t", "64*7", "(a+b)*(c+d)") is a multiplication sign, not emphasis.
  *
  * Streaming without flicker: the text is cut into blocks at blank lines outside code fences and
  * display math. A block followed by another one is finished: it is rendered once and never
@@ -206,17 +207,22 @@
     },
   };
 
-  // "64*7=448, 3*2=6" is arithmetic, not emphasis: a `*` between two digits stays a star.
-  const arithmeticStar = {
-    name: "arithmeticStar",
+  // Model text writes products with `*`: "64*7=448", "u*t + a*t^2/2", "(a+b)*(c+d)". A `*` with
+  // an operand on both sides (a letter, digit or closing bracket before it, a letter, digit,
+  // opening bracket or backslash after it) is a multiplication sign, never emphasis; emphasis
+  // is still written the Markdown way, with the star against a space ("a *word* here").
+  const OPERAND_BEFORE = /[A-Za-z0-9)\]}^.]$/;
+  const OPERAND_AFTER = /^\*[A-Za-z0-9([{\\]/;
+  const operatorStar = {
+    name: "operatorStar",
     level: "inline",
     start(src) {
-      const match = /\d\*\d/.exec(src);
+      const match = /[A-Za-z0-9)\]}^.]\*[A-Za-z0-9([{\\]/.exec(src);
       return match ? match.index + 1 : undefined;
     },
     tokenizer(src, tokens) {
       const previous = tokens.length ? tokens[tokens.length - 1].raw : "";
-      if (src[0] === "*" && /\d$/.test(previous) && /^\*\d/.test(src)) {
+      if (OPERAND_BEFORE.test(previous) && OPERAND_AFTER.test(src)) {
         return { type: "text", raw: "*", text: "*" };
       }
       return undefined;
@@ -225,7 +231,7 @@
 
   const markdown = new marked.Marked({ gfm: true, breaks: true, async: false });
   markdown.use({
-    extensions: [blockMath, pendingBlockMath, inlineMath, pendingMath, arithmeticStar],
+    extensions: [blockMath, pendingBlockMath, inlineMath, pendingMath, operatorStar],
     renderer: {
       // Raw HTML in a problem or an answer is shown as the text it is.
       html(token) {
