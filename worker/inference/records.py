@@ -1,8 +1,9 @@
 """The inference worker's only bridge to the database: small synchronous functions on the ORM.
 
 The worker is an asyncio program; it calls these through `asgiref.sync.sync_to_async` in its thread
-pool (each thread keeps its own connection), see `InferenceWorker`. Each one closes stale
-connections first, as a Celery task would, because a worker lives for days. Writes that end a generation are fenced on the
+pool, and each call hands its connection back to the process's pool when it returns (see `_db` in
+worker.py). Each one closes stale connections first, as a Celery task would, because a worker lives
+for days. Writes that end a generation are fenced on the
 worker id: if this worker was presumed dead and another took the request over, its late result is
 dropped instead of overwriting the other's.
 """

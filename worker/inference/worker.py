@@ -76,9 +76,17 @@ MIN_NEW_TOKENS = 16
 
 
 def _db(function: Callable) -> Callable[..., Awaitable]:
-    # ORM calls run in the loop's thread pool, each thread with its own (persistent) connection,
-    # so a burst of claims runs in parallel instead of queueing behind one thread.
-    return sync_to_async(function, thread_sensitive=False)
+    # ORM calls run in the loop's thread pool, so a burst of claims runs in parallel instead of
+    # queueing behind one thread. Each call gives its connection back to the process's pool when
+    # it returns (settings: DB_POOL_*): an idle thread holds none, so the worker uses a bounded set
+    # of connections however many threads it has run on.
+    def call_and_release(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return sync_to_async(call_and_release, thread_sensitive=False)
 
 
 def _now_iso() -> str:
