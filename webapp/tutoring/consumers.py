@@ -4,6 +4,10 @@ A thin consumer: it authenticates from `scope["user"]` (anonymous: close 4401; n
 student nor an admin: close 4403), joins the generation's group *before* reading what was generated
 so far, sends that snapshot, then forwards the worker's events by type (`generation_<type>`
 handlers). Deltas numbered at or below the snapshot's `seq` are dropped: they are already in it.
+A delta that skips a number, or a `done` whose `seq` is past the last delta forwarded, means a
+message was lost between the worker and this socket (the channel layer drops messages silently
+when a process's queue is over capacity): the consumer then sends a fresh snapshot (replay buffer,
+or the stored row once finished) before going on, so the page can always rebuild the stored text.
 The client may send `{"type": "cancel"}`, which stops the generation inside the engine.
 """
 
@@ -90,12 +94,34 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         elif kind == "delta":
             if event["seq"] <= self.last_seq:
                 return  # already part of the snapshot this client received
+            if event["seq"] > self.last_seq + 1:
+                # The worker writes the replay buffer before it sends a delta, so the buffer
+                # already holds this one and every delta that was lost before it.
+                await self._resync(at_least=event["seq"])
+                return
             self.last_seq = event["seq"]
         elif kind == "done":
             if self.finished:
                 return  # the snapshot of a finished row already ended with `done`
+            if (event.get("seq") or 0) > self.last_seq:
+                # The row is stored before `done` is sent: it has everything that was lost.
+                await self._resync(at_least=event["seq"])
             self.finished = True
         await self.send_json(event)
+
+    async def _resync(self, *, at_least: int) -> None:
+        """Send the snapshot a reconnecting client would get, numbered at least `at_least`."""
+        replay = await _replay_events(self.generation.pk)
+        snapshot = dict(replay[0], seq=max(replay[0]["seq"], at_least))
+        logger.warning(
+            "generation %s: a message was lost before seq %s (this socket had %s); resent a "
+            "snapshot",
+            self.generation.pk,
+            at_least,
+            self.last_seq,
+        )
+        self.last_seq = snapshot["seq"]
+        await self.send_json(snapshot)
 
     # Channel-layer handlers: "generation.<type>" messages from the worker and the services.
     async def generation_delta(self, message: dict) -> None:

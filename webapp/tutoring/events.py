@@ -58,9 +58,13 @@ def done(
     completion_tokens: int | None = None,
     time_to_first_token_ms: float | None = None,
     duration_ms: float | None = None,
+    seq: int | None = None,
 ) -> Event:
+    """The end of a generation. `seq` (from the worker) is the number of its last delta, so a
+    consumer that has seen fewer knows that a delta was lost on the way and resends the row."""
     return {
         "type": "done",
+        "seq": seq,
         "status": status,
         "final_answer": final_answer,
         "verdict": verdict,

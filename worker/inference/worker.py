@@ -60,6 +60,7 @@ from worker.protocol import (
     cancel_key,
     heartbeat_key,
 )
+from worker.redis_retry import async_retry_options
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,18 @@ class Running:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Why the engine request was aborted: "cancel" (the student), "requeue" (shutdown, drain).
     abort_reason: str | None = None
+    # Deltas taken from the stream whose replay write failed (Redis down for longer than the
+    # client's retries): written, in order, before anything newer on the next flush.
+    unsent: list[Delta] = field(default_factory=list)
+
+    def take_deltas(self) -> list[Delta]:
+        deltas = self.unsent + self.stream.take_deltas()
+        self.unsent = []
+        return deltas
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.unsent or self.stream.pending_chars)
 
     @property
     def generation_id(self) -> int:
@@ -152,7 +165,10 @@ class InferenceWorker:
         self.reference_loader = reference_loader
         self.engine_checker = engine_checker
         self.redis = redis_client or aioredis.Redis.from_url(
-            config.redis_url, decode_responses=True, health_check_interval=30
+            config.redis_url,
+            decode_responses=True,
+            health_check_interval=30,
+            **async_retry_options(),
         )
         self.queue = RequestQueue(
             self.redis,
@@ -718,6 +734,7 @@ class InferenceWorker:
                 completion_tokens=outcome.completion_tokens,
                 time_to_first_token_ms=outcome.time_to_first_token_ms,
                 duration_ms=outcome.duration_ms,
+                seq=running.stream.seq,
             ),
         )
         await self.queue.ack(running.entry.entry_id)
@@ -758,7 +775,7 @@ class InferenceWorker:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.flush_period_s())
-            dirty = [r for r in self.running.values() if r.stream.pending_chars]
+            dirty = [r for r in self.running.values() if r.dirty]
             if dirty:
                 try:
                     await self._flush_many(dirty)
@@ -774,16 +791,21 @@ class InferenceWorker:
                 if running.lock.locked():
                     continue
                 await running.lock.acquire()
-                deltas = running.stream.take_deltas()
+                deltas = running.take_deltas()
                 if deltas:
                     held.append((running, deltas))
                 else:
                     running.lock.release()
             if not held:
                 return
-            await self.replay.append_many(
-                [self._replay_item(r.generation_id, deltas) for r, deltas in held]
-            )
+            try:
+                await self.replay.append_many(
+                    [self._replay_item(r.generation_id, deltas) for r, deltas in held]
+                )
+            except Exception:
+                for running, deltas in held:
+                    running.unsent = deltas  # nothing was sent: the next tick writes them first
+                raise
             await asyncio.gather(
                 *(self._send_deltas(r.generation_id, deltas) for r, deltas in held)
             )
@@ -792,12 +814,24 @@ class InferenceWorker:
                 running.lock.release()
 
     async def _flush(self, running: Running) -> None:
+        """Flush one stream now (its first text, a large backlog, its end). A failure is logged
+        and the deltas kept for the next tick: the answer goes on, and the stored row (which
+        `done` tells consumers to fall back on) has the whole text anyway."""
         async with running.lock:
-            deltas = running.stream.take_deltas()
+            deltas = running.take_deltas()
             if not deltas:
                 return
             # Replay first, then the group: see replay.py for why this order loses nothing.
-            await self.replay.append_many([self._replay_item(running.generation_id, deltas)])
+            try:
+                await self.replay.append_many([self._replay_item(running.generation_id, deltas)])
+            except Exception:  # noqa: BLE001 - Redis down past the client's retries
+                running.unsent = deltas
+                logger.warning(
+                    "generation %s: writing the replay buffer failed; retrying on the next tick",
+                    running.generation_id,
+                    exc_info=True,
+                )
+                return
             await self._send_deltas(running.generation_id, deltas)
 
     @staticmethod

@@ -159,3 +159,61 @@ async def test_an_admin_may_watch_any_generation(generation, transactional_db):
     communicator = await _connect(generation.pk, admin)
     assert (await communicator.receive_json_from())["type"] == "snapshot"
     await communicator.disconnect()
+
+
+async def test_a_lost_delta_is_replaced_by_a_snapshot_from_the_replay_buffer(
+    generation, student, replay
+):
+    Generation.objects.filter(pk=generation.pk).update(status="running")
+    await replay.start(generation.pk, model_version="ring-tiny")
+    communicator = await _connect(generation.pk, student)
+    assert (await communicator.receive_json_from())["seq"] == 0
+    await communicator.receive_json_from()  # running
+
+    # The worker wrote deltas 1-3 to the buffer; delta 2 never reached this socket's process.
+    await replay.append(generation.pk, seq=1, reasoning="Half ")
+    await _send_to_group(generation.pk, events.delta(seq=1, channel="reasoning", text="Half "))
+    await replay.append(generation.pk, seq=2, reasoning="is ")
+    await replay.append(generation.pk, seq=3, reasoning="3/6.")
+    await _send_to_group(generation.pk, events.delta(seq=3, channel="reasoning", text="3/6."))
+    await _send_to_group(generation.pk, events.delta(seq=4, channel="answer", text="5/6"))
+
+    assert (await communicator.receive_json_from())["seq"] == 1
+    snapshot = await communicator.receive_json_from()
+    assert (snapshot["type"], snapshot["seq"], snapshot["reasoning"]) == (
+        "snapshot",
+        3,
+        "Half is 3/6.",
+    )
+    assert await communicator.receive_json_from() == events.delta(
+        seq=4, channel="answer", text="5/6"
+    )
+    await communicator.disconnect()
+
+
+async def test_a_done_past_the_last_delta_resends_the_stored_row_first(generation, student, replay):
+    """The loss seen under load: the last delta lost, then a normal `done`."""
+    Generation.objects.filter(pk=generation.pk).update(status="running")
+    await replay.start(generation.pk, model_version="ring-tiny")
+    communicator = await _connect(generation.pk, student)
+    await communicator.receive_json_from()  # snapshot
+    await communicator.receive_json_from()  # running
+    await replay.append(generation.pk, seq=1, reasoning="1/2 = 3/6")
+    await _send_to_group(generation.pk, events.delta(seq=1, channel="reasoning", text="1/2 = 3/6"))
+    assert (await communicator.receive_json_from())["seq"] == 1
+
+    # Delta 2 is lost; the worker stores the row and sends `done` numbered 2.
+    Generation.objects.filter(pk=generation.pk).update(
+        status="done", reasoning="1/2 = 3/6", answer="\\boxed{5/6}", final_answer="5/6"
+    )
+    await _send_to_group(generation.pk, events.done(status="done", final_answer="5/6", seq=2))
+
+    snapshot = await communicator.receive_json_from()
+    assert (snapshot["type"], snapshot["seq"], snapshot["answer"]) == (
+        "snapshot",
+        2,
+        "\\boxed{5/6}",
+    )
+    done = await communicator.receive_json_from()
+    assert (done["type"], done["seq"]) == ("done", 2)
+    await communicator.disconnect()

@@ -44,6 +44,7 @@ def test_done_rounds_timings_and_keeps_the_contract_keys():
         "completion_tokens",
         "time_to_first_token_ms",
         "duration_ms",
+        "seq",
     }
     assert event["time_to_first_token_ms"] == 3.1 and event["duration_ms"] is None
 
