@@ -111,7 +111,8 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql") and _env_bool("DB_POO
     # (the test process does: its asyncio tests touch the ORM from many contexts, each of which
     # would keep a pooled connection; the site and worker processes it starts keep the pool).
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # with a pool: ConnectionPool.check_connection
+    # With a pool this is ConnectionPool.check_connection on every loan.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": _env_int("DB_POOL_MIN_SIZE", 1),
         "max_size": _env_int("DB_POOL_MAX_SIZE", 8),
