@@ -16,6 +16,9 @@ os.environ.setdefault("DEBUG", "1")
 # Playwright's sync API keeps an event loop in the test thread; Django would then refuse ORM calls
 # made by the test itself (not by the server under test, which runs in its own process).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# For the same reason no connection pool in the test process itself (each asyncio context would
+# keep a pooled connection); the real processes it starts (tests/fixtures/services.py) use one.
+os.environ["DB_POOL"] = "0"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # /healthz shows its details only to admins and to callers with this token (the live site's tests).
 os.environ.setdefault("HEALTHZ_TOKEN", "test-healthz-token")

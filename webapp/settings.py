@@ -133,6 +133,23 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     (BASE_DIR / "var").mkdir(exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"].endswith("postgresql") and _env_bool("DB_POOL", True):
+    # Streaming (docs/inference-worker.md, "Database connections"): every sync view, consumer call
+    # and worker ORM call runs on a thread of its own, and with persistent connections each thread
+    # kept one: 32 students at once exhausted PostgreSQL's 100. A per-process psycopg pool bounds
+    # them whatever the load; a request that finds it empty waits (DB_POOL_TIMEOUT) instead of
+    # failing. The pool replaces CONN_MAX_AGE (Django requires 0) and checks a connection before
+    # lending it, so a PostgreSQL restart costs a reconnect, not an error. DB_POOL=0 turns it off
+    # (the test process does: its asyncio tests touch the ORM from many contexts, each of which
+    # would keep a pooled connection; the site and worker processes it starts keep the pool).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # With a pool this is ConnectionPool.check_connection on every loan.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": _env_int("DB_POOL_MIN_SIZE", 1),
+        "max_size": _env_int("DB_POOL_MAX_SIZE", 8),
+        "timeout": _env_int("DB_POOL_TIMEOUT", 60),
+    }
 
 AUTH_USER_MODEL = "accounts.User"
 # django-axes first: it refuses a locked-out account or address before a password is even checked.

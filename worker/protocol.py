@@ -56,33 +56,22 @@ SWAP_LOG_LENGTH = 200
 # a key per generation for a worker that claims it later (re-claim after a crash).
 CANCEL_CHANNEL = f"{PUBSUB_SCOPE}:cancel"
 
-# Replay buffer of a running generation: the text generated so far, so that a client that connects
-# late or reconnects starts from a snapshot. Written by the worker before each delta is sent.
-REPLAY_TTL_SECONDS = 3600
+# Every event of one generation, in order, in a Redis Stream of its own (worker/inference/
+# event_log.py): what the page's socket follows live and what a reconnecting page replays.
+EVENT_LOG_TTL_SECONDS = 3600
 
 
 def heartbeat_key(worker_id: str) -> str:
     return f"{HEARTBEAT_PREFIX}{worker_id}"
 
 
-def generation_group_name(generation_id: int) -> str:
-    """The Channels group that receives the live events of one generation."""
-    return f"generation.{generation_id}"
-
-
 def cancel_key(generation_id: int) -> str:
     return f"{KEY_PREFIX}:generation:{generation_id}:cancel"
 
 
-def replay_keys(generation_id: int) -> tuple[str, str, str]:
-    """(reasoning text, answer text, meta hash) of one generation's replay buffer.
-
-    The two texts are plain strings so the worker APPENDs each delta (O(delta), not O(text)); the
-    meta hash holds `seq` (the last delta included), `status` and `model_version`. Writers and
-    readers use MULTI/EXEC so a reader never sees text and seq from different moments.
-    """
-    base = f"{KEY_PREFIX}:generation:{generation_id}"
-    return f"{base}:reasoning", f"{base}:answer", f"{base}:meta"
+def event_log_key(generation_id: int) -> str:
+    """The Redis Stream of one generation's events; each entry is {"e": "<JSON list of events>"}."""
+    return f"{KEY_PREFIX}:generation:{generation_id}:events"
 
 
 def stream_entry(

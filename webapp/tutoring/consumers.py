@@ -1,40 +1,56 @@
 """The WebSocket a student's page opens to watch one generation: `/ws/generations/<id>/`.
 
 A thin consumer: it authenticates from `scope["user"]` (anonymous: close 4401; not the attempt's
-student nor an admin: close 4403), joins the generation's group *before* reading what was generated
-so far, sends that snapshot, then forwards the worker's events by type (`generation_<type>`
-handlers). Deltas numbered at or below the snapshot's `seq` are dropped: they are already in it.
+student nor an admin: close 4403), sends what was generated so far (one `snapshot`, then `done` or
+the queue position / `running`), then follows the generation's event log (a Redis Stream, see
+worker/inference/event_log.py) from the entry that snapshot ended at, with a blocking `XREAD`, and
+forwards each event until `done`. The snapshot and the live events come from the same log, so a
+page misses nothing and sees nothing twice; deltas numbered at or below what the page already has
+are dropped all the same. Should a delta still skip a number, or `done` name a later one (an entry
+lost, e.g. to an expired log), the consumer sends a fresh snapshot (the stored row once finished)
+before going on, so the page can always rebuild the stored text.
 The client may send `{"type": "cancel"}`, which stops the generation inside the engine.
 """
 
+import asyncio
+import contextlib
 import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import transaction
 
 from webapp.core.errors import ServiceError
+from webapp.core.redis_client import async_redis_client
 from webapp.tutoring import events
-from webapp.tutoring.generation_selectors import (
-    generation_get_for_viewer,
-    generation_replay_events,
-)
+from webapp.tutoring.generation_selectors import generation_get_for_viewer, generation_replay
 from webapp.tutoring.generation_services import generation_cancel
-from worker.protocol import generation_group_name
+from worker.inference.event_log import decode
+from worker.protocol import event_log_key
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+# A blocking read returns at least this often, so a socket whose page went away is noticed.
+FOLLOW_BLOCK_MS = 15_000
 
 
 @database_sync_to_async
-def _viewable_generation(generation_id: int, user):
-    return generation_get_for_viewer(generation_id=generation_id, user=user)
+def _open(generation_id: int, user):
+    """(generation, opening events, log id) if `user` may watch it, else (None, [], ""): one
+    transaction, so opening a socket costs the database one commit."""
+    with transaction.atomic():
+        generation = generation_get_for_viewer(generation_id=generation_id, user=user)
+        if generation is None:
+            return None, [], ""
+        opening, last_id = generation_replay(generation_id=generation_id)
+    return generation, opening, last_id
 
 
 @database_sync_to_async
-def _replay_events(generation_id: int) -> list[dict]:
-    return generation_replay_events(generation_id=generation_id)
+def _replay(generation_id: int) -> tuple[list[dict], str]:
+    return generation_replay(generation_id=generation_id)
 
 
 @database_sync_to_async
@@ -43,7 +59,7 @@ def _cancel(generation, user) -> None:
 
 
 class GenerationConsumer(AsyncJsonWebsocketConsumer):
-    group_name: str | None = None
+    follower: asyncio.Task | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -53,22 +69,42 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         generation_id = int(self.scope["url_route"]["kwargs"]["generation_id"])
-        self.generation = await _viewable_generation(generation_id, user)
+        self.generation, opening, last_id = await _open(generation_id, user)
         if self.generation is None:
             await self.accept()
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.last_seq = 0
         self.finished = False
-        self.group_name = generation_group_name(generation_id)
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
-        for event in await _replay_events(generation_id):
+        for event in opening:
             await self._forward(event)
+        if not self.finished:
+            self.follower = asyncio.create_task(self._follow(last_id))
 
     async def disconnect(self, code: int) -> None:
-        if self.group_name is not None:
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+        if self.follower is not None:
+            self.follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.follower
+
+    async def _follow(self, last_id: str) -> None:
+        """Forward the log's entries after `last_id` until `done`."""
+        key = event_log_key(self.generation.pk)
+        client = async_redis_client()
+        try:
+            while not self.finished:
+                response = await client.xread({key: last_id}, block=FOLLOW_BLOCK_MS, count=100)
+                for _key, entries in response:
+                    for entry_id, entry_events in decode(entries):
+                        last_id = entry_id
+                        for event in entry_events:
+                            await self._forward(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - Redis gone past the retries: the page reconnects
+            logger.warning("following generation %s failed", self.generation.pk, exc_info=True)
+            await self.close(code=1011)
 
     async def receive_json(self, content, **kwargs) -> None:
         if not isinstance(content, dict) or content.get("type") != "cancel":
@@ -83,6 +119,8 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
 
     async def _forward(self, event: dict) -> None:
         kind = event["type"]
+        if self.finished:
+            return  # nothing follows `done`
         if kind == "snapshot":
             if event["seq"] < self.last_seq:
                 return  # an older picture than the one this client already has
@@ -90,26 +128,27 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         elif kind == "delta":
             if event["seq"] <= self.last_seq:
                 return  # already part of the snapshot this client received
+            if event["seq"] > self.last_seq + 1:
+                await self._resync(at_least=event["seq"])
+                return
             self.last_seq = event["seq"]
         elif kind == "done":
-            if self.finished:
-                return  # the snapshot of a finished row already ended with `done`
+            if (event.get("seq") or 0) > self.last_seq:
+                # The row is stored before `done` is sent: it has everything that was lost.
+                await self._resync(at_least=event["seq"])
             self.finished = True
         await self.send_json(event)
 
-    # Channel-layer handlers: "generation.<type>" messages from the worker and the services.
-    async def generation_delta(self, message: dict) -> None:
-        await self._forward(message["event"])
-
-    async def generation_snapshot(self, message: dict) -> None:
-        await self._forward(message["event"])
-
-    async def generation_status(self, message: dict) -> None:
-        if not self.finished:
-            await self._forward(message["event"])
-
-    async def generation_done(self, message: dict) -> None:
-        await self._forward(message["event"])
-
-    async def generation_error(self, message: dict) -> None:
-        await self._forward(message["event"])
+    async def _resync(self, *, at_least: int) -> None:
+        """Send the snapshot a reconnecting client would get, numbered at least `at_least`."""
+        opening, _ = await _replay(self.generation.pk)
+        snapshot = dict(opening[0], seq=max(opening[0]["seq"], at_least))
+        logger.warning(
+            "generation %s: a message was lost before seq %s (this socket had %s); resent a "
+            "snapshot",
+            self.generation.pk,
+            at_least,
+            self.last_seq,
+        )
+        self.last_seq = snapshot["seq"]
+        await self.send_json(snapshot)

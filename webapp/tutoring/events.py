@@ -1,19 +1,17 @@
 """The generation events a browser receives, built in this one module.
 
 Every event is a plain JSON dict with a `type` key (`status`, `delta`, `snapshot`, `done`, `error`);
-the inference worker and the site both build them here so their shapes cannot drift apart. On the
-channel layer an event travels wrapped as {"type": "generation.<event type>", "event": {...}}, so
-the consumer's handler names (`generation_delta`, ...) never collide with its own methods. Events
-that follow a database write are sent on commit (`send_on_commit`).
+the inference worker and the site both build them here so their shapes cannot drift apart. They
+travel through the generation's own event log (worker/inference/event_log.py), which the page's
+socket follows; events that follow a database write are appended on commit (`send_on_commit`).
 """
 
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
-from worker.protocol import generation_group_name
+from webapp.core.redis_client import redis_client
+from worker.inference.event_log import append_events
 
 EVENT_TYPES = ("status", "delta", "snapshot", "done", "error")
 CHANNELS = ("reasoning", "answer")
@@ -58,9 +56,13 @@ def done(
     completion_tokens: int | None = None,
     time_to_first_token_ms: float | None = None,
     duration_ms: float | None = None,
+    seq: int | None = None,
 ) -> Event:
+    """The end of a generation. `seq` (from the worker) is the number of its last delta, so a
+    consumer that has seen fewer knows that a delta was lost on the way and resends the row."""
     return {
         "type": "done",
+        "seq": seq,
         "status": status,
         "final_answer": final_answer,
         "verdict": verdict,
@@ -93,19 +95,12 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def channel_message(event: Event) -> dict[str, Any]:
-    """The channel-layer message that carries `event` to the consumers of a generation group."""
+def send_to_generation(generation_id: int, event: Event) -> None:
+    """Append `event` to the generation's log: every socket watching it receives it."""
     assert event["type"] in EVENT_TYPES, event
-    return {"type": f"generation.{event['type']}", "event": event}
-
-
-async def send_to_generation(generation_id: int, event: Event) -> None:
-    """Send `event` to every socket watching the generation (any process, through Redis)."""
-    await get_channel_layer().group_send(
-        generation_group_name(generation_id), channel_message(event)
-    )
+    append_events(redis_client(), generation_id, [event])
 
 
 def send_on_commit(generation_id: int, event: Event) -> None:
     """Send `event` once the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(lambda: async_to_sync(send_to_generation)(generation_id, event))
+    transaction.on_commit(lambda: send_to_generation(generation_id, event))

@@ -1,8 +1,8 @@
 """Reads about generations for the streaming path: who may watch one, and what they see first.
 
-`generation_replay_events` is what a WebSocket sends on (re)connect: a `snapshot` of everything
-generated so far — from the row once the generation is finished, from the worker's replay buffer in
-Redis while it runs — followed by the `done` event or the queue position.
+`generation_replay` is what a WebSocket sends on (re)connect: a `snapshot` of everything generated
+so far — from the row once the generation is finished, from the generation's event log in Redis
+while it runs — followed by the `done` event or the queue position, and the log id to follow from.
 """
 
 from django.conf import settings
@@ -10,7 +10,7 @@ from django.conf import settings
 from webapp.core.redis_client import redis_client
 from webapp.tutoring import events
 from webapp.tutoring.models import Generation, GenerationStatus
-from worker.inference.replay import read_replay
+from worker.inference.event_log import read_log
 
 ACTIVE_STATUSES = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 
@@ -43,47 +43,43 @@ def generation_queue_position(*, generation: Generation) -> int | None:
     return ahead + 1
 
 
-def generation_replay_events(*, generation_id: int) -> list[events.Event]:
-    """The events a client receives on (re)connect, snapshot first.
+def generation_replay(*, generation_id: int) -> tuple[list[events.Event], str]:
+    """The events a client receives on (re)connect, snapshot first, and the id of the last log
+    entry they include: the socket follows the log from there, so nothing is missed or repeated.
 
-    Call it after joining the generation's group: a delta numbered above the snapshot's `seq` then
-    arrives through the group, one at or below it is already in the snapshot.
+    The row is read before the log: a generation that finishes in between has its `done` in the
+    log, and one already finished has its whole text in the row.
     """
     generation = Generation.objects.get(pk=generation_id)
+    log = read_log(redis_client(), generation_id)
     if generation.is_finished:
         return [
             events.snapshot(
-                seq=_replay_seq(generation_id),
+                seq=log.seq,
                 reasoning=generation.reasoning,
                 answer=generation.answer,
                 status=generation.status,
                 model_version=generation.model_version_label,
             ),
-            events.done_from_generation(generation),
-        ]
-    replay = read_replay(redis_client(), generation_id)
+            dict(events.done_from_generation(generation), seq=log.seq),
+        ], log.last_id
     snapshot = events.snapshot(
-        seq=replay.seq,
-        reasoning=replay.reasoning,
-        answer=replay.answer,
-        status=generation.status,
-        model_version=replay.model_version or generation.model_version_label,
+        seq=log.seq,
+        reasoning=log.reasoning,
+        answer=log.answer,
+        status=log.status or generation.status,
+        model_version=log.model_version or generation.model_version_label,
     )
+    if log.done is not None:
+        return [snapshot, log.done], log.last_id
     if generation.status == GenerationStatus.QUEUED:
-        return [
-            snapshot,
-            events.status_queued(position=generation_queue_position(generation=generation)),
-        ]
-    return [snapshot, events.status_running(model_version=snapshot["model_version"])]
+        position = generation_queue_position(generation=generation)
+        return [snapshot, events.status_queued(position=position)], log.last_id
+    return [snapshot, events.status_running(model_version=snapshot["model_version"])], log.last_id
 
 
-def _replay_seq(generation_id: int) -> int:
-    # A finished generation's snapshot carries the last number streamed, so a late delta still in
-    # flight through the group is recognised as already included.
-    try:
-        return read_replay(redis_client(), generation_id).seq
-    except Exception:  # noqa: BLE001 - the row is complete without Redis
-        return 0
+def generation_replay_events(*, generation_id: int) -> list[events.Event]:
+    return generation_replay(generation_id=generation_id)[0]
 
 
 def generation_limits() -> dict[str, int]:

@@ -79,9 +79,9 @@ class WorkerConfig:
     # characters waiting): a browser gets a few dozen messages a second, not one per token.
     flush_interval_ms: int = 40
     flush_max_chars: int = 512
-    # The channel layer's group_send costs four Redis round trips (about 700 a second from one
-    # process on two busy cores): with many streams the period stretches so that the worker sends
-    # at most this many deltas a second in all (32 streams: every ~110 ms instead of 40).
+    # Every message costs the worker an XADD and each watching page's consumer an XREAD and a
+    # socket write: with many streams the period stretches so that the worker sends at most this
+    # many messages a second in all (32 streams: every ~110 ms instead of 40).
     max_messages_per_s: int = 300
     heartbeat_interval_s: float = 3.0
     heartbeat_ttl_s: int = 15

@@ -15,7 +15,7 @@ import redis
 from worker.protocol import (
     CANCEL_CHANNEL,
     CONTROL_CHANNEL,
-    REPLAY_TTL_SECONDS,
+    EVENT_LOG_TTL_SECONDS,
     SWAP_LOG_KEY,
     cancel_key,
     swap_message,
@@ -42,7 +42,7 @@ def publish_cancel(client: redis.Redis, *, generation_id: int) -> None:
     after a crash); the message reaches the worker that runs it now.
     """
     with client.pipeline(transaction=True) as pipe:
-        pipe.set(cancel_key(generation_id), "1", ex=REPLAY_TTL_SECONDS)
+        pipe.set(cancel_key(generation_id), "1", ex=EVENT_LOG_TTL_SECONDS)
         pipe.publish(CANCEL_CHANNEL, str(generation_id))
         pipe.execute()
 

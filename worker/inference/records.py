@@ -1,8 +1,9 @@
 """The inference worker's only bridge to the database: small synchronous functions on the ORM.
 
 The worker is an asyncio program; it calls these through `asgiref.sync.sync_to_async` in its thread
-pool (each thread keeps its own connection), see `InferenceWorker`. Each one closes stale
-connections first, as a Celery task would, because a worker lives for days. Writes that end a generation are fenced on the
+pool, and each call hands its connection back to the process's pool when it returns (see `_db` in
+worker.py). Each one closes stale connections first, as a Celery task would, because a worker lives
+for days. Writes that end a generation are fenced on the
 worker id: if this worker was presumed dead and another took the request over, its late result is
 dropped instead of overwriting the other's.
 """
@@ -10,7 +11,7 @@ dropped instead of overwriting the other's.
 import logging
 from dataclasses import dataclass
 
-from django.db import IntegrityError, close_old_connections
+from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
 from webapp.problems.models import AnswerKind
@@ -71,20 +72,28 @@ def model_version_for_path(path: str) -> ModelSpec | None:
     return ModelSpec(model_version_id=version.pk, label=version.label, path=version.path)
 
 
-def generation_claim(*, generation_id: int, worker_id: str, model: ModelSpec) -> bool:
-    """Mark the generation running on this worker, in one conditional UPDATE (it is on the way to
-    the first token). False when there is nothing to run: unknown id, or already finished
-    (cancelled while queued, or completed before a crash lost the ack)."""
+def generation_claim(
+    *, generation_id: int, worker_id: str, model: ModelSpec
+) -> GenerationJob | None:
+    """Mark the generation running on this worker and read what the worker needs to run it, in
+    one transaction (one commit): a conditional UPDATE, then the row with its problem. None when
+    there is nothing to run: unknown id, or already finished (cancelled while queued, or
+    completed before a crash lost the ack)."""
     close_old_connections()
     try:
-        return _claim(generation_id, worker_id, model, model.model_version_id)
+        with transaction.atomic():
+            return _claim(generation_id, worker_id, model, model.model_version_id)
     except IntegrityError:
-        # The served version's registry row was deleted: keep the label, drop the link.
-        return _claim(generation_id, worker_id, model, None)
+        # The served version's registry row was deleted (the deferred foreign key fails at
+        # commit): keep the label, drop the link.
+        with transaction.atomic():
+            return _claim(generation_id, worker_id, model, None)
 
 
-def _claim(generation_id: int, worker_id: str, model: ModelSpec, version_id: int | None) -> bool:
-    # One statement in autocommit: the row lock it takes serialises it with generation_cancel.
+def _claim(
+    generation_id: int, worker_id: str, model: ModelSpec, version_id: int | None
+) -> GenerationJob | None:
+    # The row lock the UPDATE takes serialises it with generation_cancel until the commit.
     updated = Generation.objects.filter(
         pk=generation_id, status__in=[GenerationStatus.QUEUED, GenerationStatus.RUNNING]
     ).update(
@@ -97,13 +106,10 @@ def _claim(generation_id: int, worker_id: str, model: ModelSpec, version_id: int
         answer="",
         error="",
     )
-    return bool(updated)
+    return _job(generation_id) if updated else None
 
 
-def generation_job(*, generation_id: int) -> GenerationJob:
-    """What the worker needs besides the prompt: the problem's reference (for the verdict), the
-    statement (for queue entries that carry none) and whether a stop was asked for."""
-    close_old_connections()
+def _job(generation_id: int) -> GenerationJob:
     generation = Generation.objects.select_related("attempt__problem").get(pk=generation_id)
     problem = generation.attempt.problem
     return GenerationJob(

@@ -6,8 +6,8 @@ One asyncio program around one serving engine (two during a swap):
   a dead worker), up to the engine's batch size; each becomes a task that streams one generation
   through the shared engine (continuous batching);
 - flush loop: every `flush_interval_ms` turns the text that arrived into numbered `reasoning` /
-  `answer` deltas, appends them to the replay buffer and sends them to the generation's Channels
-  group (the first visible text, and a large backlog, are flushed at once);
+  `answer` deltas and appends them to each generation's event log (event_log.py), which pages
+  follow (the first visible text, and a large backlog, are flushed at once);
 - control loop: Redis pub/sub for swap messages and cancel requests (cancel aborts the request
   inside the engine);
 - heartbeat loop: the worker's state under `HEARTBEAT_PREFIX + worker_id`, and a touch on the stream
@@ -38,7 +38,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import close_old_connections, connections
 
 from ringmodel.chat import THINK_CLOSE
 from webapp.tutoring import events
@@ -47,8 +47,8 @@ from worker.inference import records
 from worker.inference.config import EngineSettings, WorkerConfig
 from worker.inference.engine import ModelSpec, VllmEngine
 from worker.inference.engine_check import CheckReport, check_engine, load_reference
+from worker.inference.event_log import EventLogWriter
 from worker.inference.hints import HintStream
-from worker.inference.replay import ReplayAppend, ReplayWriter
 from worker.inference.request_queue import QueueEntry, RequestQueue, enqueue_generation_async
 from worker.inference.streaming import Delta, GenerationStream
 from worker.protocol import (
@@ -60,6 +60,7 @@ from worker.protocol import (
     cancel_key,
     heartbeat_key,
 )
+from worker.redis_retry import async_retry_options
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +77,18 @@ MIN_NEW_TOKENS = 16
 
 
 def _db(function: Callable) -> Callable[..., Awaitable]:
-    # ORM calls run in the loop's thread pool, each thread with its own (persistent) connection,
-    # so a burst of claims runs in parallel instead of queueing behind one thread.
-    return sync_to_async(function, thread_sensitive=False)
+    # ORM calls run in the loop's thread pool, so a burst of claims runs in parallel instead of
+    # queueing behind one thread. Each call ends as a request does: with the pool (settings:
+    # DB_POOL_*, CONN_MAX_AGE 0) its connection goes back to the pool, so an idle thread holds
+    # none and the worker uses a bounded set however many threads it has run on; without the pool
+    # the thread keeps its connection for CONN_MAX_AGE.
+    def call_and_release(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(call_and_release, thread_sensitive=False)
 
 
 def _now_iso() -> str:
@@ -96,6 +106,18 @@ class Running:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Why the engine request was aborted: "cancel" (the student), "requeue" (shutdown, drain).
     abort_reason: str | None = None
+    # Deltas taken from the stream whose replay write failed (Redis down for longer than the
+    # client's retries): written, in order, before anything newer on the next flush.
+    unsent: list[Delta] = field(default_factory=list)
+
+    def take_deltas(self) -> list[Delta]:
+        deltas = self.unsent + self.stream.take_deltas()
+        self.unsent = []
+        return deltas
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.unsent or self.stream.pending_chars)
 
     @property
     def generation_id(self) -> int:
@@ -144,7 +166,10 @@ class InferenceWorker:
         self.reference_loader = reference_loader
         self.engine_checker = engine_checker
         self.redis = redis_client or aioredis.Redis.from_url(
-            config.redis_url, decode_responses=True, health_check_interval=30
+            config.redis_url,
+            decode_responses=True,
+            health_check_interval=30,
+            **async_retry_options(),
         )
         self.queue = RequestQueue(
             self.redis,
@@ -154,7 +179,7 @@ class InferenceWorker:
             stream=config.stream,
             group=config.group,
         )
-        self.replay = ReplayWriter(self.redis)
+        self.log = EventLogWriter(self.redis)
         self.state = "starting"
         self.started_at = _now_iso()
         self.engine: Any = None
@@ -396,10 +421,10 @@ class InferenceWorker:
             generation_id=entry.generation_id, error="worker lost repeatedly"
         ):
             await self._send(
-                entry.generation_id, events.error(code="worker_lost", message=WORKER_LOST_MESSAGE)
+                entry.generation_id,
+                events.error(code="worker_lost", message=WORKER_LOST_MESSAGE),
+                events.done(status=GenerationStatus.FAILED),
             )
-            await self.replay.finish(entry.generation_id, status=GenerationStatus.FAILED)
-            await self._send(entry.generation_id, events.done(status=GenerationStatus.FAILED))
         await self.queue.ack(entry.entry_id)
 
     # --- one generation ---------------------------------------------------------------------
@@ -419,6 +444,7 @@ class InferenceWorker:
             if self._room(prompt_ids) >= MIN_NEW_TOKENS:
                 request = EngineRequest(engine, request_id, prompt_ids, self._params(prompt_ids))
         try:
+            # One transaction: the claim, and the problem's reference and the stop flag.
             claimed = await _db(records.generation_claim)(
                 generation_id=generation_id, worker_id=self.worker_id, model=engine.spec
             )
@@ -426,14 +452,14 @@ class InferenceWorker:
             if request is not None:
                 await request.cancel()
             raise
-        if not claimed:
+        if claimed is None:
             if request is not None:
                 await request.cancel()
             await self.queue.ack(entry.entry_id)
             return
         claimed_at = time.monotonic()
-        # The problem's reference and the stop flag are read off the way to the first token.
-        job_task = asyncio.ensure_future(_db(records.generation_job)(generation_id=generation_id))
+        job_task = asyncio.get_running_loop().create_future()
+        job_task.set_result(claimed)
         running = Running(
             entry=entry,
             engine=engine,
@@ -448,16 +474,17 @@ class InferenceWorker:
         job_checked = False
         try:
             last_seq, cancel_flagged = await asyncio.gather(
-                self.replay.start(generation_id, model_version=engine.spec.label),
+                self.log.last_seq(generation_id),
                 self.redis.exists(cancel_key(generation_id)),
             )
             running.stream = self._new_stream(
                 generation_id, entry.kind, entry.hint_index, start_seq=last_seq
             )
+            opening = [events.status_running(model_version=engine.spec.label)]
             if last_seq:
-                # A re-run after a crash: clients drop what the dead worker had streamed.
-                await self._send(
-                    generation_id,
+                # A re-run after a crash: pages drop what the dead worker had streamed.
+                opening.insert(
+                    0,
                     events.snapshot(
                         seq=last_seq,
                         reasoning="",
@@ -466,11 +493,8 @@ class InferenceWorker:
                         model_version=engine.spec.label,
                     ),
                 )
-            # Not on the way to the first token: the page learns "running" from the first delta
-            # as well, and the consumer drops a status that arrives after `done`.
-            self._spawn(
-                self._send(generation_id, events.status_running(model_version=engine.spec.label))
-            )
+            # Before any delta, in the same log: a page sees the restart before the new text.
+            await self._send(generation_id, *opening, expire=True)
             if request is None and not cancel_flagged:
                 # An entry without its text, or a prompt too long to start: read the row first.
                 job = await job_task
@@ -701,11 +725,9 @@ class InferenceWorker:
             self.failed += 1
         else:
             self.completed += 1
-        await self.replay.finish(generation_id, status=outcome.status)
-        if error is not None:
-            await self._send(generation_id, error)
         await self._send(
             generation_id,
+            *([error] if error is not None else []),
             events.done(
                 status=outcome.status,
                 final_answer=outcome.final_answer,
@@ -714,7 +736,9 @@ class InferenceWorker:
                 completion_tokens=outcome.completion_tokens,
                 time_to_first_token_ms=outcome.time_to_first_token_ms,
                 duration_ms=outcome.duration_ms,
+                seq=running.stream.seq,
             ),
+            expire=True,
         )
         await self.queue.ack(running.entry.entry_id)
         await self.redis.delete(cancel_key(generation_id))
@@ -754,7 +778,7 @@ class InferenceWorker:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.flush_period_s())
-            dirty = [r for r in self.running.values() if r.stream.pending_chars]
+            dirty = [r for r in self.running.values() if r.dirty]
             if dirty:
                 try:
                     await self._flush_many(dirty)
@@ -762,60 +786,68 @@ class InferenceWorker:
                     logger.warning("flushing deltas failed", exc_info=True)
 
     async def _flush_many(self, dirty: list[Running]) -> None:
-        """One tick: every stream's new deltas into the replay buffer in one round trip, then to
-        the groups. A stream being flushed inline right now is left for the next tick."""
+        """One tick: every stream's new deltas, one log entry per stream, all in one round trip.
+        A stream being flushed inline right now is left for the next tick."""
         held: list[tuple[Running, list[Delta]]] = []
         try:
             for running in dirty:
                 if running.lock.locked():
                     continue
                 await running.lock.acquire()
-                deltas = running.stream.take_deltas()
+                deltas = running.take_deltas()
                 if deltas:
                     held.append((running, deltas))
                 else:
                     running.lock.release()
             if not held:
                 return
-            await self.replay.append_many(
-                [self._replay_item(r.generation_id, deltas) for r, deltas in held]
-            )
-            await asyncio.gather(
-                *(self._send_deltas(r.generation_id, deltas) for r, deltas in held)
-            )
+            try:
+                await self.log.append_many(
+                    [(r.generation_id, self._delta_events(deltas)) for r, deltas in held]
+                )
+            except Exception:
+                # Written again, first, on the next tick; a copy that did arrive is dropped by
+                # its sequence number.
+                for running, deltas in held:
+                    running.unsent = deltas
+                raise
         finally:
             for running, _ in held:
                 running.lock.release()
 
     async def _flush(self, running: Running) -> None:
+        """Flush one stream now (its first text, a large backlog, its end). A failure is logged
+        and the deltas kept for the next tick: the answer goes on, and the stored row (which
+        `done` tells pages to fall back on) has the whole text anyway."""
         async with running.lock:
-            deltas = running.stream.take_deltas()
+            deltas = running.take_deltas()
             if not deltas:
                 return
-            # Replay first, then the group: see replay.py for why this order loses nothing.
-            await self.replay.append_many([self._replay_item(running.generation_id, deltas)])
-            await self._send_deltas(running.generation_id, deltas)
+            try:
+                await self.log.append(running.generation_id, self._delta_events(deltas))
+            except Exception:  # noqa: BLE001 - Redis down past the client's retries
+                running.unsent = deltas
+                logger.warning(
+                    "generation %s: writing deltas failed; retrying on the next tick",
+                    running.generation_id,
+                    exc_info=True,
+                )
 
     @staticmethod
-    def _replay_item(generation_id: int, deltas: list[Delta]) -> ReplayAppend:
-        return ReplayAppend(
-            generation_id=generation_id,
-            seq=deltas[-1].seq,
-            reasoning="".join(d.text for d in deltas if d.channel == "reasoning"),
-            answer="".join(d.text for d in deltas if d.channel == "answer"),
-        )
+    def _delta_events(deltas: list[Delta]) -> list[dict]:
+        return [events.delta(seq=d.seq, channel=d.channel, text=d.text) for d in deltas]
 
-    async def _send_deltas(self, generation_id: int, deltas: list[Delta]) -> None:
-        for item in deltas:
-            await self._send(
-                generation_id, events.delta(seq=item.seq, channel=item.channel, text=item.text)
-            )
-
-    async def _send(self, generation_id: int, event: dict) -> None:
+    async def _send(self, generation_id: int, *sent: dict, expire: bool = False) -> None:
+        """Append events to the generation's log (one entry, one round trip)."""
         try:
-            await events.send_to_generation(generation_id, event)
-        except Exception:  # noqa: BLE001 - the replay buffer still has it; clients resync
-            logger.warning("sending %s to generation %s failed", event["type"], generation_id)
+            await self.log.append(generation_id, list(sent), expire=expire)
+        except Exception:  # noqa: BLE001 - pages fall back on the row when `done` is missing
+            logger.warning(
+                "sending %s to generation %s failed",
+                [event["type"] for event in sent],
+                generation_id,
+                exc_info=True,
+            )
 
     # --- control: cancel and swap -----------------------------------------------------------
 

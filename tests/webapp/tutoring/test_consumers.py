@@ -1,6 +1,6 @@
 """The generation WebSocket consumer, in process, with the real channel layer and Redis.
 
-The worker's part (replay buffer, events on the group) is played by the test with the same modules
+The worker's part (events appended to the generation's log) is played by the test with the module
 the worker uses; the real worker is in tests/worker/test_inference_integration.py.
 """
 
@@ -8,7 +8,6 @@ import asyncio
 
 import pytest
 import redis.asyncio as aioredis
-from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -17,10 +16,9 @@ from webapp.accounts.services import user_create
 from webapp.tutoring import events
 from webapp.tutoring.models import Attempt, Generation
 from webapp.tutoring.routing import websocket_urlpatterns
-from worker.inference.replay import ReplayWriter
-from worker.protocol import generation_group_name
+from worker.inference.event_log import EventLogWriter
 
-# redis_url: a clean Redis database for the session (replay keys are named after row ids).
+# redis_url: a clean Redis database for the session (event logs are named after row ids).
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("redis_url")]
 
 
@@ -31,9 +29,9 @@ def generation(student, practice_set, transactional_db) -> Generation:
 
 
 @pytest.fixture
-async def replay():
+async def log():
     client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    yield ReplayWriter(client, ttl_seconds=60)
+    yield EventLogWriter(client, ttl_seconds=60)
     await client.aclose()
 
 
@@ -45,12 +43,6 @@ async def _connect(generation_id: int, user) -> WebsocketCommunicator:
     connected, _ = await communicator.connect()
     assert connected
     return communicator
-
-
-async def _send_to_group(generation_id: int, event: dict) -> None:
-    await get_channel_layer().group_send(
-        generation_group_name(generation_id), events.channel_message(event)
-    )
 
 
 async def test_anonymous_is_closed_with_4401(generation):
@@ -78,13 +70,11 @@ async def test_a_queued_generation_opens_with_a_snapshot_and_its_place(generatio
     await communicator.disconnect()
 
 
-async def test_a_late_client_gets_the_text_so_far_then_only_newer_deltas(
-    generation, student, replay
-):
+async def test_a_late_client_gets_the_text_so_far_then_only_newer_events(generation, student, log):
     Generation.objects.filter(pk=generation.pk).update(status="running")
-    await replay.start(generation.pk, model_version="ring-tiny")
-    await replay.append(generation.pk, seq=1, reasoning="Half is ")
-    await replay.append(generation.pk, seq=2, reasoning="3/6.")
+    await log.append(generation.pk, [events.status_running(model_version="ring-tiny")])
+    await log.append(generation.pk, [events.delta(seq=1, channel="reasoning", text="Half is ")])
+    await log.append(generation.pk, [events.delta(seq=2, channel="reasoning", text="3/6.")])
 
     communicator = await _connect(generation.pk, student)
     snapshot = await communicator.receive_json_from()
@@ -96,9 +86,8 @@ async def test_a_late_client_gets_the_text_so_far_then_only_newer_deltas(
     assert snapshot["model_version"] == "ring-tiny"
     assert (await communicator.receive_json_from())["status"] == "running"
 
-    # Delta 2 was already in the snapshot (it raced the connect); delta 3 is new.
-    await _send_to_group(generation.pk, events.delta(seq=2, channel="reasoning", text="3/6."))
-    await _send_to_group(generation.pk, events.delta(seq=3, channel="answer", text="5/6"))
+    # The socket follows the log from where the snapshot ended: only what is new arrives.
+    await log.append(generation.pk, [events.delta(seq=3, channel="answer", text="5/6")])
     assert await communicator.receive_json_from() == events.delta(
         seq=3, channel="answer", text="5/6"
     )
@@ -106,7 +95,7 @@ async def test_a_late_client_gets_the_text_so_far_then_only_newer_deltas(
     await communicator.disconnect()
 
 
-async def test_a_finished_generation_replays_from_the_row(generation, student):
+async def test_a_finished_generation_replays_from_the_row(generation, student, log):
     Generation.objects.filter(pk=generation.pk).update(
         status="done",
         reasoning="1/2 = 3/6, 1/3 = 2/6.",
@@ -125,8 +114,8 @@ async def test_a_finished_generation_replays_from_the_row(generation, student):
         "done",
     )
     assert (done["type"], done["verdict"], done["final_answer"]) == ("done", "correct", "5/6")
-    # A late duplicate `done` from the group is not shown twice.
-    await _send_to_group(generation.pk, events.done(status="done"))
+    # A late duplicate `done` in the log is not shown twice.
+    await log.append(generation.pk, [events.done(status="done")])
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()
 
@@ -158,4 +147,30 @@ async def test_an_admin_may_watch_any_generation(generation, transactional_db):
     admin = user_create(username="root", password="x", role="admin", validate=False)
     communicator = await _connect(generation.pk, admin)
     assert (await communicator.receive_json_from())["type"] == "snapshot"
+    await communicator.disconnect()
+
+
+async def test_a_done_past_the_last_delta_resends_the_stored_row_first(generation, student, log):
+    """The worker could not write its last delta (Redis down past its retries) but stored the row
+    and then sent `done`, numbered after that delta: the page gets the row's text first."""
+    Generation.objects.filter(pk=generation.pk).update(status="running")
+    communicator = await _connect(generation.pk, student)
+    await communicator.receive_json_from()  # snapshot
+    await communicator.receive_json_from()  # running
+    await log.append(generation.pk, [events.delta(seq=1, channel="reasoning", text="1/2 = 3/6")])
+    assert (await communicator.receive_json_from())["seq"] == 1
+
+    Generation.objects.filter(pk=generation.pk).update(
+        status="done", reasoning="1/2 = 3/6", answer="\\boxed{5/6}", final_answer="5/6"
+    )
+    await log.append(generation.pk, [events.done(status="done", final_answer="5/6", seq=2)])
+
+    snapshot = await communicator.receive_json_from()
+    assert (snapshot["type"], snapshot["seq"], snapshot["answer"]) == (
+        "snapshot",
+        2,
+        "\\boxed{5/6}",
+    )
+    done = await communicator.receive_json_from()
+    assert (done["type"], done["seq"]) == ("done", 2)
     await communicator.disconnect()
