@@ -32,6 +32,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ringmodel import load_checkpoint, save_checkpoint  # noqa: E402
+from training.scope import scope_manifest  # noqa: E402
 from training.scripts.train_ring_tiny import _earlier_stages, parse_topic_weights  # noqa: E402
 from training.sft_continue import LOG_NAME, ContinueConfig, continue_sft  # noqa: E402
 
@@ -112,6 +113,7 @@ def main() -> None:
     def manifest(records: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "name": "ring-tiny",
+            "scope": scope_manifest(),
             "sft": {
                 "stage": "v2: natural phrasings (training.problems.phrasings)",
                 "shipped_epoch": records[-1]["epoch"],
