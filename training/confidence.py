@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 # Calibrated on held-out problems in both wordings (docs/student-experience.md).
 UNSURE_BELOW = 0.5
@@ -23,6 +24,16 @@ def answer_confidence(logprobs: Iterable[float]) -> float | None:
     """exp(min log-probability) over the written tokens; None when there are none."""
     lowest = min(logprobs, default=None)
     return None if lowest is None else math.exp(lowest)
+
+
+def sampled_logprobs(completion: Any) -> list[float]:
+    """The sampled tokens' log-probabilities of a vLLM `CompletionOutput` (or its delta) asked
+    for with `logprobs=0`; empty when the request asked for none."""
+    return [
+        float(entry[token_id].logprob)
+        for token_id, entry in zip(completion.token_ids, completion.logprobs or (), strict=False)
+        if token_id in entry
+    ]
 
 
 def is_unsure(confidence: float | None) -> bool:

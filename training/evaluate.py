@@ -278,14 +278,6 @@ def phrasing_problems(
     return generator, unseen
 
 
-def completion_logprobs(output: Any) -> list[float]:
-    """The sampled tokens' log-probabilities of a vLLM completion asked with `logprobs=0`."""
-    values = []
-    for token_id, entry in zip(output.token_ids, output.logprobs or (), strict=False):
-        values.append(float(entry[token_id].logprob))
-    return values
-
-
 def evaluate_phrasings_with_vllm(
     checkpoint: str | Path,
     *,
@@ -309,7 +301,7 @@ def evaluate_phrasings_with_vllm(
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from training.confidence import answer_confidence
+    from training.confidence import answer_confidence, sampled_logprobs
 
     started = time.perf_counter()
     if llm is None:
@@ -338,7 +330,7 @@ def evaluate_phrasings_with_vllm(
     for index, (problem, output, text, done) in enumerate(
         zip(problems, outputs, completions, finished, strict=True)
     ):
-        logprobs = completion_logprobs(output.outputs[0])
+        logprobs = sampled_logprobs(output.outputs[0])
         records.append(
             {
                 "wording": "generator" if index < len(generator) else "unseen",
