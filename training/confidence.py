@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 # Calibrated on held-out problems in both wordings (docs/student-experience.md).
-UNSURE_BELOW = 0.5
+UNSURE_BELOW = 0.6
 
 
 def answer_confidence(logprobs: Iterable[float]) -> float | None:

@@ -110,7 +110,7 @@ def generation_scope_note(*, generation: Generation) -> ScopeNote | None:
     if generation.kind != GenerationKind.SOLUTION:
         return None
     path, label = _serving_model(generation)
-    scope = manifest_scope(_manifest(path)) if path else None
+    scope = manifest_scope(_manifest(path))
     if scope is None:
         return None
     verdict = classify_scope(generation.attempt.problem.statement)
@@ -119,16 +119,16 @@ def generation_scope_note(*, generation: Generation) -> ScopeNote | None:
     return ScopeNote(area=verdict.area or "", summary=scope["summary"], model=label)
 
 
-def _serving_model(generation: Generation) -> tuple[str | None, str]:
-    """The checkpoint path and label that answered (or will answer) the generation."""
+def _serving_model(generation: Generation) -> tuple[str, str]:
+    """The checkpoint path and label that answered (or will answer) the generation: its
+    registered version, else what a worker serves when nothing else is said (the champion, or
+    the configured fallback model)."""
     if generation.model_version_id is not None and generation.model_version is not None:
         return generation.model_version.path, generation.model_version.label
-    if generation.model_version_label:
-        return None, generation.model_version_label  # its registry row is gone: unknown path
     champion = ModelVersion.objects.filter(status=VersionStatus.CHAMPION).first()
-    if champion is not None:
-        return champion.path, champion.label
-    return settings.RING_MODEL, Path(settings.RING_MODEL).name
+    path = champion.path if champion is not None else settings.RING_MODEL
+    label = generation.model_version_label or Path(path.rstrip("/")).name or path
+    return path, label
 
 
 def _manifest(path: str) -> dict:
