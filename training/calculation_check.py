@@ -37,16 +37,20 @@ class Calculation:
     shown: str
     value: Fraction
     unit: str | None = None
+    as_fraction: bool = False  # written as p/q (the question was in fractions)
 
     @property
     def value_text(self) -> str:
-        return format_value(self.value)
+        return format_value(self.value, as_fraction=self.as_fraction)
 
 
-def format_value(value: Fraction) -> str:
-    """An integer, a terminating decimal (at most 6 places) or a fraction `p/q`."""
+def format_value(value: Fraction, *, as_fraction: bool = False) -> str:
+    """An integer, else `p/q` when asked for, else a terminating decimal (at most 6 places),
+    else `p/q`."""
     if value.denominator == 1:
         return str(value.numerator)
+    if as_fraction:
+        return f"{value.numerator}/{value.denominator}"
     den = value.denominator
     for p in (2, 5):
         while den % p == 0:
@@ -264,7 +268,10 @@ def _arithmetic(text: str) -> Calculation | None:
         return None
     shown = re.sub(r"\s*([-+*/])\s*", r" \1 ", expression).replace("( ", "(").replace(" )", ")")
     shown = re.sub(r"\(- ", "(-", shown)
-    return Calculation("arithmetic", f"{shown.strip()} = {format_value(value)}", value)
+    # Whole numbers divided make fractions ("3/4 + 1/8 = 7/8"); decimals stay decimals.
+    fraction = "/" in expression and "." not in expression
+    result = format_value(value, as_fraction=fraction)
+    return Calculation("arithmetic", f"{shown.strip()} = {result}", value, as_fraction=fraction)
 
 
 _PERCENT_RE = re.compile(rf"({_NUMBER})\s*%\s*of\s*({_NUMBER})")

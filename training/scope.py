@@ -33,7 +33,7 @@ _OUTSIDE_AREAS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "calculus",
         re.compile(
             r"\b(derivative|differentiate|integral|integrate|antiderivative|limit of|"
-            r"d/dx|dy/dx)\b|\\int\b|\\lim\b|\\frac\{d"
+            r"d/dx|dy/dx)\b|\\int(?![a-z])|\\lim(?![a-z])|\\frac\{d"
         ),
     ),
     ("trigonometry", re.compile(r"\b(sin|cos|tan|sine|cosine|tangent|trigonometr\w*)\b")),
