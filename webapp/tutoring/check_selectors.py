@@ -109,26 +109,30 @@ def generation_scope_note(*, generation: Generation) -> ScopeNote | None:
     one the serving model was trained on or the model declares no scope."""
     if generation.kind != GenerationKind.SOLUTION:
         return None
-    path, label = _serving_model(generation)
-    scope = manifest_scope(_manifest(path))
-    if scope is None:
-        return None
     verdict = classify_scope(generation.attempt.problem.statement)
     if verdict.in_scope:
+        return None
+    manifest, label = _serving_model(generation)
+    scope = manifest_scope(manifest)
+    if scope is None:
         return None
     return ScopeNote(area=verdict.area or "", summary=scope["summary"], model=label)
 
 
-def _serving_model(generation: Generation) -> tuple[str, str]:
-    """The checkpoint path and label that answered (or will answer) the generation: its
-    registered version, else what a worker serves when nothing else is said (the champion, or
-    the configured fallback model)."""
-    if generation.model_version_id is not None and generation.model_version is not None:
-        return generation.model_version.path, generation.model_version.label
-    champion = ModelVersion.objects.filter(status=VersionStatus.CHAMPION).first()
-    path = champion.path if champion is not None else settings.RING_MODEL
-    label = generation.model_version_label or Path(path.rstrip("/")).name or path
-    return path, label
+def _serving_model(generation: Generation) -> tuple[dict, str]:
+    """The manifest and label of the model that answered (or will answer) the generation: its
+    registered version (the manifest stored at registration, else the file), else what a worker
+    serves when nothing else is said (the champion, or the configured fallback model)."""
+    version = generation.model_version if generation.model_version_id is not None else None
+    if version is None:
+        version = ModelVersion.objects.filter(status=VersionStatus.CHAMPION).first()
+    if version is not None:
+        label = generation.model_version_label or version.label
+        return (
+            version.manifest if "scope" in (version.manifest or {}) else _manifest(version.path)
+        ), label
+    path = settings.RING_MODEL
+    return _manifest(path), generation.model_version_label or Path(path.rstrip("/")).name
 
 
 def _manifest(path: str) -> dict:
