@@ -317,9 +317,8 @@ def evaluate_phrasings_with_vllm(
             max_tokens=min(limit - len(ids), max_new_tokens or limit),
             skip_special_tokens=True,
             logprobs=0,
-            seed=seed * 100_003 + i if temperature > 0 else None,
         )
-        for i, ids in enumerate(prompts)
+        for ids in prompts
     ]
     outputs = llm.generate(
         [TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False

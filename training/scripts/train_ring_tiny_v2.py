@@ -140,7 +140,7 @@ def main() -> None:
     last = Path(args.output_dir) / f"epoch-{records[-1]['epoch']}"
     if args.ship_to:
         model, tokenizer, manifest_now = load_checkpoint(last)
-        extra = {k: v for k, v in manifest_now.items() if k in ("name", "sft")}
+        extra = {k: v for k, v in manifest_now.items() if k in ("name", "scope", "sft")}
         save_checkpoint(model, tokenizer, args.ship_to, manifest_extra=extra)
         print(f"shipped {last} to {args.ship_to}")
     if export_dir is not None:
