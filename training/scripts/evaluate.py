@@ -4,7 +4,7 @@ Run from the repository root (vLLM, as the inference workers serve the model; ~2
 ring-tiny on two CPU cores including the engine start):
 
     .venv/bin/python -m training.scripts.evaluate --checkpoint checkpoints/ring-tiny \
-        --n-per-level 100 --out checkpoints/ring-tiny/eval_vllm.json
+        --n-per-level 100 --out eval_vllm.json
 
 `--phrasings` measures the same held-out problems twice, in the generators' wording and in
 wordings training never saw (`training.problems.phrasings`), and prints both accuracies per
