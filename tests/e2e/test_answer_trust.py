@@ -19,8 +19,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from ringmodel import read_manifest
 from tests.fixtures.inference import wait_for_row
-from training.calculation_check import recognise_calculation
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.models import Problem
 from webapp.tutoring.models import Attempt, AttemptMode, Generation
@@ -181,7 +181,14 @@ def last_generation(page) -> Generation:
     return Generation.objects.get(pk=int(article.get_attribute("data-generation-id")))
 
 
-def test_served_answers_carry_their_check(student_page, live_site, inference_worker):
+@pytest.fixture
+def served_model_is_trained(inference_worker) -> bool:
+    return bool({"sft", "c3po_job"} & read_manifest(inference_worker.checkpoint).keys())
+
+
+def test_served_answers_carry_their_check(
+    student_page, live_site, inference_worker, served_model_is_trained
+):
     page = student_page
     # Out of scope: the note is drawn with the queued generation, before any token.
     with inference_worker.paused():
@@ -206,14 +213,20 @@ def test_served_answers_carry_their_check(student_page, live_site, inference_wor
         if expected == "disagrees":
             expect(article.locator("[data-role=disagreement]")).to_contain_text("3 × 7 = 21")
 
-    # A long problem runs into the length limit and says so.
-    assert recognise_calculation("Compute 987654 * 456789.") is not None
-    ask(page, live_site, "Compute 987654 * 456789.")
+    # A long problem: an answer that runs into the length limit says so (a random-init model
+    # always does; a trained one may finish or stop early, and then there is no note).
+    ask(page, live_site, "Compute 987654321 * 123456789.")
     article = page.locator("article.generation").last
     expect(article).to_have_attribute("data-status", "done", timeout=GENERATION_TIMEOUT_MS)
     row = last_generation(page)
     row.refresh_from_db()
-    assert row.cut_off
-    expect(article.locator("[data-role=cut-off]")).to_contain_text("This answer was cut off")
-    if not row.answer.strip():
-        expect(article.get_by_role("button", name="Copy answer")).to_have_count(0)
+    if not served_model_is_trained:
+        assert row.cut_off
+    note = article.locator("[data-role=cut-off]")
+    if row.cut_off:
+        expect(note).to_contain_text("This answer was cut off")
+        if not row.answer.strip():
+            expect(article.get_by_role("button", name="Copy answer")).to_have_count(0)
+    else:
+        expect(article.locator("[data-role=result-row], .result-row")).to_be_visible()
+        expect(note).to_have_count(0)
