@@ -81,6 +81,11 @@ class Generation(models.Model):
     thinking_ms = models.FloatField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)
+    # How sure the model was: the probability of the least likely token it wrote
+    # (training.confidence); None for generations stored before it was measured.
+    confidence = models.FloatField(null=True, blank=True)
+    # The answer reached the length limit before the model finished it.
+    cut_off = models.BooleanField(default=False)
     cancel_requested = models.BooleanField(default=False)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

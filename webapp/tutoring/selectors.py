@@ -148,7 +148,7 @@ def attempt_timeline(*, attempt: Attempt) -> QuerySet[Generation]:
     (1, 2, ... per kind: "Hint 2", "Solution 3") and the student's feedback prefetched."""
     order = [F("queued_at").asc(), F("pk").asc()]
     return (
-        attempt.generations.select_related("attempt")
+        attempt.generations.select_related("attempt__problem", "model_version")
         .prefetch_related("feedback")
         .annotate(number=Window(RowNumber(), partition_by=[F("kind")], order_by=order))
         .order_by(*order)

@@ -18,7 +18,7 @@ from webapp.core.errors import ServiceError
 from webapp.core.health import inference_workers
 from webapp.core.http import HtmxHttpRequest, found_or_404
 from webapp.core.roles import role_required
-from webapp.tutoring import selectors, services
+from webapp.tutoring import check_selectors, selectors, services
 from webapp.tutoring.forms import (
     AskForm,
     FeedbackForm,
@@ -147,12 +147,20 @@ def problem_start(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
 # --- the attempt page -----------------------------------------------------------------------
 
 
+def _with_checks(generation: Generation) -> Generation:
+    """The generation with what the page shows about trusting it: `answer_check` (checked,
+    disagrees or unchecked with the model's confidence) and `scope_note` (out of scope)."""
+    generation.answer_check = check_selectors.generation_answer_check(generation=generation)
+    generation.scope_note = check_selectors.generation_scope_note(generation=generation)
+    return generation
+
+
 def _attempt_context(attempt: Attempt) -> dict:
     return {
         "quota": generation_quota(user=attempt.student),
         "attempt": attempt,
         "problem": attempt.problem,
-        "generations": selectors.attempt_timeline(attempt=attempt),
+        "generations": [_with_checks(g) for g in selectors.attempt_timeline(attempt=attempt)],
         "steps": selectors.attempt_next_steps(attempt=attempt),
         "hint_limit": HINTS_PER_ATTEMPT,
         "solver_online": _solver_online(),
@@ -208,8 +216,8 @@ def _new_generation_response(
         "tutoring/new_generation.html",
         {
             "attempt": attempt,
-            "generation": selectors.timeline_generation(
-                attempt=attempt, generation_id=generation.pk
+            "generation": _with_checks(
+                selectors.timeline_generation(attempt=attempt, generation_id=generation.pk)
             ),
             "steps": selectors.attempt_next_steps(attempt=attempt),
             "hint_limit": HINTS_PER_ATTEMPT,
@@ -292,7 +300,7 @@ def generation_footer(request: HtmxHttpRequest, generation_id: int) -> HttpRespo
         request,
         "tutoring/attempt_detail.html#generation-footer",
         {
-            "generation": generation,
+            "generation": _with_checks(generation),
             "attempt": generation.attempt,
             "feedback_tags": FEEDBACK_TAG_CHOICES,
         },

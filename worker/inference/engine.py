@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from training.confidence import sampled_logprobs
 from worker.inference.config import EngineSettings
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class Chunk:
     prompt_tokens: int
     finished: bool
     finish_reason: str | None  # "stop" | "length" | "abort" | None while running
+    # The new tokens' log-probabilities (training.confidence.sampled_logprobs).
+    logprobs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class VllmEngine:
             temperature=temperature,
             top_p=top_p if temperature > 0 else 1.0,
             output_kind=RequestOutputKind.DELTA,
+            logprobs=0,  # the sampled token's own: the answer's confidence (training.confidence)
         )
         self.in_flight += 1
         self._idle.clear()
@@ -153,6 +157,7 @@ class VllmEngine:
                     prompt_tokens=len(output.prompt_token_ids or prompt_ids),
                     finished=output.finished,
                     finish_reason=completion.finish_reason,
+                    logprobs=tuple(sampled_logprobs(completion)),
                 )
         finally:
             self.in_flight -= 1

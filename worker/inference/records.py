@@ -52,6 +52,8 @@ class GenerationOutcome:
     duration_ms: float
     error: str = ""
     thinking_ms: float | None = None  # first token to </think>; None for hints and unfinished
+    confidence: float | None = None  # training.confidence.answer_confidence of the tokens
+    cut_off: bool = False  # stopped at the length limit
 
 
 def champion_spec() -> ModelSpec | None:
@@ -143,6 +145,8 @@ def generation_finish(*, generation_id: int, worker_id: str, outcome: Generation
         time_to_first_token_ms=outcome.time_to_first_token_ms,
         duration_ms=outcome.duration_ms,
         thinking_ms=outcome.thinking_ms,
+        confidence=outcome.confidence,
+        cut_off=outcome.cut_off,
         error=outcome.error[:500],
         finished_at=timezone.now(),
     )

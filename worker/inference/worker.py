@@ -41,6 +41,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 
 from ringmodel.chat import THINK_CLOSE
+from training.confidence import ConfidenceTracker
 from webapp.tutoring import events
 from webapp.tutoring.models import GenerationStatus
 from worker.inference import records
@@ -471,6 +472,7 @@ class InferenceWorker:
         thinking_ended_at: float | None = None
         completion_tokens = 0
         finish_reason: str | None = None
+        confidence = ConfidenceTracker()
         job_checked = False
         try:
             last_seq, cancel_flagged = await asyncio.gather(
@@ -530,6 +532,7 @@ class InferenceWorker:
                     await request.cancel()
             else:
                 async for chunk in request:
+                    confidence.add(chunk.logprobs)
                     if chunk.new_tokens:
                         if first_token_at is None:
                             first_token_at = time.monotonic()
@@ -575,6 +578,8 @@ class InferenceWorker:
                 thinking_ended_at=thinking_ended_at,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
+                confidence=confidence.score(),
+                cut_off=finish_reason == "length",
             )
             if first_token_at is not None:
                 logger.info(
@@ -649,6 +654,8 @@ class InferenceWorker:
         thinking_ended_at: float | None,
         prompt_tokens: int | None,
         completion_tokens: int,
+        confidence: float | None = None,
+        cut_off: bool = False,
     ) -> None:
         reasoning, answer, _finished_thinking = running.stream.final_split()
         final_answer = running.stream.final_answer()
@@ -680,6 +687,8 @@ class InferenceWorker:
                 else None
             ),
             duration_ms=(time.monotonic() - started) * 1000,
+            confidence=confidence,
+            cut_off=cut_off,
         )
         await self._store_and_announce(running, outcome)
 

@@ -2,7 +2,8 @@
 
 It "generates" a fixed completion a few characters per step with a small delay, honours `abort`
 (the request ends with finish_reason "abort", as vLLM's does) and `max_tokens` ("length"), counts
-requests in flight, and records what was asked of it. The integration tests run the real engine.
+requests in flight, and records what was asked of it. Every character is one token with
+log-probability -0.01, except the first token of the second step, `weakest_logprob`. The integration tests run the real engine.
 """
 
 import asyncio
@@ -18,11 +19,13 @@ class ScriptedEngine:
         *,
         chars_per_step: int = 3,
         step_delay_s: float = 0.004,
+        weakest_logprob: float = -0.01,
     ) -> None:
         self.spec = spec
         self.completion = completion
         self.chars_per_step = chars_per_step
         self.step_delay_s = step_delay_s
+        self.weakest_logprob = weakest_logprob
         self.in_flight = 0
         self.requests: list[str] = []
         self.aborted: set[str] = set()
@@ -54,11 +57,14 @@ class ScriptedEngine:
                     return
                 piece = self.completion[start : start + self.chars_per_step]
                 produced += len(piece)
+                logprobs = [-0.01] * len(piece)
+                if start == self.chars_per_step and logprobs:
+                    logprobs[0] = self.weakest_logprob
                 if produced >= max_tokens:
                     ended = True
-                    yield Chunk(piece, len(piece), len(prompt_ids), True, "length")
+                    yield Chunk(piece, len(piece), len(prompt_ids), True, "length", tuple(logprobs))
                     return
-                yield Chunk(piece, len(piece), len(prompt_ids), False, None)
+                yield Chunk(piece, len(piece), len(prompt_ids), False, None, tuple(logprobs))
             ended = True
             yield Chunk("", 1, len(prompt_ids), True, "stop")
         finally:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 import subprocess
 import time
 import uuid
@@ -262,6 +263,28 @@ async def test_a_generation_streams_coalesced_deltas_and_is_stored(
     assert await worker.queue.depth() == {"waiting": 0, "pending": 0}
     # The heartbeat key is removed when the worker stops.
     assert not await aredis.exists(heartbeat_key(config.worker_id))
+
+
+async def test_the_answers_confidence_and_a_cut_off_are_stored(config, aredis, student, problem):
+    engines = Engines(weakest_logprob=math.log(0.25))
+    worker = scripted_worker(config, engines)
+    finished = new_generation(student, problem)
+    async with serving(worker), GroupListener(finished.pk) as listener:
+        await enqueue(aredis, config, finished)
+        await listener.until("done")
+    finished.refresh_from_db()
+    assert finished.confidence == pytest.approx(0.25)
+    assert not finished.cut_off
+
+    short = dataclasses.replace(config, sampling=SamplingDefaults(max_new_tokens=12))
+    worker = scripted_worker(short, Engines())
+    cut = new_generation(student, problem)
+    async with serving(worker), GroupListener(cut.pk) as listener:
+        await enqueue(aredis, short, cut)
+        done = await listener.until("done")
+    cut.refresh_from_db()
+    assert done["status"] == "done" and cut.cut_off
+    assert cut.confidence == pytest.approx(math.exp(-0.01))
 
 
 async def test_a_hint_streams_only_the_step_the_server_cut_never_the_answer(
