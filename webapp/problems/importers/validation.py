@@ -205,6 +205,9 @@ def validate_item(
         item.errors.append(
             Issue("statement", f"The statement is longer than {MAX_STATEMENT_CHARS:,} characters.")
         )
+        # The item is refused; its preview needs no more than the limit (a staged upload would
+        # otherwise carry megabytes of it into every save and page).
+        statement = statement[:MAX_STATEMENT_CHARS] + "…"
 
     domain, extra_tag = _domain(values.get("domain"), default_domain, item)
     tags = _tags(values.get("tags"), item)
@@ -216,6 +219,7 @@ def validate_item(
         item.errors.append(
             Issue("solution", f"The solution is longer than {MAX_SOLUTION_CHARS:,} characters.")
         )
+        solution = solution[:MAX_SOLUTION_CHARS] + "…"
 
     answer_fields = _answer(values, item)
     # A parser's own finding about a field (a GIFT key, an Aiken option) says more than what
