@@ -206,6 +206,9 @@ def validate_item(
         item.errors.append(
             Issue("statement", f"The statement is longer than {MAX_STATEMENT_CHARS:,} characters.")
         )
+        # The item is refused; its preview needs no more than the limit (a staged upload would
+        # otherwise carry megabytes of it into every save and page).
+        statement = statement[:MAX_STATEMENT_CHARS] + "…"
 
     domain, extra_tag = _domain(values.get("domain"), default_domain, item)
     tags = _tags(values.get("tags"), item)
@@ -217,6 +220,7 @@ def validate_item(
         item.errors.append(
             Issue("solution", f"The solution is longer than {MAX_SOLUTION_CHARS:,} characters.")
         )
+        solution = solution[:MAX_SOLUTION_CHARS] + "…"
 
     answer_fields = _answer(values, item)
     _unit_from_statement(statement, answer_fields, item)
