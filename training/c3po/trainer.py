@@ -36,22 +36,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from ringmodel import load_balance_loss, router_z_loss, save_checkpoint
+from ringmodel import save_checkpoint
 from ringmodel.modeling_bailing_moe import BailingMoeForCausalLM
 from training.answers import reward as verifier_reward
 from training.c3po.config import C3POConfig
 from training.c3po.core_algos import (
-    c3po_loss,
     group_advantages,
-    token_entropy,
-    warmup_constant_lr,
 )
 from training.c3po.data import RLProblem, prompt_ids_for
 from training.c3po.rollout import PolicyRolloutEngine, RewardFn, RolloutEngine, sample_groups
 from training.c3po.rollout_buffer import Rollout, RolloutBuffer, SelectedRollout
+from training.c3po.update import c3po_update, fill_logprobs
 
 logger = logging.getLogger(__name__)
 
@@ -154,72 +151,6 @@ class PromptSampler:
         assert state["num_problems"] == self.num_problems, "problem list changed since checkpoint"
         self.epoch, self.position = state["epoch"], state["position"]
         self._order = self._permutation(self.epoch)
-
-
-@dataclass
-class _Packed:
-    """A micro-batch of prompt+response sequences, right-padded.
-
-    input_ids_BS / attention_mask_BS: the model input. positions_BT: index into S of the logits
-    that predict response token t. tokens_BT / mask_BT: response tokens and their validity.
-    """
-
-    input_ids_BS: torch.Tensor
-    attention_mask_BS: torch.Tensor
-    positions_BT: torch.Tensor
-    tokens_BT: torch.Tensor
-    mask_BT: torch.Tensor
-
-
-def _pack(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> _Packed:
-    lengths = [len(p) + len(r) for p, r in pairs]
-    width = max(lengths)
-    response_width = max(1, max(len(r) for _, r in pairs))
-    batch = len(pairs)
-    input_ids_BS = torch.full((batch, width), pad_id, dtype=torch.long)
-    attention_mask_BS = torch.zeros((batch, width), dtype=torch.long)
-    positions_BT = torch.zeros((batch, response_width), dtype=torch.long)
-    tokens_BT = torch.full((batch, response_width), pad_id, dtype=torch.long)
-    mask_BT = torch.zeros((batch, response_width), dtype=torch.float32)
-    for b, (prompt, response) in enumerate(pairs):
-        seq = [*prompt, *response]
-        input_ids_BS[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        attention_mask_BS[b, : len(seq)] = 1
-        n = len(response)
-        if n:
-            # Position P-1+t predicts response token t.
-            positions_BT[b, :n] = torch.arange(len(prompt) - 1, len(prompt) - 1 + n)
-            tokens_BT[b, :n] = torch.tensor(list(response), dtype=torch.long)
-            mask_BT[b, :n] = 1.0
-    return _Packed(input_ids_BS, attention_mask_BS, positions_BT, tokens_BT, mask_BT)
-
-
-def _response_forward(
-    model: BailingMoeForCausalLM, packed: _Packed, temperature: float, *, router: bool
-) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """(logits_BTV at the response positions / temperature, logp_BT of the tokens, router logits)."""
-    out = model(
-        packed.input_ids_BS,
-        attention_mask=packed.attention_mask_BS,
-        use_cache=False,
-        output_router_logits=router,
-    )
-    logits_BSV = out.logits
-    vocab = logits_BSV.shape[-1]
-    index_BTV = packed.positions_BT.unsqueeze(-1).expand(-1, -1, vocab)
-    logits_BTV = logits_BSV.gather(1, index_BTV).float()
-    if temperature != 1.0:
-        # The behaviour policy sampled from softmax(z / T); its ratio must use the same.
-        logits_BTV = logits_BTV / temperature
-    logp_BT = F.log_softmax(logits_BTV, dim=-1).gather(-1, packed.tokens_BT.unsqueeze(-1))
-    return logits_BTV, logp_BT.squeeze(-1), out.router_logits
-
-
-def _pad_rows(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
-    out = torch.zeros((len(rows), width), dtype=torch.float32)
-    for b, row in enumerate(rows):
-        out[b, : row.numel()] = row
-    return out
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -512,19 +443,10 @@ class C3POTrainer:
         self.buffer.add_groups(rollouts)
         return rollouts
 
-    @torch.no_grad()
     def _fill_logprobs(self, rollouts: list[Rollout], model: Any, attribute: str) -> None:
         """Teacher-forced log-probs of every response token under `model`, stored on each rollout
         as `attribute` (ref_logp_T with the frozen reference, old_logp_T with the policy)."""
-        size = self.config.micro_batch_size
-        for start in range(0, len(rollouts), size):
-            chunk = [r for r in rollouts[start : start + size] if r.num_tokens > 0]
-            if not chunk:
-                continue
-            packed = _pack([(r.prompt_ids, r.response_ids) for r in chunk], self.pad_token_id)
-            _, logp_BT, _ = _response_forward(model, packed, self.config.temperature, router=False)
-            for b, rollout in enumerate(chunk):
-                setattr(rollout, attribute, logp_BT[b, : rollout.num_tokens].clone())
+        fill_logprobs(rollouts, model, attribute, self.config, self.pad_token_id)
 
     def _fill_old_logprobs_of_carried(self) -> None:
         """π_old log-probs for the rollouts that wait in the queue past this update.
@@ -540,85 +462,14 @@ class C3POTrainer:
     # ---- update -----------------------------------------------------------------------------
 
     def _update(self, selected: list[SelectedRollout]) -> dict[str, float]:
-        cfg = self.config
-        total_tokens = sum(s.selected_tokens for s in selected)
-        mode = "budget" if cfg.algorithm == "c3po" else "token-mean"
-        lr = warmup_constant_lr(self.step, base_lr=cfg.lr, warmup_steps=cfg.warmup_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        sums = dict.fromkeys(
-            ("loss", "policy_loss", "load_balance", "router_z", "clip", "kl", "entropy"), 0.0
+        return c3po_update(
+            policy=self.policy,
+            optimizer=self.optimizer,
+            selected=selected,
+            config=self.config,
+            step=self.step,
+            pad_token_id=self.pad_token_id,
         )
-        self.policy.train()
-        for start in range(0, len(selected), cfg.micro_batch_size):
-            micro = selected[start : start + cfg.micro_batch_size]
-            pairs = [
-                (s.rollout.prompt_ids, s.rollout.response_ids[: s.selected_tokens]) for s in micro
-            ]
-            packed = _pack(pairs, self.pad_token_id)
-            logits_BTV, logp_BT, router_logits = _response_forward(
-                self.policy, packed, cfg.temperature, router=True
-            )
-            width = packed.mask_BT.shape[1]
-            old_BT = _pad_rows([s.rollout.old_logp_T[: s.selected_tokens] for s in micro], width)
-            fresh_B = torch.tensor([s.rollout.old_logp_T.numel() == 0 for s in micro])
-            if bool(fresh_B.any()):
-                # Sampled by the policy as it is now (see _fill_old_logprobs_of_carried).
-                assert all(
-                    s.rollout.sampled_at_step == self.step
-                    for s, f in zip(micro, fresh_B, strict=True)
-                    if f
-                ), "a rollout from an earlier step lacks its behaviour-policy log-probs"
-                old_BT = torch.where(fresh_B.unsqueeze(1), logp_BT.detach(), old_BT)
-            ref_BT = _pad_rows([s.rollout.ref_logp_T[: s.selected_tokens] for s in micro], width)
-            adv_B = torch.tensor([s.rollout.advantage for s in micro], dtype=torch.float32)
-            top_k = self.policy.config.num_experts_per_tok
-            n_experts = self.policy.config.num_experts
-            mask_BS = packed.attention_mask_BS
-            balance = load_balance_loss(router_logits, top_k, n_experts, mask=mask_BS)
-            z_loss = router_z_loss(router_logits, mask=mask_BS)
-            micro_tokens = int(packed.mask_BT.sum().item())
-            terms = c3po_loss(
-                logp_BT=logp_BT,
-                old_logp_BT=old_BT,
-                ref_logp_BT=ref_BT,
-                adv_B=adv_B,
-                mask_BT=packed.mask_BT,
-                entropy_BT=token_entropy(logits_BTV),
-                load_balance=balance,
-                router_z=z_loss,
-                config=cfg,
-                mode=mode,
-                global_token_count=total_tokens,
-                aux_weight=micro_tokens / max(total_tokens, 1),
-            )
-            terms.loss.backward()
-            share = micro_tokens / max(total_tokens, 1)
-            sums["loss"] += terms.loss.item()
-            sums["policy_loss"] += terms.policy_loss.item()
-            sums["load_balance"] += share * terms.load_balance.item()
-            sums["router_z"] += share * terms.router_z.item()
-            sums["clip"] += terms.clip_fraction_sum.item()
-            sums["kl"] += terms.kl_sum.item()
-            sums["entropy"] += terms.entropy_sum.item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip)
-        if selected:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        denom = max(total_tokens, 1)
-        return {
-            "loss": sums["loss"],
-            "policy_loss": sums["policy_loss"],
-            "load_balance": sums["load_balance"],
-            "router_z": sums["router_z"],
-            "clip_fraction": sums["clip"] / denom,
-            "kl": sums["kl"] / denom,
-            "entropy": sums["entropy"] / denom,
-            "grad_norm": float(grad_norm),
-            "lr": lr,
-            "tokens_trained": float(total_tokens),
-        }
 
     # ---- reporting --------------------------------------------------------------------------
 

@@ -1,0 +1,300 @@
+"""One C3PO optimiser update and the teacher-forced log-prob passes, as functions of a policy.
+
+`c3po_update` is the update of `C3POTrainer.train_step` (step 3 of the loop): micro-batched
+forward/backward of `core_algos.c3po_loss`, every micro-batch divided by the GLOBAL Φ (or the
+GRPO baseline's global valid-token count), grad clipping and the AdamW step. It runs the same
+code in one process and on every rank of a data-parallel group: a `Communicator`
+(training/c3po/distributed.py) supplies the global token count, sums the gradients and the
+metrics across ranks and keeps the ranks' forward passes in step; the default one is the single
+process, where all of that is the identity. `fill_logprobs` recomputes log-probs of stored
+responses (π_old, the frozen reference, or a LoRA policy with its adapters disabled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from ringmodel import load_balance_loss, router_z_loss
+from training.c3po.config import C3POConfig
+from training.c3po.core_algos import c3po_loss, token_entropy, warmup_constant_lr
+from training.c3po.rollout_buffer import Rollout, SelectedRollout
+
+# Additive metrics of one update; summed across ranks before they are turned into means.
+_SUM_KEYS = ("loss", "policy_loss", "load_balance", "router_z", "clip", "kl", "entropy")
+
+
+class Communicator(Protocol):
+    """What an update needs from the process group (training/c3po/distributed.py)."""
+
+    world_size: int
+    rank: int
+
+    def sum_floats(self, values: Sequence[float]) -> list[float]: ...
+
+    def max_int(self, value: int) -> int: ...
+
+    def reduce_gradients(self, model: torch.nn.Module) -> None: ...
+
+
+class SingleProcess:
+    """The communicator of one process: every reduction is the identity."""
+
+    world_size = 1
+    rank = 0
+
+    def sum_floats(self, values: Sequence[float]) -> list[float]:
+        return [float(v) for v in values]
+
+    def max_int(self, value: int) -> int:
+        return value
+
+    def reduce_gradients(self, model: torch.nn.Module) -> None:
+        return None
+
+
+@dataclass
+class Packed:
+    """A micro-batch of prompt+response sequences, right-padded.
+
+    input_ids_BS / attention_mask_BS: the model input. positions_BT: index into S of the logits
+    that predict response token t. tokens_BT / mask_BT: response tokens and their validity.
+    """
+
+    input_ids_BS: torch.Tensor
+    attention_mask_BS: torch.Tensor
+    positions_BT: torch.Tensor
+    tokens_BT: torch.Tensor
+    mask_BT: torch.Tensor
+
+    def to(self, device: torch.device) -> Packed:
+        return Packed(*(t.to(device) for t in self.__dict__.values()))
+
+
+def pack(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> Packed:
+    """Right-padded (prompt, response) pairs; a response may be empty."""
+    lengths = [len(p) + len(r) for p, r in pairs]
+    width = max(lengths)
+    response_width = max(1, max(len(r) for _, r in pairs))
+    batch = len(pairs)
+    input_ids_BS = torch.full((batch, width), pad_id, dtype=torch.long)
+    attention_mask_BS = torch.zeros((batch, width), dtype=torch.long)
+    positions_BT = torch.zeros((batch, response_width), dtype=torch.long)
+    tokens_BT = torch.full((batch, response_width), pad_id, dtype=torch.long)
+    mask_BT = torch.zeros((batch, response_width), dtype=torch.float32)
+    for b, (prompt, response) in enumerate(pairs):
+        seq = [*prompt, *response]
+        input_ids_BS[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention_mask_BS[b, : len(seq)] = 1
+        n = len(response)
+        if n:
+            # Position P-1+t predicts response token t.
+            positions_BT[b, :n] = torch.arange(len(prompt) - 1, len(prompt) - 1 + n)
+            tokens_BT[b, :n] = torch.tensor(list(response), dtype=torch.long)
+            mask_BT[b, :n] = 1.0
+    return Packed(input_ids_BS, attention_mask_BS, positions_BT, tokens_BT, mask_BT)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def model_config_of(model: torch.nn.Module) -> Any:
+    """The ringmodel config of a plain, peft-wrapped or FSDP-wrapped policy."""
+    return model.config
+
+
+def response_forward(
+    model: torch.nn.Module, packed: Packed, temperature: float, *, router: bool
+) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """(logits_BTV at the response positions / temperature, logp_BT of the tokens, router logits)."""
+    out = model(
+        input_ids=packed.input_ids_BS,
+        attention_mask=packed.attention_mask_BS,
+        use_cache=False,
+        output_router_logits=router,
+    )
+    logits_BSV = out.logits
+    vocab = logits_BSV.shape[-1]
+    index_BTV = packed.positions_BT.unsqueeze(-1).expand(-1, -1, vocab)
+    logits_BTV = logits_BSV.gather(1, index_BTV).float()
+    if temperature != 1.0:
+        # The behaviour policy sampled from softmax(z / T); its ratio must use the same.
+        logits_BTV = logits_BTV / temperature
+    logp_BT = F.log_softmax(logits_BTV, dim=-1).gather(-1, packed.tokens_BT.unsqueeze(-1))
+    return logits_BTV, logp_BT.squeeze(-1), out.router_logits
+
+
+def pad_rows(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
+    out = torch.zeros((len(rows), width), dtype=torch.float32)
+    for b, row in enumerate(rows):
+        out[b, : row.numel()] = row
+    return out
+
+
+@torch.no_grad()
+def fill_logprobs(
+    rollouts: list[Rollout],
+    model: torch.nn.Module,
+    attribute: str,
+    config: C3POConfig,
+    pad_token_id: int,
+    communicator: Communicator | None = None,
+) -> None:
+    """Teacher-forced log-probs of every response token under `model`, stored on each rollout
+    as `attribute` (ref_logp_T with the reference, old_logp_T with the policy).
+
+    With a sharded model every rank must run the same number of forwards, so a rank with fewer
+    micro-batches runs the missing ones on a one-token dummy batch.
+    """
+    comm = communicator or SingleProcess()
+    size = config.micro_batch_size
+    device = model_device(model)
+    chunks = [
+        chunk
+        for start in range(0, len(rollouts), size)
+        if (chunk := [r for r in rollouts[start : start + size] if r.num_tokens > 0])
+    ]
+    passes = comm.max_int(len(chunks)) if comm.world_size > 1 else len(chunks)
+    for index in range(passes):
+        if index >= len(chunks):
+            _dummy_forward(model, pad_token_id, device, config.temperature)
+            continue
+        chunk = chunks[index]
+        packed = pack([(r.prompt_ids, r.response_ids) for r in chunk], pad_token_id).to(device)
+        _, logp_BT, _ = response_forward(model, packed, config.temperature, router=False)
+        logp_BT = logp_BT.float().cpu()
+        for b, rollout in enumerate(chunk):
+            setattr(rollout, attribute, logp_BT[b, : rollout.num_tokens].clone())
+
+
+def _dummy_forward(
+    model: torch.nn.Module, pad_token_id: int, device: torch.device, temperature: float
+) -> torch.Tensor:
+    """A forward on one two-token sequence whose loss contributes nothing (× 0): it keeps a rank
+    with fewer micro-batches in step with the sharded model's collectives."""
+    packed = pack([([pad_token_id], [pad_token_id])], pad_token_id).to(device)
+    logits_BTV, _, router_logits = response_forward(model, packed, temperature, router=True)
+    zero = logits_BTV.sum() * 0.0
+    if router_logits:
+        zero = zero + sum(r.sum() for r in router_logits) * 0.0
+    return zero
+
+
+def c3po_update(
+    *,
+    policy: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    selected: list[SelectedRollout],
+    config: C3POConfig,
+    step: int,
+    pad_token_id: int,
+    communicator: Communicator | None = None,
+) -> dict[str, float]:
+    """One optimiser update on this rank's share of the selected rollouts.
+
+    The loss of every micro-batch on every rank is divided by the same global divisor (Φ for
+    C3PO, the update's total selected tokens over all ranks for GRPO), and the MoE auxiliary
+    losses are weighted by the micro-batch's share of the global tokens; so the gradients summed
+    over micro-batches and ranks are the gradient of the whole update as one batch. Returns the
+    update's metrics (global: reduced over ranks).
+    """
+    comm = communicator or SingleProcess()
+    cfg = config
+    local_tokens = sum(s.selected_tokens for s in selected)
+    total_tokens = int(comm.sum_floats([local_tokens])[0])
+    mode = "budget" if cfg.algorithm == "c3po" else "token-mean"
+    lr = warmup_constant_lr(step, base_lr=cfg.lr, warmup_steps=cfg.warmup_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    sums = dict.fromkeys(_SUM_KEYS, 0.0)
+    policy.train()
+    device = model_device(policy)
+    model_config = model_config_of(policy)
+    micro_batches = [
+        selected[start : start + cfg.micro_batch_size]
+        for start in range(0, len(selected), cfg.micro_batch_size)
+    ]
+    passes = comm.max_int(len(micro_batches)) if comm.world_size > 1 else len(micro_batches)
+    for index in range(passes):
+        if index >= len(micro_batches):
+            _dummy_forward(policy, pad_token_id, device, cfg.temperature).backward()
+            continue
+        micro = micro_batches[index]
+        pairs = [(s.rollout.prompt_ids, s.rollout.response_ids[: s.selected_tokens]) for s in micro]
+        packed = pack(pairs, pad_token_id).to(device)
+        logits_BTV, logp_BT, router_logits = response_forward(
+            policy, packed, cfg.temperature, router=True
+        )
+        width = packed.mask_BT.shape[1]
+        old_BT = pad_rows([s.rollout.old_logp_T[: s.selected_tokens] for s in micro], width)
+        old_BT = old_BT.to(device)
+        fresh_B = torch.tensor([s.rollout.old_logp_T.numel() == 0 for s in micro], device=device)
+        if bool(fresh_B.any()):
+            # Sampled by the policy as it is now: π_old = this forward's log-probs, detached.
+            assert all(
+                s.rollout.sampled_at_step == step
+                for s, f in zip(micro, fresh_B.tolist(), strict=True)
+                if f
+            ), "a rollout from an earlier step lacks its behaviour-policy log-probs"
+            old_BT = torch.where(fresh_B.unsqueeze(1), logp_BT.detach(), old_BT)
+        ref_BT = pad_rows([s.rollout.ref_logp_T[: s.selected_tokens] for s in micro], width)
+        ref_BT = ref_BT.to(device)
+        adv_B = torch.tensor(
+            [s.rollout.advantage for s in micro], dtype=torch.float32, device=device
+        )
+        mask_BS = packed.attention_mask_BS
+        balance = load_balance_loss(
+            router_logits, model_config.num_experts_per_tok, model_config.num_experts, mask=mask_BS
+        )
+        z_loss = router_z_loss(router_logits, mask=mask_BS)
+        micro_tokens = int(packed.mask_BT.sum().item())
+        share = micro_tokens / max(total_tokens, 1)
+        terms = c3po_loss(
+            logp_BT=logp_BT,
+            old_logp_BT=old_BT,
+            ref_logp_BT=ref_BT,
+            adv_B=adv_B,
+            mask_BT=packed.mask_BT,
+            entropy_BT=token_entropy(logits_BTV),
+            load_balance=balance,
+            router_z=z_loss,
+            config=cfg,
+            mode=mode,
+            global_token_count=total_tokens,
+            aux_weight=share,
+        )
+        terms.loss.backward()
+        sums["loss"] += terms.loss.item()
+        sums["policy_loss"] += terms.policy_loss.item()
+        sums["load_balance"] += share * terms.load_balance.item()
+        sums["router_z"] += share * terms.router_z.item()
+        sums["clip"] += terms.clip_fraction_sum.item()
+        sums["kl"] += terms.kl_sum.item()
+        sums["entropy"] += terms.entropy_sum.item()
+    comm.reduce_gradients(policy)
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+    if total_tokens > 0:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    reduced = dict(zip(_SUM_KEYS, comm.sum_floats([sums[k] for k in _SUM_KEYS]), strict=True))
+    denom = max(total_tokens, 1)
+    return {
+        "loss": reduced["loss"],
+        "policy_loss": reduced["policy_loss"],
+        "load_balance": reduced["load_balance"],
+        "router_z": reduced["router_z"],
+        "clip_fraction": reduced["clip"] / denom,
+        "kl": reduced["kl"] / denom,
+        "entropy": reduced["entropy"] / denom,
+        "grad_norm": float(grad_norm),
+        "lr": lr,
+        "tokens_trained": float(total_tokens),
+    }
