@@ -113,9 +113,11 @@ def response_forward(
     model: torch.nn.Module, packed: Packed, temperature: float, *, router: bool
 ) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """(logits_BTV at the response positions / temperature, logp_BT of the tokens, router logits)."""
+    # No attention mask: the rows are right-padded, so under causal attention no real token can
+    # see a pad, and positions are 0..n-1 either way. Without a mask SDPA takes its fused causal
+    # kernel; with one it falls back to materialising B×H×S×S scores (on CUDA, with GQA).
     out = model(
         input_ids=packed.input_ids_BS,
-        attention_mask=packed.attention_mask_BS,
         use_cache=False,
         output_router_logits=router,
     )
