@@ -118,6 +118,18 @@ def apply_lora(model: nn.Module, spec: LoraSpec) -> Any:
     return get_peft_model(model, config)
 
 
+def lora_spec_of(model: nn.Module) -> LoraSpec:
+    """The LoraSpec a peft model was wrapped with (groups read back from its target modules)."""
+    config = model.peft_config["default"]
+    groups = sorted({module_group(name) for name in config.target_modules} - {None})
+    return LoraSpec(
+        rank=int(config.r),
+        alpha=int(config.lora_alpha),
+        dropout=float(config.lora_dropout),
+        groups=tuple(g for g in LORA_GROUPS if g in groups),
+    )
+
+
 def is_lora(model: nn.Module) -> bool:
     """True for a model `apply_lora` wrapped."""
     return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
@@ -134,11 +146,34 @@ def trainable_parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The adapter's tensors only, in peft's saved naming (what `save_adapter` writes)."""
+def adapter_state_dict(
+    model: nn.Module, state_dict: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
+    """The adapter's tensors only, in peft's saved naming (what `save_adapter` writes).
+
+    `state_dict`: the model's full state when its own parameters are sharded (FSDP)."""
     from peft import get_peft_model_state_dict
 
-    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+    tensors = get_peft_model_state_dict(model, state_dict=state_dict)
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
+def adapter_to_model_keys(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Saved adapter tensors renamed to the wrapped model's own parameter names (peft drops the
+    adapter name "default" when saving), for loading through a sharded model's state dict."""
+    own = {name for name, _ in model.named_parameters()}
+    out = {}
+    for key, value in tensors.items():
+        for marker in (".lora_A.", ".lora_B."):
+            if marker in key:
+                candidate = key.replace(marker, f"{marker}default.")
+                break
+        else:
+            candidate = key
+        if candidate not in own:
+            raise ValueError(f"adapter tensor {key!r} matches no parameter of this model")
+        out[candidate] = value
+    return out
 
 
 def save_adapter(
@@ -148,11 +183,13 @@ def save_adapter(
     base_checkpoint: str,
     spec: LoraSpec,
     manifest_extra: dict[str, Any] | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write the adapter atomically: peft's files plus a manifest naming the base.
 
     The directory is written aside (a hidden sibling), fsynced and renamed into place, so a reader
     never sees a half-written adapter; an existing directory at `path` is replaced.
+    `state_dict`: the full state of a sharded model (gathered by the caller on every rank).
     """
     from safetensors.torch import save_file
 
@@ -161,7 +198,7 @@ def save_adapter(
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir()
     try:
-        tensors = adapter_state_dict(model)
+        tensors = adapter_state_dict(model, state_dict)
         save_file(tensors, str(tmp / ADAPTER_WEIGHTS_NAME), metadata={"format": "pt"})
         peft_config = model.peft_config["default"]
         config_dict = peft_config.to_dict()

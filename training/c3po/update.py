@@ -4,9 +4,10 @@
 forward/backward of `core_algos.c3po_loss`, every micro-batch divided by the GLOBAL Φ (or the
 GRPO baseline's global valid-token count), grad clipping and the AdamW step. It runs the same
 code in one process and on every rank of a data-parallel group: a `Communicator`
-(training/c3po/distributed.py) supplies the global token count, sums the gradients and the
-metrics across ranks and keeps the ranks' forward passes in step; the default one is the single
-process, where all of that is the identity. `fill_logprobs` recomputes log-probs of stored
+(training/c3po/distributed.py) sums the metrics across ranks and keeps the ranks' forward
+passes in step (FSDP2 sums the gradients in backward); the default one is the single
+process, where all of that is the identity. Each rank trains only the selected responses it owns
+(`Rollout.owner_rank`, the rank that sampled them); the selection itself is global. `fill_logprobs` recomputes log-probs of stored
 responses (π_old, the frozen reference, or a LoRA policy with its adapters disabled).
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,39 +23,11 @@ import torch.nn.functional as F
 from ringmodel import load_balance_loss, router_z_loss
 from training.c3po.config import C3POConfig
 from training.c3po.core_algos import c3po_loss, token_entropy, warmup_constant_lr
+from training.c3po.distributed import Communicator, SingleProcess, local_tensor
 from training.c3po.rollout_buffer import Rollout, SelectedRollout
 
 # Additive metrics of one update; summed across ranks before they are turned into means.
 _SUM_KEYS = ("loss", "policy_loss", "load_balance", "router_z", "clip", "kl", "entropy")
-
-
-class Communicator(Protocol):
-    """What an update needs from the process group (training/c3po/distributed.py)."""
-
-    world_size: int
-    rank: int
-
-    def sum_floats(self, values: Sequence[float]) -> list[float]: ...
-
-    def max_int(self, value: int) -> int: ...
-
-    def reduce_gradients(self, model: torch.nn.Module) -> None: ...
-
-
-class SingleProcess:
-    """The communicator of one process: every reduction is the identity."""
-
-    world_size = 1
-    rank = 0
-
-    def sum_floats(self, values: Sequence[float]) -> list[float]:
-        return [float(v) for v in values]
-
-    def max_int(self, value: int) -> int:
-        return value
-
-    def reduce_gradients(self, model: torch.nn.Module) -> None:
-        return None
 
 
 @dataclass
@@ -188,40 +161,36 @@ def _dummy_forward(
     return zero
 
 
-def c3po_update(
+def accumulate_gradients(
     *,
     policy: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
     selected: list[SelectedRollout],
     config: C3POConfig,
     step: int,
     pad_token_id: int,
     communicator: Communicator | None = None,
-) -> dict[str, float]:
-    """One optimiser update on this rank's share of the selected rollouts.
+) -> tuple[dict[str, float], int]:
+    """Forward/backward of this rank's share of one update; gradients accumulate in `.grad`.
 
-    The loss of every micro-batch on every rank is divided by the same global divisor (Φ for
-    C3PO, the update's total selected tokens over all ranks for GRPO), and the MoE auxiliary
+    `selected` is the update's GLOBAL selection (identical on every rank); this rank trains the
+    responses it owns. The loss of every micro-batch on every rank is divided by the same global
+    divisor (Φ for C3PO, the update's total selected tokens for GRPO), and the MoE auxiliary
     losses are weighted by the micro-batch's share of the global tokens; so the gradients summed
-    over micro-batches and ranks are the gradient of the whole update as one batch. Returns the
-    update's metrics (global: reduced over ranks).
+    over micro-batches and ranks are the gradient of the whole update as one batch. Returns this
+    rank's metric sums and the global token count.
     """
     comm = communicator or SingleProcess()
     cfg = config
-    local_tokens = sum(s.selected_tokens for s in selected)
-    total_tokens = int(comm.sum_floats([local_tokens])[0])
+    total_tokens = sum(s.selected_tokens for s in selected)
+    mine = [s for s in selected if s.rollout.owner_rank == comm.rank]
     mode = "budget" if cfg.algorithm == "c3po" else "token-mean"
-    lr = warmup_constant_lr(step, base_lr=cfg.lr, warmup_steps=cfg.warmup_steps)
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
     sums = dict.fromkeys(_SUM_KEYS, 0.0)
     policy.train()
     device = model_device(policy)
     model_config = model_config_of(policy)
     micro_batches = [
-        selected[start : start + cfg.micro_batch_size]
-        for start in range(0, len(selected), cfg.micro_batch_size)
+        mine[start : start + cfg.micro_batch_size]
+        for start in range(0, len(mine), cfg.micro_batch_size)
     ]
     passes = comm.max_int(len(micro_batches)) if comm.world_size > 1 else len(micro_batches)
     for index in range(passes):
@@ -280,9 +249,36 @@ def c3po_update(
         sums["clip"] += terms.clip_fraction_sum.item()
         sums["kl"] += terms.kl_sum.item()
         sums["entropy"] += terms.entropy_sum.item()
-    comm.reduce_gradients(policy)
+    return sums, total_tokens
+
+
+def c3po_update(
+    *,
+    policy: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    selected: list[SelectedRollout],
+    config: C3POConfig,
+    step: int,
+    pad_token_id: int,
+    communicator: Communicator | None = None,
+) -> dict[str, float]:
+    """One optimiser update (see `accumulate_gradients`): gradients, global grad-norm clipping,
+    AdamW with the warm-up/constant lr; returns the update's metrics, reduced over ranks."""
+    comm = communicator or SingleProcess()
+    lr = warmup_constant_lr(step, base_lr=config.lr, warmup_steps=config.warmup_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    sums, total_tokens = accumulate_gradients(
+        policy=policy,
+        selected=selected,
+        config=config,
+        step=step,
+        pad_token_id=pad_token_id,
+        communicator=comm,
+    )
     trainable = [p for p in policy.parameters() if p.requires_grad]
-    grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+    grad_norm = local_tensor(torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip))
     if total_tokens > 0:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
