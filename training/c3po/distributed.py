@@ -254,7 +254,8 @@ def load_full_state(
         set_model_state_dict(model, model_state, options=options)
     if optimizer is not None and optimizer_state is not None:
         tuples = [
-            {k for k, v in group.items() if isinstance(v, tuple)} for group in optimizer.param_groups
+            {k for k, v in group.items() if isinstance(v, tuple)}
+            for group in optimizer.param_groups
         ]
         set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
         # The name-keyed format round-trips tuples (AdamW's betas) as lists; restore them.
