@@ -187,6 +187,8 @@ def shard_model(model: nn.Module, *, mixed_precision: bool = False) -> nn.Module
     for module in model.modules():
         if hasattr(module, "set_gradient_divide_factor"):
             module.set_gradient_divide_factor(1.0)
+            # A plain SUM collective (gloo has no pre-multiplied sum; with factor 1 it is exact).
+            module.set_force_sum_reduction_for_comms(True)
     return model
 
 
