@@ -115,19 +115,15 @@ def apply_lora(model: nn.Module, spec: LoraSpec) -> Any:
         target_modules=targets,
         bias="none",
     )
-    return get_peft_model(model, config)
+    wrapped = get_peft_model(model, config)
+    # peft shrinks a long target list to matching suffixes; keep the spec as it was asked for.
+    wrapped.ringmodel_lora_spec = spec
+    return wrapped
 
 
 def lora_spec_of(model: nn.Module) -> LoraSpec:
-    """The LoraSpec a peft model was wrapped with (groups read back from its target modules)."""
-    config = model.peft_config["default"]
-    groups = sorted({module_group(name) for name in config.target_modules} - {None})
-    return LoraSpec(
-        rank=int(config.r),
-        alpha=int(config.lora_alpha),
-        dropout=float(config.lora_dropout),
-        groups=tuple(g for g in LORA_GROUPS if g in groups),
-    )
+    """The LoraSpec `apply_lora` wrapped a model with."""
+    return model.ringmodel_lora_spec
 
 
 def is_lora(model: nn.Module) -> bool:
@@ -271,3 +267,59 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def merged_weights(
+    base_state: dict[str, torch.Tensor], adapter_dir: str | Path
+) -> dict[str, torch.Tensor]:
+    """Base weights with a saved adapter folded in, W + (alpha / r) · B @ A per adapted
+    projection, computed from the files alone (no peft model, no gathered FSDP state): what a
+    serving engine without LoRA support loads, and the next stage's start."""
+    from safetensors.torch import load_file
+
+    root = Path(adapter_dir)
+    manifest = read_adapter_manifest(root)
+    spec = LoraSpec.from_dict(manifest["lora"])
+    scaling = spec.alpha / spec.rank
+    tensors = load_file(str(root / ADAPTER_WEIGHTS_NAME))
+    merged = dict(base_state)
+    prefix = "base_model.model."
+    for key, lora_a in tensors.items():
+        if ".lora_A." not in key:
+            continue
+        module = key.split(".lora_A.")[0].removeprefix(prefix)
+        lora_b = tensors[key.replace(".lora_A.", ".lora_B.")]
+        name = f"{module}.weight"
+        if name not in merged:
+            raise ValueError(f"adapter targets {module!r}, which the base checkpoint lacks")
+        weight = merged[name]
+        delta = (lora_b.float() @ lora_a.float()) * scaling
+        merged[name] = (weight.float() + delta).to(weight.dtype)
+    return merged
+
+
+def save_merged_checkpoint(
+    *,
+    base_checkpoint: str | Path,
+    adapter_dir: str | Path,
+    path: str | Path,
+    manifest_extra: dict[str, Any] | None = None,
+) -> Path:
+    """A full ringmodel checkpoint of base + adapter (atomic, like every checkpoint), whose
+    manifest names the adapter, its base and both sizes."""
+    from ringmodel import load_checkpoint, save_checkpoint
+
+    model, tokenizer, _ = load_checkpoint(base_checkpoint)
+    merged = merged_weights(model.state_dict(), adapter_dir)
+    with torch.no_grad():
+        model.load_state_dict(merged, strict=True)
+    adapter_bytes = sum(p.stat().st_size for p in Path(adapter_dir).iterdir() if p.is_file())
+    extra = {
+        **(manifest_extra or {}),
+        "lora_adapter": {
+            "adapter": str(adapter_dir),
+            "base": str(base_checkpoint),
+            "adapter_bytes": adapter_bytes,
+        },
+    }
+    return save_checkpoint(model, tokenizer, path, manifest_extra=extra)

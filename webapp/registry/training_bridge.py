@@ -587,6 +587,8 @@ def job_spec(*, job: TrainingJob) -> tuple[Any, dict[str, Any]]:
         curate_with_rollouts=int(hp["curation_problems"]) > 0,
         max_curated_problems=int(hp["curation_problems"]) or None,
         engine=getattr(settings, "TRAINING_ROLLOUT_ENGINE", "policy"),
+        lora_rank=int(hp.get("lora_rank", 0)),
+        activation_checkpointing=bool(int(hp.get("activation_checkpointing", 0))),
     )
     recorded["job_spec"] = spec.to_dict()
     return spec, recorded
