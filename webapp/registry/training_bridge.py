@@ -622,15 +622,30 @@ def run_training(*, job: TrainingJob, recorder: JobRecorder) -> None:
         }
         recorder.checkpoint_written(step, str(published), manifest)
 
-    run_job(
+    callbacks = JobCallbacks(
+        metrics=recorder.step_finished,
+        log=recorder.log,
+        sample=recorder.samples_taken,
+        should_stop=recorder.should_stop,
+        checkpoint_written=checkpoint_written,
+    )
+    nproc = int(getattr(settings, "TRAINING_NPROC_PER_NODE", 1))
+    nnodes = int(getattr(settings, "TRAINING_NNODES", 1))
+    if nproc * nnodes <= 1:
+        run_job(spec, callbacks)
+        return
+    # A process group (training/c3po/launch.py): every rank beats a file in <job>/control/; a dead
+    # or silent rank raises RankFailure, which fails the job with the rank named; resuming the
+    # job runs the same spec again, from the last checkpoint.
+    from training.c3po.launch import run_under_torchrun
+
+    recorder.log(f"starting {nproc * nnodes} ranks ({nnodes} node(s) × {nproc}) under torchrun")
+    run_under_torchrun(
         spec,
-        JobCallbacks(
-            metrics=recorder.step_finished,
-            log=recorder.log,
-            sample=recorder.samples_taken,
-            should_stop=recorder.should_stop,
-            checkpoint_written=checkpoint_written,
-        ),
+        callbacks,
+        nproc_per_node=nproc,
+        control_dir=Path(job.output_dir) / "control",
+        stale_after_seconds=float(getattr(settings, "TRAINING_STALE_SECONDS", 60)),
     )
 
 
