@@ -75,22 +75,22 @@ def test_two_ranks_cancel_within_a_step(setup, monkeypatch):
 def test_a_dead_rank_fails_the_job_and_resume_continues_from_the_checkpoint(setup, monkeypatch):
     admin, base = setup
     job = create_job(admin, base, steps=3)
-    original = JobRecorder.step_finished
+    original = JobRecorder.checkpoint_written
 
-    def kill_rank_one_after_first_step(self, step, metrics):
-        original(self, step, metrics)
+    def kill_rank_one_after_first_checkpoint(self, step, path, manifest):
+        version = original(self, step, path, manifest)
         if step == 1:
             beat = Path(TrainingJob.objects.get(pk=self.job_id).output_dir) / "control"
             os.kill(json.loads((beat / "heartbeat-1.json").read_text())["pid"], signal.SIGKILL)
+        return version
 
-    monkeypatch.setattr(JobRecorder, "step_finished", kill_rank_one_after_first_step)
+    monkeypatch.setattr(JobRecorder, "checkpoint_written", kill_rank_one_after_first_checkpoint)
     assert training_job_run(job_id=job.pk) == JobStatus.FAILED
     job.refresh_from_db()
     assert "RankFailure" in job.error and "rank" in job.error.split("RankFailure", 1)[1]
-    checkpoint = job.last_checkpoint_step
-    assert checkpoint >= 1
+    assert job.last_checkpoint_step >= 1
 
-    monkeypatch.setattr(JobRecorder, "step_finished", original)
+    monkeypatch.setattr(JobRecorder, "checkpoint_written", original)
     training_job_resume(job=job, actor=admin)
     assert training_job_run(job_id=job.pk) == JobStatus.SUCCEEDED
     job.refresh_from_db()
