@@ -349,7 +349,11 @@ def check_plan_fits(*, base_model_path: str, hyperparameters: dict[str, Any]) ->
     if plan.fits:
         return
     gib = 2**30
-    largest = sorted(plan.items.items(), key=lambda item: -item[1])[:3]
+    largest = [
+        item
+        for item in sorted(plan.items.items(), key=lambda item: -item[1])[:3]
+        if item[1] >= 0.01 * plan.total
+    ]
     parts = ", ".join(f"{name} {value / gib:.1f}" for name, value in largest)
     message = (
         f"This job needs {plan.total / gib:.1f} GiB per device ({parts} GiB) but a device has "
@@ -359,8 +363,12 @@ def check_plan_fits(*, base_model_path: str, hyperparameters: dict[str, Any]) ->
     if smallest is None:
         message += " No setup with micro-batch 1, activation recomputation and up to 64 ranks fits."
     else:
+
+        def shown(value: Any) -> str:
+            return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
         changes = [
-            f"{label} {getattr(smallest, name)}"
+            f"{label} {shown(getattr(smallest, name))}"
             for name, label in (
                 ("micro_batch_size", "micro-batch"),
                 ("activation_checkpointing", "activation recomputation"),
