@@ -267,6 +267,13 @@ TRAINING_STALE_SECONDS = _env_int("TRAINING_STALE_SECONDS", 60)
 # Rollouts: "policy" (ringmodel's batched sampling; right on CPU hosts, see docs/c3po.md) or "vllm"
 # (GPU hosts; the refreshed engine is verified against ringmodel after every update).
 TRAINING_ROLLOUT_ENGINE = os.environ.get("TRAINING_ROLLOUT_ENGINE", "policy")
+# Data-parallel training (docs/c3po.md, "Distributed training"): ranks per node and nodes of a
+# job, and each device's memory for the launch form's plan (0: this host's RAM, a CPU host);
+# "fp32" on CPU hosts, "bf16-mixed" on GPU hosts (FSDP2 with fp32 master weights).
+TRAINING_NPROC_PER_NODE = _env_int("TRAINING_NPROC_PER_NODE", 1)
+TRAINING_NNODES = _env_int("TRAINING_NNODES", 1)
+TRAINING_DEVICE_MEMORY_GIB = float(os.environ.get("TRAINING_DEVICE_MEMORY_GIB", "0"))
+TRAINING_PRECISION = os.environ.get("TRAINING_PRECISION", "fp32")
 
 LOGGING = {
     "version": 1,

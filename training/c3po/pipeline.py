@@ -27,8 +27,11 @@ from typing import Any, Literal
 import torch
 
 from ringmodel import load_checkpoint
+from training.c3po.activation_checkpointing import apply_activation_checkpointing
 from training.c3po.config import C3POConfig
 from training.c3po.data import CurationReport, RLProblem, as_rl_problem, curate
+from training.c3po.distributed import Communicator, SingleProcess
+from training.c3po.lora import LoraSpec, apply_lora, save_merged_checkpoint
 from training.c3po.rollout import PolicyRolloutEngine, RolloutEngine, VllmRolloutEngine
 from training.c3po.start_checkpoint import PAPER_BAND, Preference, select_start_checkpoint
 from training.c3po.trainer import C3POTrainer, TrainerCallbacks, latest_checkpoint
@@ -77,6 +80,9 @@ class JobSpec:
     start_candidates / entropy_band / entropy_prefer / entropy_prompts: pick the start among SFT
         epoch checkpoints by entropy on the stage-1 prompts (docs/c3po-spec.md §3).
     engine: "policy" (ringmodel sampling; the CPU default) or "vllm" (GPU hosts).
+    lora_rank: 0 fine-tunes every weight; r > 0 trains rank-r LoRA adapters (training/c3po/lora.py)
+        and every checkpoint is an adapter plus a merged full checkpoint for serving.
+    activation_checkpointing: recompute each decoder layer in backward (memory for compute).
     """
 
     base_checkpoint: str
@@ -96,6 +102,8 @@ class JobSpec:
     entropy_prompts: int = 32
     engine: EngineName = "policy"
     torch_threads: int | None = None
+    lora_rank: int = 0
+    activation_checkpointing: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +122,8 @@ class JobSpec:
             "entropy_band": list(self.entropy_band),
             "entropy_prefer": self.entropy_prefer,
             "engine": self.engine,
+            "lora_rank": self.lora_rank,
+            "activation_checkpointing": self.activation_checkpointing,
         }
 
 
@@ -176,6 +186,11 @@ def _make_engine(name: EngineName, policy: Any, tokenizer: Any, work_dir: Path) 
     return PolicyRolloutEngine(policy, eos_token_id=eos)
 
 
+def _merged_path(adapter_checkpoint: Path) -> Path:
+    """Where a LoRA checkpoint's merged full copy lives: `<stage>/merged/step-NNNNNN`."""
+    return adapter_checkpoint.parent.parent / "merged" / adapter_checkpoint.name
+
+
 def _stage_problems(
     spec: JobSpec,
     stage: StageSpec,
@@ -225,18 +240,30 @@ def _stage_problems(
     return report
 
 
-def run_job(spec: JobSpec, callbacks: JobCallbacks | None = None) -> JobResult:
+def run_job(
+    spec: JobSpec,
+    callbacks: JobCallbacks | None = None,
+    communicator: Communicator | None = None,
+) -> JobResult:
     """Run (or resume) a staged C3PO job; see the module docstring. Raises on real errors
-    (bad checkpoint, engine mismatch); a cancel returns normally with `stopped=True`."""
+    (bad checkpoint, engine mismatch); a cancel returns normally with `stopped=True`.
+
+    In a data-parallel run every rank calls this with the same spec and its `communicator`;
+    rank 0 alone writes the job's records and reports through `callbacks`."""
     callbacks = callbacks or JobCallbacks()
+    comm = communicator or SingleProcess()
     output_dir = Path(spec.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if spec.torch_threads:
         torch.set_num_threads(spec.torch_threads)
 
     def log(line: str) -> None:
-        if callbacks.log is not None:
+        if callbacks.log is not None and comm.is_main:
             callbacks.log(line)
+
+    def write_state(payload: dict[str, Any]) -> None:
+        if comm.is_main:
+            _atomic_json(state_path, payload)
 
     state_path = output_dir / JOB_STATE_NAME
     state: dict[str, Any] = (
@@ -264,7 +291,7 @@ def run_job(spec: JobSpec, callbacks: JobCallbacks | None = None) -> JobResult:
             start = choice.checkpoint
             log(f"start checkpoint: {start} ({choice.reason})")
         state["start_checkpoint"] = start
-        _atomic_json(state_path, state)
+        write_state(state)
 
     results: list[StageResult] = []
     current = start
@@ -283,14 +310,18 @@ def run_job(spec: JobSpec, callbacks: JobCallbacks | None = None) -> JobResult:
         # trainer reloads its own latest checkpoint on top.
         policy, tokenizer, _ = load_checkpoint(current)
         policy.float()
-        report = _stage_problems(spec, stage, pool, stage_dir, policy, tokenizer, config, log)
+        # One rank curates (its rollouts are seeded, but one answer must hold for all ranks).
+        report = None
+        if comm.is_main:
+            report = _stage_problems(spec, stage, pool, stage_dir, policy, tokenizer, config, log)
+        report = comm.broadcast_object(report)
         if not report.train:
             reason = f"no trainable problems in domains {list(stage.domains)}"
             log(f"stage {stage.name}: skipped, {reason}")
             result = StageResult(stage.name, 0, None, 0, len(report.held_out), skipped=reason)
             results.append(result)
             state["stages"][stage.name] = {"complete": True, "result": dataclasses.asdict(result)}
-            _atomic_json(state_path, state)
+            write_state(state)
             global_offset += stage.steps
             continue
 
@@ -306,11 +337,28 @@ def run_job(spec: JobSpec, callbacks: JobCallbacks | None = None) -> JobResult:
             if callbacks.sample is not None:
                 callbacks.sample(offset + step, [{**s, "stage": name} for s in samples])
 
-        def on_checkpoint(step: int, path: Path, offset=offset, name=stage_name) -> None:
+        stage_start = current
+
+        def on_checkpoint(
+            step: int, path: Path, offset=offset, name=stage_name, base=stage_start
+        ) -> None:
+            if spec.lora_rank:
+                # The adapter resumes the run; the merged copy is what evaluation, the registry
+                # and a serving engine without LoRA support load (docs/c3po.md, "LoRA").
+                path = save_merged_checkpoint(
+                    base_checkpoint=base,
+                    adapter_dir=path,
+                    path=_merged_path(path),
+                    manifest_extra={"c3po_job": {"stage": name, "start": base}},
+                )
             if callbacks.checkpoint_written is not None:
                 info = {"stage": name, "stage_step": step, "step": offset + step}
                 callbacks.checkpoint_written(str(path), info)
 
+        if spec.lora_rank:
+            policy = apply_lora(policy, LoraSpec(rank=spec.lora_rank, alpha=2 * spec.lora_rank))
+        if spec.activation_checkpointing:
+            apply_activation_checkpointing(policy)
         engine = _make_engine(spec.engine, policy, tokenizer, stage_dir / "engine")
         trainer = C3POTrainer(
             policy=policy,
@@ -330,6 +378,8 @@ def run_job(spec: JobSpec, callbacks: JobCallbacks | None = None) -> JobResult:
             checkpoint_every=spec.checkpoint_every,
             keep_checkpoints=spec.keep_checkpoints,
             manifest_extra={"c3po_job": {"stage": stage.name, "start": current}},
+            communicator=comm,
+            base_checkpoint=current,
         )
         try:
             if trainer.resume():
@@ -341,6 +391,9 @@ def run_job(spec: JobSpec, callbacks: JobCallbacks | None = None) -> JobResult:
             trainer.close()
             engine.close()
         final = latest_checkpoint(stage_dir)
+        if final is not None and spec.lora_rank:
+            final = _merged_path(final)
+        comm.barrier()
         result = StageResult(
             name=stage.name,
             steps=outcome.step,
@@ -352,10 +405,10 @@ def run_job(spec: JobSpec, callbacks: JobCallbacks | None = None) -> JobResult:
         if outcome.stopped:
             stopped = True
             state["stages"][stage.name] = {"complete": False, "result": dataclasses.asdict(result)}
-            _atomic_json(state_path, state)
+            write_state(state)
             break
         state["stages"][stage.name] = {"complete": True, "result": dataclasses.asdict(result)}
-        _atomic_json(state_path, state)
+        write_state(state)
         current = result.final_checkpoint or current
         global_offset += stage.steps
 
@@ -367,6 +420,6 @@ def run_job(spec: JobSpec, callbacks: JobCallbacks | None = None) -> JobResult:
         start_checkpoint=start,
     )
     state["result"] = job.to_dict()
-    _atomic_json(state_path, state)
+    write_state(state)
     log(f"job {'stopped' if stopped else 'finished'}: {job.final_checkpoint}")
     return job

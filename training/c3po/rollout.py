@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -29,6 +29,7 @@ import torch
 
 from ringmodel import Sample, sample, save_checkpoint, sequence_logprobs
 from ringmodel.modeling_bailing_moe import BailingMoeForCausalLM
+from training.c3po.distributed import Communicator, SingleProcess, shard_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -281,13 +282,15 @@ def _shutdown(llm: Any) -> None:
 
 @dataclass
 class SampledGroup:
-    """K scored responses to one problem. rewards[i] is 0 for an unfinished response."""
+    """K scored responses to one problem. rewards[i] is 0 for an unfinished response;
+    owners[i] is the data-parallel rank that sampled response i (all 0 in one process)."""
 
     problem: Any
     prompt_ids: list[int]
     samples: list[Sample]
     texts: list[str]
     rewards: list[float]
+    owners: list[int] = field(default_factory=list)
 
 
 def sample_groups(
@@ -301,25 +304,54 @@ def sample_groups(
     temperature: float,
     seed: int,
     reward_fn: RewardFn,
+    communicator: Communicator | None = None,
 ) -> list[SampledGroup]:
     """Sample `group_size` responses for every problem in ONE engine call and score them.
 
     Responses of a problem are contiguous (K copies of its prompt side by side), the batch order
     C3PO's budget selection walks. A response that hit `max_new_tokens` without eos scores 0
     (docs/c3po-spec.md §5: unfinished answers get no reward) without calling the verifier.
+
+    With a data-parallel `communicator`, every rank passes the same problems; rank r samples and
+    scores its contiguous share of the L×K responses (a group may straddle two ranks) with its
+    own seed, and the shares are all-gathered, so every rank returns the same complete groups.
     """
     assert len(problems) == len(prompt_ids) and group_size > 0
+    comm = communicator or SingleProcess()
     repeated = [list(ids) for ids in prompt_ids for _ in range(group_size)]
-    samples = engine.generate(
-        repeated, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed
-    )
+    start, end = shard_bounds(len(repeated), comm.world_size, comm.rank)
+    mine = repeated[start:end]
+    samples: list[Sample] = []
+    if mine:
+        # One rank's stream must differ from the others' (same prompts, same step).
+        rank_seed = (seed + 7_919 * comm.rank) % (2**63)
+        samples = engine.generate(
+            mine, max_new_tokens=max_new_tokens, temperature=temperature, seed=rank_seed
+        )
+    texts = [tokenizer.decode(s.token_ids, skip_special_tokens=True) for s in samples]
+    rewards = [
+        float(reward_fn(text, problems[(start + i) // group_size])) if s.finished else 0.0
+        for i, (s, text) in enumerate(zip(samples, texts, strict=True))
+    ]
+    shares = comm.all_gather_object((samples, texts, rewards))
+    all_samples, all_texts, all_rewards, owners = [], [], [], []
+    for rank, (rank_samples, rank_texts, rank_rewards) in enumerate(shares):
+        all_samples.extend(rank_samples)
+        all_texts.extend(rank_texts)
+        all_rewards.extend(rank_rewards)
+        owners.extend([rank] * len(rank_samples))
+    assert len(all_samples) == len(repeated)
     groups = []
     for g, problem in enumerate(problems):
-        group_samples = samples[g * group_size : (g + 1) * group_size]
-        texts = [tokenizer.decode(s.token_ids, skip_special_tokens=True) for s in group_samples]
-        rewards = [
-            float(reward_fn(text, problem)) if s.finished else 0.0
-            for s, text in zip(group_samples, texts, strict=True)
-        ]
-        groups.append(SampledGroup(problem, list(prompt_ids[g]), group_samples, texts, rewards))
+        window = slice(g * group_size, (g + 1) * group_size)
+        groups.append(
+            SampledGroup(
+                problem,
+                list(prompt_ids[g]),
+                all_samples[window],
+                all_texts[window],
+                all_rewards[window],
+                owners[window],
+            )
+        )
     return groups

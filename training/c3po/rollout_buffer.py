@@ -23,7 +23,8 @@ class Rollout:
     """One sampled response, scored, with the log-probs the loss needs.
 
     old_logp_T / ref_logp_T: log-probs of the response tokens under the behaviour policy that
-    sampled it (teacher-forced, recomputed after sampling) and under the frozen reference policy.
+    sampled it (teacher-forced, recomputed after sampling) and under the frozen reference policy;
+    in a data-parallel run only the owner rank fills them (until a checkpoint gathers them).
     """
 
     problem_id: str
@@ -37,6 +38,9 @@ class Rollout:
     ref_logp_T: torch.Tensor
     sampled_at_step: int
     completion_text: str = ""
+    # The data-parallel rank that sampled it, and alone computes its log-probs and trains on it
+    # (training/c3po/distributed.py); 0 in a single process.
+    owner_rank: int = 0
 
     @property
     def num_tokens(self) -> int:

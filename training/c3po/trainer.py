@@ -36,22 +36,37 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from ringmodel import expert_counts, load_balance_loss, router_z_loss, save_checkpoint
+from ringmodel import save_checkpoint
 from ringmodel.modeling_bailing_moe import BailingMoeForCausalLM
 from training.answers import reward as verifier_reward
 from training.c3po.config import C3POConfig
 from training.c3po.core_algos import (
-    c3po_loss,
     group_advantages,
-    token_entropy,
-    warmup_constant_lr,
 )
 from training.c3po.data import RLProblem, prompt_ids_for
+from training.c3po.distributed import (
+    Communicator,
+    GatheredModel,
+    SingleProcess,
+    full_model_state,
+    full_optimizer_state,
+    load_full_state,
+    shard_model,
+    unsharded,
+)
+from training.c3po.lora import (
+    ADAPTER_WEIGHTS_NAME,
+    adapter_to_model_keys,
+    is_lora,
+    lora_spec_of,
+    reference_mode,
+    save_adapter,
+)
 from training.c3po.rollout import PolicyRolloutEngine, RewardFn, RolloutEngine, sample_groups
 from training.c3po.rollout_buffer import Rollout, RolloutBuffer, SelectedRollout
+from training.c3po.update import c3po_update, fill_logprobs
 
 logger = logging.getLogger(__name__)
 
@@ -156,72 +171,6 @@ class PromptSampler:
         self._order = self._permutation(self.epoch)
 
 
-@dataclass
-class _Packed:
-    """A micro-batch of prompt+response sequences, right-padded.
-
-    input_ids_BS / attention_mask_BS: the model input. positions_BT: index into S of the logits
-    that predict response token t. tokens_BT / mask_BT: response tokens and their validity.
-    """
-
-    input_ids_BS: torch.Tensor
-    attention_mask_BS: torch.Tensor
-    positions_BT: torch.Tensor
-    tokens_BT: torch.Tensor
-    mask_BT: torch.Tensor
-
-
-def _pack(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> _Packed:
-    lengths = [len(p) + len(r) for p, r in pairs]
-    width = max(lengths)
-    response_width = max(1, max(len(r) for _, r in pairs))
-    batch = len(pairs)
-    input_ids_BS = torch.full((batch, width), pad_id, dtype=torch.long)
-    attention_mask_BS = torch.zeros((batch, width), dtype=torch.long)
-    positions_BT = torch.zeros((batch, response_width), dtype=torch.long)
-    tokens_BT = torch.full((batch, response_width), pad_id, dtype=torch.long)
-    mask_BT = torch.zeros((batch, response_width), dtype=torch.float32)
-    for b, (prompt, response) in enumerate(pairs):
-        seq = [*prompt, *response]
-        input_ids_BS[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        attention_mask_BS[b, : len(seq)] = 1
-        n = len(response)
-        if n:
-            # Position P-1+t predicts response token t.
-            positions_BT[b, :n] = torch.arange(len(prompt) - 1, len(prompt) - 1 + n)
-            tokens_BT[b, :n] = torch.tensor(list(response), dtype=torch.long)
-            mask_BT[b, :n] = 1.0
-    return _Packed(input_ids_BS, attention_mask_BS, positions_BT, tokens_BT, mask_BT)
-
-
-def _response_forward(
-    model: BailingMoeForCausalLM, packed: _Packed, temperature: float, *, router: bool
-) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """(logits_BTV at the response positions / temperature, logp_BT of the tokens, router logits)."""
-    out = model(
-        packed.input_ids_BS,
-        attention_mask=packed.attention_mask_BS,
-        use_cache=False,
-        output_router_logits=router,
-    )
-    logits_BSV = out.logits
-    vocab = logits_BSV.shape[-1]
-    index_BTV = packed.positions_BT.unsqueeze(-1).expand(-1, -1, vocab)
-    logits_BTV = logits_BSV.gather(1, index_BTV).float()
-    if temperature != 1.0:
-        # The behaviour policy sampled from softmax(z / T); its ratio must use the same.
-        logits_BTV = logits_BTV / temperature
-    logp_BT = F.log_softmax(logits_BTV, dim=-1).gather(-1, packed.tokens_BT.unsqueeze(-1))
-    return logits_BTV, logp_BT.squeeze(-1), out.router_logits
-
-
-def _pad_rows(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
-    out = torch.zeros((len(rows), width), dtype=torch.float32)
-    for b, row in enumerate(rows):
-        out[b, : row.numel()] = row
-    return out
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as handle:
@@ -276,6 +225,8 @@ class C3POTrainer:
         reward_fn: RewardFn = verifier_reward,
         tensorboard: bool = True,
         manifest_extra: dict[str, Any] | None = None,
+        communicator: Communicator | None = None,
+        base_checkpoint: str | None = None,
     ) -> None:
         assert problems, "C3PO needs at least one training problem"
         self.policy = policy
@@ -294,14 +245,28 @@ class C3POTrainer:
         self.eos_token_id = int(tokenizer.eos_token_id)
         self.pad_token_id = int(tokenizer.pad_token_id or tokenizer.eos_token_id)
 
+        self.comm = communicator or SingleProcess()
+        self.base_checkpoint = base_checkpoint
+        self.lora = is_lora(policy)
         self.policy.train()
-        if reference is None:
-            reference = BailingMoeForCausalLM(policy.config)
-            reference.load_state_dict(policy.state_dict())
-        self.reference = reference.eval().requires_grad_(False)
+        if self.lora:
+            # The KL reference is the base itself, read with the adapters disabled.
+            assert reference is None, "a LoRA policy is its own reference (adapters disabled)"
+            self.reference: Any = None
+        else:
+            if reference is None:
+                reference = BailingMoeForCausalLM(policy.config)
+                reference.load_state_dict(policy.state_dict())
+            self.reference = reference.eval().requires_grad_(False)
+        if self.comm.world_size > 1:
+            device = self.comm.device
+            mixed = device.type == "cuda"
+            shard_model(self.policy.to(device), mixed_precision=mixed)
+            if self.reference is not None:
+                shard_model(self.reference.to(device), mixed_precision=mixed)
         self.engine = engine or PolicyRolloutEngine(policy, eos_token_id=self.eos_token_id)
         self.optimizer = torch.optim.AdamW(
-            policy.parameters(),
+            [p for p in policy.parameters() if p.requires_grad],
             lr=config.lr,
             betas=config.adam_betas,
             weight_decay=config.weight_decay,
@@ -314,7 +279,7 @@ class C3POTrainer:
         self._next_group_id = 0
         self._last_checkpoint_step = -1
         self._writer = None
-        if tensorboard:
+        if tensorboard and self.comm.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(log_dir=str(self.output_dir / "tensorboard"))
@@ -386,44 +351,98 @@ class C3POTrainer:
         return metrics
 
     def save_checkpoint(self) -> Path:
-        """Atomic checkpoint of the current step; `latest.json` moves only once it is complete."""
+        """Atomic checkpoint of the current step; `latest.json` moves only once it is complete.
+
+        In a data-parallel run every rank must call it (gathering the sharded weights, optimiser
+        state and the rollouts' log-probs is collective) and rank 0 alone writes. A LoRA policy
+        writes its adapter (plus a manifest naming the base) instead of the full weights.
+        """
         checkpoints = self.output_dir / "checkpoints"
         name = f"step-{self.step:06d}"
         path = checkpoints / name
         extra = {
             **self.manifest_extra,
-            "c3po": {"step": self.step, "algorithm": self.config.algorithm, "seed": self.seed},
-        }
-        save_checkpoint(self.policy, self.tokenizer, path, manifest_extra=extra)
-        state = {
-            "step": self.step,
-            "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "buffer": self.buffer.to_state(),
-            "next_group_id": self._next_group_id,
-            "config": self.config.to_dict(),
-            "seed": self.seed,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "python": list(random.getstate()[1]),
-                "python_version": random.getstate()[0],
-                "python_gauss": random.getstate()[2],
+            "c3po": {
+                "step": self.step,
+                "algorithm": self.config.algorithm,
+                "seed": self.seed,
+                "world_size": self.comm.world_size,
             },
         }
-        _atomic_torch_save(state, path / TRAINING_STATE_NAME)
-        _atomic_write_text(
-            checkpoints / LATEST_NAME, json.dumps({"checkpoint": name, "step": self.step}) + "\n"
-        )
+        sharded = self.comm.world_size > 1
+        model_state = full_model_state(self.policy) if sharded else None
+        optimizer_state = full_optimizer_state(self.policy, self.optimizer)
+        buffer_state = self._gathered_buffer_state()
+        if self.comm.is_main:
+            if self.lora:
+                save_adapter(
+                    self.policy,
+                    path,
+                    base_checkpoint=self.base_checkpoint or "",
+                    spec=lora_spec_of(self.policy),
+                    manifest_extra=extra,
+                    state_dict=model_state,
+                )
+            else:
+                model: Any = self.policy
+                if sharded:
+                    model = GatheredModel(self.policy.config, model_state or {})
+                save_checkpoint(model, self.tokenizer, path, manifest_extra=extra)
+            state = {
+                "step": self.step,
+                "optimizer": optimizer_state,
+                "sampler": self.sampler.state_dict(),
+                "buffer": buffer_state,
+                "next_group_id": self._next_group_id,
+                "config": self.config.to_dict(),
+                "seed": self.seed,
+                "world_size": self.comm.world_size,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "python": list(random.getstate()[1]),
+                    "python_version": random.getstate()[0],
+                    "python_gauss": random.getstate()[2],
+                },
+            }
+            _atomic_torch_save(state, path / TRAINING_STATE_NAME)
+            _atomic_write_text(
+                checkpoints / LATEST_NAME,
+                json.dumps({"checkpoint": name, "step": self.step}) + "\n",
+            )
+            self._prune_checkpoints(keep=path)
+            self._log(f"checkpoint step {self.step} -> {path}")
+            if self.callbacks.checkpoint_written is not None:
+                self.callbacks.checkpoint_written(self.step, path)
+        # No rank runs ahead of a checkpoint that may yet fail on rank 0.
+        self.comm.barrier()
         self._last_checkpoint_step = self.step
-        self._prune_checkpoints(keep=path)
-        self._log(f"checkpoint step {self.step} -> {path}")
-        if self.callbacks.checkpoint_written is not None:
-            self.callbacks.checkpoint_written(self.step, path)
         return path
+
+    def _gathered_buffer_state(self) -> list[dict[str, Any]]:
+        """The queue with every rollout's log-probs, each from the rank that owns it."""
+        own = {
+            index: (r.old_logp_T, r.ref_logp_T)
+            for index, r in enumerate(self.buffer.items)
+            if r.owner_rank == self.comm.rank
+        }
+        merged: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for share in self.comm.all_gather_object(own):
+            merged.update(share)
+        states = []
+        for index, rollout in enumerate(self.buffer.items):
+            state = rollout.to_state()
+            state["old_logp_T"], state["ref_logp_T"] = merged[index]
+            states.append(state)
+        return states
 
     def resume(self) -> bool:
         """Load the run's last complete checkpoint, if any: weights, optimiser, RNG, sampler,
-        buffer and step. Returns False (and changes nothing) when there is none."""
+        buffer and step. Returns False (and changes nothing) when there is none.
+
+        Every rank of a data-parallel run loads the same checkpoint; it may have been written
+        at another world size (the optimiser state is keyed by parameter name and the queue
+        holds every rollout's log-probs, so its responses are re-assigned to this run's ranks).
+        """
         path = latest_checkpoint(self.output_dir)
         if path is None:
             return False
@@ -431,14 +450,21 @@ class C3POTrainer:
         saved = C3POConfig.from_dict(state["config"])
         if saved != self.config:
             self._log(f"resuming with a changed config (saved: {saved.to_dict()})")
-        weights = load_file(path / "model.safetensors")
-        if self.policy.config.tie_word_embeddings and "lm_head.weight" not in weights:
-            weights["lm_head.weight"] = weights["model.word_embeddings.weight"]
-        with torch.no_grad():
-            self.policy.load_state_dict(weights, strict=True)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.lora:
+            adapter = load_file(path / ADAPTER_WEIGHTS_NAME)
+            weights = adapter_to_model_keys(self.policy, adapter)
+            load_full_state(self.policy, None, weights, None, strict=False)
+        else:
+            weights = load_file(path / "model.safetensors")
+            if self.policy.config.tie_word_embeddings and "lm_head.weight" not in weights:
+                weights["lm_head.weight"] = weights["model.word_embeddings.weight"]
+            load_full_state(self.policy, None, weights, None)
+        load_full_state(self.policy, self.optimizer, None, state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
         self.buffer = RolloutBuffer.from_state(state["buffer"])
+        if state.get("world_size", 1) != self.comm.world_size:
+            for rollout in self.buffer.items:
+                rollout.owner_rank %= self.comm.world_size
         self._next_group_id = state["next_group_id"]
         self.step = self._last_checkpoint_step = state["step"]
         torch.set_rng_state(state["rng"]["torch"])
@@ -449,7 +475,8 @@ class C3POTrainer:
                 state["rng"]["python_gauss"],
             )
         )
-        self._truncate_metrics(self.step)
+        if self.comm.is_main:
+            self._truncate_metrics(self.step)
         self.engine.refresh(self.policy, self.tokenizer)
         self._log(f"resumed from {path} at step {self.step}")
         return True
@@ -468,23 +495,27 @@ class C3POTrainer:
         problems = [self.problems[i] for i in indices]
         # A seed from (run seed, step, batch): a resumed run samples what the original would.
         seed = (self.seed * 1_000_003 + self.step * 1_009 + batch_index) % (2**63)
-        groups = sample_groups(
-            self.engine,
-            self.tokenizer,
-            problems,
-            [self._prompt_ids[i] for i in indices],
-            group_size=cfg.group_size,
-            max_new_tokens=cfg.max_response_tokens,
-            temperature=cfg.temperature,
-            seed=seed,
-            reward_fn=self.reward_fn,
-        )
+        with unsharded(self.policy):
+            groups = sample_groups(
+                self.engine,
+                self.tokenizer,
+                problems,
+                [self._prompt_ids[i] for i in indices],
+                group_size=cfg.group_size,
+                max_new_tokens=cfg.max_response_tokens,
+                temperature=cfg.temperature,
+                seed=seed,
+                reward_fn=self.reward_fn,
+                communicator=self.comm,
+            )
         rollouts: list[Rollout] = []
         rewards, group_ids = [], []
         for group in groups:
             group_id = self._next_group_id
             self._next_group_id += 1
-            for s, text, r in zip(group.samples, group.texts, group.rewards, strict=True):
+            for s, text, r, owner in zip(
+                group.samples, group.texts, group.rewards, group.owners, strict=True
+            ):
                 rewards.append(r)
                 group_ids.append(group_id)
                 rollouts.append(
@@ -500,6 +531,7 @@ class C3POTrainer:
                         ref_logp_T=torch.empty(0),
                         sampled_at_step=self.step,
                         completion_text=text,
+                        owner_rank=owner,
                     )
                 )
         # Advantages on the complete groups, before any budget cut (docs/c3po-spec.md §1).
@@ -508,23 +540,19 @@ class C3POTrainer:
         ).tolist()
         for rollout, adv in zip(rollouts, adv_B, strict=True):
             rollout.advantage = adv
-        self._fill_logprobs(rollouts, self.reference, "ref_logp_T")
+        own = [r for r in rollouts if r.owner_rank == self.comm.rank]
+        if self.lora:
+            with reference_mode(self.policy):
+                self._fill_logprobs(own, self.policy, "ref_logp_T")
+        else:
+            self._fill_logprobs(own, self.reference, "ref_logp_T")
         self.buffer.add_groups(rollouts)
         return rollouts
 
-    @torch.no_grad()
     def _fill_logprobs(self, rollouts: list[Rollout], model: Any, attribute: str) -> None:
         """Teacher-forced log-probs of every response token under `model`, stored on each rollout
         as `attribute` (ref_logp_T with the frozen reference, old_logp_T with the policy)."""
-        size = self.config.micro_batch_size
-        for start in range(0, len(rollouts), size):
-            chunk = [r for r in rollouts[start : start + size] if r.num_tokens > 0]
-            if not chunk:
-                continue
-            packed = _pack([(r.prompt_ids, r.response_ids) for r in chunk], self.pad_token_id)
-            _, logp_BT, _ = _response_forward(model, packed, self.config.temperature, router=False)
-            for b, rollout in enumerate(chunk):
-                setattr(rollout, attribute, logp_BT[b, : rollout.num_tokens].clone())
+        fill_logprobs(rollouts, model, attribute, self.config, self.pad_token_id, self.comm)
 
     def _fill_old_logprobs_of_carried(self) -> None:
         """π_old log-probs for the rollouts that wait in the queue past this update.
@@ -534,124 +562,25 @@ class C3POTrainer:
         verl and TRL do for on-policy data). Only rollouts carried to a later update must keep
         them, and must get them now, before this update moves the policy.
         """
-        pending = [r for r in self.buffer.items if r.old_logp_T.numel() != r.num_tokens]
+        pending = [
+            r
+            for r in self.buffer.items
+            if r.owner_rank == self.comm.rank and r.old_logp_T.numel() != r.num_tokens
+        ]
         self._fill_logprobs(pending, self.policy, "old_logp_T")
 
     # ---- update -----------------------------------------------------------------------------
 
     def _update(self, selected: list[SelectedRollout]) -> dict[str, float]:
-        cfg = self.config
-        total_tokens = sum(s.selected_tokens for s in selected)
-        mode = "budget" if cfg.algorithm == "c3po" else "token-mean"
-        lr = warmup_constant_lr(self.step, base_lr=cfg.lr, warmup_steps=cfg.warmup_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        sums = dict.fromkeys(
-            ("loss", "policy_loss", "load_balance", "router_z", "clip", "kl", "entropy"), 0.0
+        return c3po_update(
+            policy=self.policy,
+            optimizer=self.optimizer,
+            selected=selected,
+            config=self.config,
+            step=self.step,
+            pad_token_id=self.pad_token_id,
+            communicator=self.comm,
         )
-        self.policy.train()
-        aux_tokens, expert_fraction_LE = self._aux_loss_plan(selected)
-        for start in range(0, len(selected), cfg.micro_batch_size):
-            micro = selected[start : start + cfg.micro_batch_size]
-            pairs = [
-                (s.rollout.prompt_ids, s.rollout.response_ids[: s.selected_tokens]) for s in micro
-            ]
-            packed = _pack(pairs, self.pad_token_id)
-            logits_BTV, logp_BT, router_logits = _response_forward(
-                self.policy, packed, cfg.temperature, router=True
-            )
-            width = packed.mask_BT.shape[1]
-            old_BT = _pad_rows([s.rollout.old_logp_T[: s.selected_tokens] for s in micro], width)
-            fresh_B = torch.tensor([s.rollout.old_logp_T.numel() == 0 for s in micro])
-            if bool(fresh_B.any()):
-                # Sampled by the policy as it is now (see _fill_old_logprobs_of_carried).
-                assert all(
-                    s.rollout.sampled_at_step == self.step
-                    for s, f in zip(micro, fresh_B, strict=True)
-                    if f
-                ), "a rollout from an earlier step lacks its behaviour-policy log-probs"
-                old_BT = torch.where(fresh_B.unsqueeze(1), logp_BT.detach(), old_BT)
-            ref_BT = _pad_rows([s.rollout.ref_logp_T[: s.selected_tokens] for s in micro], width)
-            adv_B = torch.tensor([s.rollout.advantage for s in micro], dtype=torch.float32)
-            top_k = self.policy.config.num_experts_per_tok
-            n_experts = self.policy.config.num_experts
-            mask_BS = packed.attention_mask_BS
-            balance = load_balance_loss(
-                router_logits, top_k, n_experts, mask=mask_BS, expert_fraction_LE=expert_fraction_LE
-            )
-            z_loss = router_z_loss(router_logits, mask=mask_BS)
-            # B and Z average over every token forwarded (prompt and response), so this
-            # micro-batch's weight is its share of those tokens (C3POConfig.aux_loss_scope).
-            aux_share = int(mask_BS.sum().item()) / max(aux_tokens, 1)
-            terms = c3po_loss(
-                logp_BT=logp_BT,
-                old_logp_BT=old_BT,
-                ref_logp_BT=ref_BT,
-                adv_B=adv_B,
-                mask_BT=packed.mask_BT,
-                entropy_BT=token_entropy(logits_BTV),
-                load_balance=balance,
-                router_z=z_loss,
-                config=cfg,
-                mode=mode,
-                global_token_count=total_tokens,
-                aux_weight=aux_share,
-            )
-            terms.loss.backward()
-            sums["loss"] += terms.loss.item()
-            sums["policy_loss"] += terms.policy_loss.item()
-            sums["load_balance"] += aux_share * terms.load_balance.item()
-            sums["router_z"] += aux_share * terms.router_z.item()
-            sums["clip"] += terms.clip_fraction_sum.item()
-            sums["kl"] += terms.kl_sum.item()
-            sums["entropy"] += terms.entropy_sum.item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip)
-        if selected:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        denom = max(total_tokens, 1)
-        return {
-            "loss": sums["loss"],
-            "policy_loss": sums["policy_loss"],
-            "load_balance": sums["load_balance"],
-            "router_z": sums["router_z"],
-            "clip_fraction": sums["clip"] / denom,
-            "kl": sums["kl"] / denom,
-            "entropy": sums["entropy"] / denom,
-            "grad_norm": float(grad_norm),
-            "lr": lr,
-            "tokens_trained": float(total_tokens),
-        }
-
-    def _aux_loss_plan(self, selected: list[SelectedRollout]) -> tuple[int, torch.Tensor | None]:
-        """(tokens the MoE auxiliary losses average over, the update's expert fractions F or None).
-
-        With aux_loss_scope="update" and several micro-batches, F is counted over the whole
-        update by a routing pass without gradient, so that B's gradient does not depend on the
-        split; otherwise (None) each micro-batch measures F on its own tokens.
-        """
-        cfg = self.config
-        size = cfg.micro_batch_size
-        aux_tokens = sum(len(s.rollout.prompt_ids) + s.selected_tokens for s in selected)
-        if cfg.aux_loss_scope != "update" or cfg.load_balance_coef == 0 or len(selected) <= size:
-            return aux_tokens, None
-        top_k = self.policy.config.num_experts_per_tok
-        n_experts = self.policy.config.num_experts
-        counts_LE = None
-        with torch.no_grad():
-            for start in range(0, len(selected), size):
-                micro = selected[start : start + size]
-                pairs = [
-                    (s.rollout.prompt_ids, s.rollout.response_ids[: s.selected_tokens])
-                    for s in micro
-                ]
-                packed = _pack(pairs, self.pad_token_id)
-                _, _, router_logits = _response_forward(self.policy, packed, 1.0, router=True)
-                counts = expert_counts(router_logits, top_k, n_experts, packed.attention_mask_BS)
-                counts_LE = counts if counts_LE is None else counts_LE + counts
-        assert counts_LE is not None
-        return aux_tokens, counts_LE.float() / counts_LE.sum(dim=-1, keepdim=True).clamp(min=1)
 
     # ---- reporting --------------------------------------------------------------------------
 
@@ -695,6 +624,9 @@ class C3POTrainer:
         }
 
     def _emit(self, metrics: dict[str, float], fresh: list[Rollout]) -> None:
+        if not self.comm.is_main:
+            # Every rank holds the same (reduced) metrics; one reports them.
+            return
         step = self.step
         if self.callbacks.metrics is not None:
             self.callbacks.metrics(step, dict(metrics))
@@ -744,12 +676,18 @@ class C3POTrainer:
         return self._statements.get(problem_id, "")
 
     def _log(self, line: str) -> None:
+        if not self.comm.is_main:
+            return
         logger.info(line)
         if self.callbacks.log is not None:
             self.callbacks.log(line)
 
     def _stop_requested(self) -> bool:
-        return self.callbacks.should_stop is not None and bool(self.callbacks.should_stop())
+        """Rank 0 asks should_stop(); every rank gets its answer, so all abandon the same step."""
+        wanted = False
+        if self.comm.is_main:
+            wanted = self.callbacks.should_stop is not None and bool(self.callbacks.should_stop())
+        return bool(self.comm.broadcast_object(wanted))
 
     def _prune_checkpoints(self, keep: Path) -> None:
         if self.keep_checkpoints <= 0:

@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 
+from webapp.core.errors import ServiceError
 from webapp.problems.models import ProblemSet
 from webapp.registry import training_bridge
 from webapp.registry.models import ModelVersion, VersionStatus
@@ -88,6 +89,24 @@ class LaunchJobForm(forms.Form):
             "domains": list(data.get("domains") or []),
             "problem_set_ids": [s.pk for s in data.get("problem_sets") or []],
         }
+
+    def plan_summary(self) -> dict[str, Any] | None:
+        """training/plan.py's per-device memory for the chosen base model and values (the
+        defaults until the form is submitted); None when the base model's config is unreadable."""
+        base = None
+        values: dict[str, Any] = {}
+        if self.is_bound and hasattr(self, "cleaned_data"):
+            base = self.cleaned_data.get("base_model")
+            values = self.hyperparameters()
+        if base is None:
+            base = self.fields["base_model"].queryset.filter(pk=self["base_model"].initial).first()
+        if base is None:
+            return None
+        try:
+            plan = training_bridge.job_plan(base_model_path=base.path, hyperparameters=values)
+        except (ServiceError, ValueError):
+            return None
+        return training_bridge.plan_summary(plan)
 
     def hyperparameters(self) -> dict[str, Any]:
         """Only the values the admin typed; the service fills in the documented defaults."""

@@ -143,6 +143,9 @@ def training_job_create(
     hyperparameters = training_bridge.validate_hyperparameters(
         stage=stage, algorithm=algorithm, hyperparameters=hyperparameters
     )
+    training_bridge.check_plan_fits(
+        base_model_path=base_model.path, hyperparameters=hyperparameters
+    )
     pool = training_bridge.pool_split(problem_filter=problem_filter)
     if not pool.train:
         raise ServiceError(

@@ -1,0 +1,88 @@
+"""A 2-rank training job through a real Celery worker (TRAINING_NPROC_PER_NODE=2 in the worker's
+environment: the task starts a torchrun process group, gloo on CPU). A cancel stops the group
+within a step; a rank killed mid-job fails the job with the rank named, and resume (a new Celery
+task) finishes it from the last checkpoint."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.webapp.registry.test_training_integration import (  # noqa: F401 (fixtures)
+    _start_worker,
+    job_row,
+    launch,
+    only_our_workers,
+    site,
+    wait_for,
+)
+from webapp.registry.models import JobStatus
+from webapp.registry.training_services import training_job_cancel, training_job_resume
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_a_two_rank_job_through_celery_cancels_fails_on_a_dead_rank_and_resumes(
+    site,  # noqa: F811 (an imported fixture)
+    child_env,
+    only_our_workers,  # noqa: F811 (an imported fixture)
+    tmp_path,
+):
+    admin, base = site
+    env = {**child_env, "TRAINING_NPROC_PER_NODE": "2", "TRAINING_STALE_SECONDS": "120"}
+    worker = _start_worker(env, "ranks", tmp_path)
+    try:
+        cancelled = launch(admin, base, steps=40, checkpoint_every=1)
+        wait_for(
+            lambda: job_row(cancelled.pk).current_step >= 1,
+            timeout=240,
+            what="the first step of the 2-rank job",
+            logs=[worker],
+        )
+        training_job_cancel(job=cancelled, actor=admin)
+        wait_for(
+            lambda: job_row(cancelled.pk).status == JobStatus.CANCELLED,
+            timeout=180,
+            what="the 2-rank job to stop",
+            logs=[worker],
+        )
+        row = job_row(cancelled.pk)
+        assert row.current_step < 40 and row.last_checkpoint_step == row.current_step
+        assert "starting 2 ranks" in row.log_tail
+
+        job = launch(admin, base, steps=4, checkpoint_every=1)
+        control = Path(job_row(job.pk).output_dir) / "control"
+        wait_for(
+            lambda: (
+                (job_row(job.pk).last_checkpoint_step or 0) >= 1
+                and (control / "heartbeat-1.json").is_file()
+            ),
+            timeout=240,
+            what="a first checkpoint",
+            logs=[worker],
+        )
+        os.kill(json.loads((control / "heartbeat-1.json").read_text())["pid"], signal.SIGKILL)
+        wait_for(
+            lambda: job_row(job.pk).status == JobStatus.FAILED,
+            timeout=180,
+            what="the job to fail",
+            logs=[worker],
+        )
+        failed = job_row(job.pk)
+        assert "RankFailure" in failed.error and "rank" in failed.error.split("RankFailure", 1)[1]
+        resumed_from = failed.last_checkpoint_step
+        assert 1 <= resumed_from < 4
+
+        training_job_resume(job=failed, actor=admin)
+        wait_for(
+            lambda: job_row(job.pk).status == JobStatus.SUCCEEDED,
+            timeout=300,
+            what="the resumed job to finish",
+            logs=[worker],
+        )
+        done = job_row(job.pk)
+        assert done.current_step == 4 and done.last_checkpoint_step == 4 and done.resume_count == 1
+    finally:
+        worker.stop()

@@ -1,0 +1,327 @@
+"""A C3PO job as a torchrun process group: the rank side and the supervisor that watches it.
+
+`run_under_torchrun(spec, callbacks, nproc_per_node=N, control_dir=...)` (the supervisor, run by
+the Celery training task) writes the spec as JSON and starts
+
+    torchrun --nproc-per-node N [rendezvous] -m training.c3po.launch --spec ... --control ...
+
+Every rank runs `main()`: it joins the process group (`init_from_environment`), beats a file
+`heartbeat-<rank>.json` in the control directory every few seconds (pid, time, host), and runs
+`pipeline.run_job` with its communicator; rank 0 appends what the job reports (metrics, logs,
+samples, checkpoints) to `events.jsonl` and polls for a `STOP` file as its `should_stop`. The
+supervisor tails the events into the caller's `JobCallbacks`, turns the caller's should_stop()
+into the STOP file (so a cancel ends the group within one step, with a checkpoint), and watches
+every rank's heartbeat: a rank that stops beating, or a process group that exits non-zero, kills
+the group and raises `RankFailure` naming the rank. Running the same spec again resumes from the
+last checkpoint (run_job resumes by itself), at any world size.
+
+Several nodes: set TRAINING_NNODES, TRAINING_NODE_RANK, TRAINING_RDZV_ENDPOINT (host:port) and
+TRAINING_RDZV_ID in the environment of every node's supervisor (docs/c3po.md); one node uses
+torchrun's `--standalone`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from training.c3po.config import C3POConfig
+from training.c3po.pipeline import JobCallbacks, JobResult, JobSpec, StageResult, StageSpec
+
+EVENTS_NAME = "events.jsonl"
+STOP_NAME = "STOP"
+RESULT_NAME = "result.json"
+SPEC_NAME = "spec.json"
+LOG_NAME = "torchrun.log"
+
+
+class RankFailure(RuntimeError):
+    """A rank of the process group died or stopped beating; the message names it."""
+
+
+# ---- the spec as JSON -------------------------------------------------------------------------
+
+
+def spec_to_json(spec: JobSpec) -> dict[str, Any]:
+    """The whole spec, problems included (JobSpec.to_dict summarises them), as JSON data."""
+    out = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+    out["problems"] = [p if isinstance(p, dict) else dataclasses.asdict(p) for p in spec.problems]
+    out["stages"] = [dataclasses.asdict(s) for s in spec.stages]
+    out["config"] = spec.config.to_dict()
+    out["entropy_band"] = list(spec.entropy_band)
+    return out
+
+
+def spec_from_json(data: dict[str, Any]) -> JobSpec:
+    values = dict(data)
+    values["stages"] = [
+        StageSpec(s["name"], tuple(s["domains"]), int(s["steps"]), dict(s.get("overrides") or {}))
+        for s in data["stages"]
+    ]
+    values["config"] = C3POConfig.from_dict(data["config"])
+    values["entropy_band"] = tuple(data["entropy_band"])
+    return JobSpec(**values)
+
+
+# ---- the rank side ----------------------------------------------------------------------------
+
+
+class _Beat(threading.Thread):
+    """Writes this rank's heartbeat file every `period` seconds while the rank lives."""
+
+    def __init__(self, path: Path, rank: int, period: float) -> None:
+        super().__init__(name=f"rank-{rank}-heartbeat", daemon=True)
+        self.path, self.rank, self.period = path, rank, period
+        self.stopped = threading.Event()
+
+    def beat(self) -> None:
+        payload = {
+            "rank": self.rank,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "time": time.time(),
+        }
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(payload))
+        os.replace(tmp, self.path)
+
+    def run(self) -> None:
+        while True:
+            self.beat()
+            if self.stopped.wait(self.period):
+                return
+
+
+def _append_event(path: Path, event: dict[str, Any]) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(event, default=str) + "\n")
+        handle.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """One rank of the job (torchrun starts one process per rank)."""
+    from training.c3po.distributed import init_from_environment
+    from training.c3po.pipeline import run_job
+
+    parser = argparse.ArgumentParser(prog="python -m training.c3po.launch")
+    parser.add_argument("--spec", type=Path, required=True)
+    parser.add_argument("--control", type=Path, required=True)
+    parser.add_argument("--heartbeat-seconds", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    comm = init_from_environment()
+    beat = _Beat(args.control / f"heartbeat-{comm.rank}.json", comm.rank, args.heartbeat_seconds)
+    beat.beat()
+    beat.start()
+    events = args.control / EVENTS_NAME
+    stop_file = args.control / STOP_NAME
+    spec = spec_from_json(json.loads(args.spec.read_text()))
+    callbacks = JobCallbacks()
+    if comm.is_main:
+        callbacks = JobCallbacks(
+            metrics=lambda step, m: _append_event(
+                events, {"type": "metrics", "step": step, "metrics": m}
+            ),
+            log=lambda line: _append_event(events, {"type": "log", "line": line}),
+            sample=lambda step, s: _append_event(
+                events, {"type": "sample", "step": step, "samples": s}
+            ),
+            should_stop=stop_file.exists,
+            checkpoint_written=lambda path, info: _append_event(
+                events, {"type": "checkpoint", "path": path, "info": info}
+            ),
+        )
+    try:
+        result = run_job(spec, callbacks, comm)
+        if comm.is_main:
+            tmp = args.control / f".{RESULT_NAME}.tmp"
+            tmp.write_text(json.dumps(result.to_dict()))
+            os.replace(tmp, args.control / RESULT_NAME)
+        comm.barrier()
+    finally:
+        beat.stopped.set()
+    return 0
+
+
+# ---- the supervisor ---------------------------------------------------------------------------
+
+
+def torchrun_command(*, nproc_per_node: int, spec_path: Path, control: Path) -> list[str]:
+    """torchrun's command line: standalone on one node, the environment's rendezvous on many."""
+    nnodes = int(os.environ.get("TRAINING_NNODES", "1"))
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc_per_node}"]
+    if nnodes > 1:
+        endpoint = os.environ.get("TRAINING_RDZV_ENDPOINT", "")
+        if not endpoint:
+            raise ValueError("TRAINING_NNODES > 1 needs TRAINING_RDZV_ENDPOINT (host:port)")
+        command += [
+            f"--nnodes={nnodes}",
+            f"--node-rank={int(os.environ.get('TRAINING_NODE_RANK', '0'))}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={endpoint}",
+            f"--rdzv-id={os.environ.get('TRAINING_RDZV_ID', control.name)}",
+        ]
+    else:
+        command.append("--standalone")
+    return command + [
+        "-m",
+        "training.c3po.launch",
+        "--spec",
+        str(spec_path),
+        "--control",
+        str(control),
+    ]
+
+
+def _dispatch(event: dict[str, Any], callbacks: JobCallbacks) -> None:
+    kind = event.get("type")
+    if kind == "metrics" and callbacks.metrics is not None:
+        callbacks.metrics(int(event["step"]), event["metrics"])
+    elif kind == "log" and callbacks.log is not None:
+        callbacks.log(event["line"])
+    elif kind == "sample" and callbacks.sample is not None:
+        callbacks.sample(int(event["step"]), event["samples"])
+    elif kind == "checkpoint" and callbacks.checkpoint_written is not None:
+        callbacks.checkpoint_written(event["path"], event["info"])
+
+
+def rank_heartbeats(control: Path) -> dict[int, float]:
+    """rank → seconds since its last beat (what the supervisor watches and the job records)."""
+    now = time.time()
+    beats: dict[int, float] = {}
+    for path in control.glob("heartbeat-*.json"):
+        try:
+            beat = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        beats[int(beat["rank"])] = now - float(beat["time"])
+    return beats
+
+
+def run_under_torchrun(
+    spec: JobSpec,
+    callbacks: JobCallbacks | None = None,
+    *,
+    nproc_per_node: int,
+    control_dir: str | Path,
+    stale_after_seconds: float = 60.0,
+    poll_seconds: float = 0.5,
+    on_heartbeats: Callable[[dict[int, float]], None] | None = None,
+) -> JobResult:
+    """Run (or resume) `spec` as a torchrun process group and relay what it reports.
+
+    Raises `RankFailure` when a rank dies or stops beating for `stale_after_seconds` (the group
+    is killed first); a cancel (callbacks.should_stop) ends the group cleanly at a checkpoint and
+    returns the result with `stopped=True`.
+    """
+    callbacks = callbacks or JobCallbacks()
+    control = Path(control_dir)
+    control.mkdir(parents=True, exist_ok=True)
+    for stale in (
+        EVENTS_NAME,
+        STOP_NAME,
+        RESULT_NAME,
+        *[p.name for p in control.glob("heartbeat-*.json")],
+    ):
+        (control / stale).unlink(missing_ok=True)
+    spec_path = control / SPEC_NAME
+    spec_path.write_text(json.dumps(spec_to_json(spec)))
+    (control / EVENTS_NAME).touch()
+    command = torchrun_command(nproc_per_node=nproc_per_node, spec_path=spec_path, control=control)
+    repo_root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (repo_root, os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
+    started = time.time()
+    with open(control / LOG_NAME, "ab") as log_handle:
+        process = subprocess.Popen(
+            command,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=repo_root,
+        )
+        offset = 0
+        try:
+            while True:
+                offset = _relay_events(control / EVENTS_NAME, offset, callbacks)
+                code = process.poll()
+                if code is not None:
+                    offset = _relay_events(control / EVENTS_NAME, offset, callbacks)
+                    break
+                if callbacks.should_stop is not None and callbacks.should_stop():
+                    (control / STOP_NAME).touch()
+                beats = rank_heartbeats(control)
+                if on_heartbeats is not None and beats:
+                    on_heartbeats(beats)
+                late = {r: age for r, age in beats.items() if age > stale_after_seconds}
+                if late or (not beats and time.time() - started > stale_after_seconds):
+                    _kill_group(process)
+                    named = (
+                        ", ".join(
+                            f"rank {r} silent for {age:.0f} s" for r, age in sorted(late.items())
+                        )
+                        or "no rank ever started"
+                    )
+                    raise RankFailure(f"training process group stopped beating ({named})")
+                time.sleep(poll_seconds)
+        except BaseException:
+            _kill_group(process)
+            raise
+    if code != 0:
+        raise RankFailure(_failure_message(control / LOG_NAME, code))
+    result = json.loads((control / RESULT_NAME).read_text())
+    result["stages"] = [StageResult(**s) for s in result["stages"]]
+    return JobResult(**result)
+
+
+def _relay_events(path: Path, offset: int, callbacks: JobCallbacks) -> int:
+    with open(path) as handle:
+        handle.seek(offset)
+        while True:
+            line = handle.readline()
+            if not line.endswith("\n"):
+                return offset  # a line still being written is read next time
+            offset += len(line.encode())
+            _dispatch(json.loads(line), callbacks)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+
+def _failure_message(log_path: Path, code: int) -> str:
+    """torchrun's own account of which rank failed, else the log's last lines."""
+    text = log_path.read_text(errors="replace") if log_path.is_file() else ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    failed = [line for line in lines if line.startswith(("rank", "exitcode", "error_file"))]
+    detail = "; ".join(failed[:4]) or " | ".join(lines[-3:])
+    return f"training process group exited with {code}: {detail}"[:1000]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
