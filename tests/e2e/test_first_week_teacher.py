@@ -89,8 +89,10 @@ def test_a_flawed_csv_and_a_run_on_gift_quiz_import_what_is_good(
     expect(page.get_by_text(re.compile(r"Imported 4 problem\(s\)"))).to_be_visible()
 
     # A student answers the unit-less key (135, "in metres?") in other units.
+    # (a practice set every student sees: an admin made it public)
     imported.is_practice = True
-    imported.save(update_fields=["is_practice"])
+    imported.is_public = True
+    imported.save(update_fields=["is_practice", "is_public"])
     student_context = browser.new_context()
     student = student_context.new_page()
     try:
