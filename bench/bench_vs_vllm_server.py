@@ -608,6 +608,10 @@ def side_summary(rounds: list[dict]) -> dict:
     ):
         merged[key] = median_or_none([r[key] for r in rounds if r[key] is not None])
     merged["errors"] = sorted({e for r in rounds for e in r["errors"]})[:5]
+    merged["redis_commands"] = {}
+    for r in rounds:
+        for name, calls in r["redis_commands"].items():
+            merged["redis_commands"][name] = merged["redis_commands"].get(name, 0) + calls
     if "rebuild_checked" in rounds[0]:
         merged["rebuild_checked"] = sum(r["rebuild_checked"] for r in rounds)
         merged["rebuild_failures"] = [f for r in rounds for f in r["rebuild_failures"]]
@@ -685,8 +689,8 @@ def table(results: dict) -> str:
         + [
             "",
             "Stack request phases (median ms; page = click to the attempt page loaded, queue = "
-            "click to the worker's claim, to first delta = claim to the first text at the "
-            "client, stream = first text to `done`, finished to done = the row's finished_at to "
+            "click to the worker's claim, to first delta = claim to the first delta event at "
+            "the client (none when the answer was stored before the socket opened), stream = first text to `done`, finished to done = the row's finished_at to "
             "the client's `done`) and the worker's mean in-flight count",
             "",
             "| N | " + " | ".join(PHASE_NAMES) + " | in flight |",
