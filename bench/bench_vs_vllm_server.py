@@ -299,9 +299,9 @@ class SideCpu(CpuMeter):
             "bench clients": groups["bench clients"],
         }
 
-    def per_side(self, seconds: float) -> dict[str, float]:
-        """CPU seconds per group (cores in use x seconds), for the per-token figures."""
-        return {group: cores * seconds for group, cores in self.cores_used(seconds).items()}
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds per group since the meter was made (cores in use over one second)."""
+        return self.cores_used(1.0)
 
 
 def site_backend_pids() -> list[int]:
@@ -524,7 +524,7 @@ class Bench:
 
             with self.server_hold.held():
                 outcomes, taken = await sustained(n, seconds, ask)
-        cpu = meter.per_side(taken)
+        cpu = meter.cpu_seconds()
         await asyncio.sleep(1.0)  # PostgreSQL publishes a backend's counts when it goes idle
         commits = site_commits() - commits
         redis_calls = commandstats_delta(redis_before, self.redis.info("commandstats"))
