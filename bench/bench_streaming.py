@@ -141,13 +141,13 @@ def ensure_checkpoint(path: Path, workdir: Path) -> Path:
     return target
 
 
-def ensure_database() -> None:
+def ensure_database(name: str = BENCH_DB) -> None:
     import psycopg
 
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -288,7 +288,7 @@ class Stack:
 
         from worker.protocol import heartbeat_key
 
-        raw = redis.Redis.from_url(BENCH_REDIS).get(heartbeat_key(self.worker_id))
+        raw = redis.Redis.from_url(self.env["REDIS_URL"]).get(heartbeat_key(self.worker_id))
         return json.loads(raw) if raw else None
 
     def wait_serving(self, timeout: float = 900) -> dict:
@@ -398,6 +398,9 @@ class StreamClient:
         )
         first = json.loads(await self.socket.recv())
         assert first["type"] == "snapshot", first
+        # Kept: a page that opens late gets its text in the snapshot (bench_vs_vllm_server.py
+        # rebuilds the text from everything received).
+        self.events.append((time.perf_counter(), first))
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:

@@ -1,0 +1,113 @@
+"""Unit tests of bench/bench_vs_vllm_server.py's pure parts: rebuilding a page's text from the
+events it received, the first visible text, `INFO commandstats` deltas, server-sent-event parsing,
+the prompts, and the pairing and median-of-pairs arithmetic it shares with bench_streaming."""
+
+from bench.bench_streaming import paired_comparison, paired_rounds
+from bench.bench_vs_vllm_server import (
+    PROMPTS,
+    commandstats_delta,
+    first_text_index,
+    rebuild,
+    sse_payloads,
+)
+
+
+def snapshot(seq, reasoning="", answer=""):
+    return {"type": "snapshot", "seq": seq, "reasoning": reasoning, "answer": answer}
+
+
+def delta(seq, text, channel="reasoning"):
+    return {"type": "delta", "seq": seq, "channel": channel, "text": text}
+
+
+DONE = {"type": "done", "status": "done", "seq": 3}
+
+
+def test_rebuild_applies_snapshot_then_deltas_per_channel():
+    rebuilt = rebuild(
+        [snapshot(0), delta(1, "Add "), delta(2, "them."), delta(3, "85", "answer"), DONE]
+    )
+    assert (rebuilt.reasoning, rebuilt.answer) == ("Add them.", "85")
+    assert rebuilt.problems == []
+    assert rebuilt.done == DONE
+
+
+def test_rebuild_from_a_late_snapshot_needs_no_deltas():
+    rebuilt = rebuild([snapshot(3, "Add them.", "85"), DONE])
+    assert (rebuilt.reasoning, rebuilt.answer, rebuilt.problems) == ("Add them.", "85", [])
+
+
+def test_rebuild_reports_a_skipped_delta_and_keeps_the_text_it_got():
+    rebuilt = rebuild([snapshot(0), delta(1, "Add "), delta(3, "85", "answer"), DONE])
+    assert rebuilt.problems == ["delta 3 after 1"]
+    assert (rebuilt.reasoning, rebuilt.answer) == ("Add ", "85")
+
+
+def test_rebuild_reports_a_repeated_delta_and_events_after_done():
+    rebuilt = rebuild([snapshot(0), delta(1, "A"), delta(1, "A"), DONE, delta(2, "B")])
+    assert rebuilt.problems == ["delta 1 after 1", "delta after done"]
+    assert rebuilt.reasoning == "AA"
+
+
+def test_rebuild_reports_an_older_snapshot():
+    assert rebuild([snapshot(2, "ab"), snapshot(1, "a")]).problems == ["older snapshot 1 after 2"]
+
+
+def test_first_text_index_skips_empty_snapshots_and_statuses():
+    events = [snapshot(0), {"type": "status", "status": "running"}, delta(1, "A")]
+    assert first_text_index(events) == 2
+    assert first_text_index([snapshot(2, "", "85")]) == 0
+    assert first_text_index([snapshot(0), DONE]) is None
+
+
+def test_commandstats_delta_counts_new_calls_and_leaves_out_info():
+    before = {"cmdstat_xadd": {"calls": 10, "usec": 5}, "cmdstat_info": {"calls": 4}}
+    after = {
+        "cmdstat_xadd": {"calls": 25, "usec": 9},
+        "cmdstat_xread": {"calls": 7, "usec": 1},
+        "cmdstat_info": {"calls": 6},
+        "cmdstat_get": {"calls": 0},
+    }
+    assert commandstats_delta(before, after) == {"xadd": 15, "xread": 7}
+
+
+def test_sse_payloads_reads_data_lines_and_stops_at_done():
+    lines = ['data: {"choices": [{"text": "A"}]}', "", ": comment", "data: [DONE]"]
+    assert sse_payloads(lines) == [{"choices": [{"text": "A"}]}]
+
+
+def test_forty_distinct_prompts():
+    assert len(PROMPTS) == len(set(PROMPTS)) == 40
+
+
+async def test_pairs_alternate_which_side_goes_first():
+    order = []
+
+    async def server():
+        order.append("server")
+        return {}
+
+    async def stack():
+        order.append("stack")
+        return {}
+
+    await paired_rounds(server, stack, 3)
+    assert order == ["server", "stack", "stack", "server", "server", "stack"]
+
+
+def test_paired_comparison_takes_the_median_of_per_pair_ratios():
+    server = [
+        {"tokens": 100, "seconds": 1.0, "ttft_ms": [10, 20, 30]},
+        {"tokens": 200, "seconds": 1.0, "ttft_ms": [10]},
+        {"tokens": 100, "seconds": 2.0, "ttft_ms": [40]},
+    ]
+    stack = [
+        {"tokens": 50, "seconds": 1.0, "ttft_ms": [120]},
+        {"tokens": 200, "seconds": 1.0, "ttft_ms": [30, 50]},
+        {"tokens": 100, "seconds": 1.0, "ttft_ms": [40]},
+    ]
+    paired = paired_comparison(server, stack)
+    assert paired["throughput_ratios"] == [0.5, 1.0, 2.0]
+    assert paired["throughput_ratio_median"] == 1.0
+    assert paired["ttft_differences_ms"] == [100.0, 30.0, 0.0]
+    assert paired["ttft_difference_ms_median"] == 30.0
