@@ -171,7 +171,11 @@ class _Packed:
     mask_BT: torch.Tensor
 
 
-def _pack(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> _Packed:
+def _pack(
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+    pad_id: int,
+    device: torch.device | str = "cpu",
+) -> _Packed:
     lengths = [len(p) + len(r) for p, r in pairs]
     width = max(lengths)
     response_width = max(1, max(len(r) for _, r in pairs))
@@ -191,7 +195,10 @@ def _pack(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> 
             positions_BT[b, :n] = torch.arange(len(prompt) - 1, len(prompt) - 1 + n)
             tokens_BT[b, :n] = torch.tensor(list(response), dtype=torch.long)
             mask_BT[b, :n] = 1.0
-    return _Packed(input_ids_BS, attention_mask_BS, positions_BT, tokens_BT, mask_BT)
+    # Built on the CPU row by row, then moved in one transfer per tensor (a no-op on CPU).
+    return _Packed(
+        *(t.to(device) for t in (input_ids_BS, attention_mask_BS, positions_BT, tokens_BT, mask_BT))
+    )
 
 
 def _response_forward(
@@ -215,8 +222,10 @@ def _response_forward(
     return logits_BTV, logp_BT.squeeze(-1), out.router_logits
 
 
-def _pad_rows(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
-    out = torch.zeros((len(rows), width), dtype=torch.float32)
+def _pad_rows(
+    rows: Sequence[torch.Tensor], width: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    out = torch.zeros((len(rows), width), dtype=torch.float32, device=device)
     for b, row in enumerate(rows):
         out[b, : row.numel()] = row
     return out
@@ -294,9 +303,11 @@ class C3POTrainer:
         self.eos_token_id = int(tokenizer.eos_token_id)
         self.pad_token_id = int(tokenizer.pad_token_id or tokenizer.eos_token_id)
 
+        # Every tensor of an update is made where the policy lives (CPU, or an accelerator).
+        self.device = next(policy.parameters()).device
         self.policy.train()
         if reference is None:
-            reference = BailingMoeForCausalLM(policy.config)
+            reference = BailingMoeForCausalLM(policy.config).to(self.device)
             reference.load_state_dict(policy.state_dict())
         self.reference = reference.eval().requires_grad_(False)
         self.engine = engine or PolicyRolloutEngine(policy, eos_token_id=self.eos_token_id)
@@ -521,7 +532,9 @@ class C3POTrainer:
             chunk = [r for r in rollouts[start : start + size] if r.num_tokens > 0]
             if not chunk:
                 continue
-            packed = _pack([(r.prompt_ids, r.response_ids) for r in chunk], self.pad_token_id)
+            packed = _pack(
+                [(r.prompt_ids, r.response_ids) for r in chunk], self.pad_token_id, self.device
+            )
             _, logp_BT, _ = _response_forward(model, packed, self.config.temperature, router=False)
             for b, rollout in enumerate(chunk):
                 setattr(rollout, attribute, logp_BT[b, : rollout.num_tokens].clone())
@@ -557,13 +570,17 @@ class C3POTrainer:
             pairs = [
                 (s.rollout.prompt_ids, s.rollout.response_ids[: s.selected_tokens]) for s in micro
             ]
-            packed = _pack(pairs, self.pad_token_id)
+            packed = _pack(pairs, self.pad_token_id, self.device)
             logits_BTV, logp_BT, router_logits = _response_forward(
                 self.policy, packed, cfg.temperature, router=True
             )
             width = packed.mask_BT.shape[1]
-            old_BT = _pad_rows([s.rollout.old_logp_T[: s.selected_tokens] for s in micro], width)
-            fresh_B = torch.tensor([s.rollout.old_logp_T.numel() == 0 for s in micro])
+            old_BT = _pad_rows(
+                [s.rollout.old_logp_T[: s.selected_tokens] for s in micro], width, self.device
+            )
+            fresh_B = torch.tensor(
+                [s.rollout.old_logp_T.numel() == 0 for s in micro], device=self.device
+            )
             if bool(fresh_B.any()):
                 # Sampled by the policy as it is now (see _fill_old_logprobs_of_carried).
                 assert all(
@@ -572,8 +589,12 @@ class C3POTrainer:
                     if f
                 ), "a rollout from an earlier step lacks its behaviour-policy log-probs"
                 old_BT = torch.where(fresh_B.unsqueeze(1), logp_BT.detach(), old_BT)
-            ref_BT = _pad_rows([s.rollout.ref_logp_T[: s.selected_tokens] for s in micro], width)
-            adv_B = torch.tensor([s.rollout.advantage for s in micro], dtype=torch.float32)
+            ref_BT = _pad_rows(
+                [s.rollout.ref_logp_T[: s.selected_tokens] for s in micro], width, self.device
+            )
+            adv_B = torch.tensor(
+                [s.rollout.advantage for s in micro], dtype=torch.float32, device=self.device
+            )
             top_k = self.policy.config.num_experts_per_tok
             n_experts = self.policy.config.num_experts
             mask_BS = packed.attention_mask_BS
@@ -646,7 +667,7 @@ class C3POTrainer:
                     (s.rollout.prompt_ids, s.rollout.response_ids[: s.selected_tokens])
                     for s in micro
                 ]
-                packed = _pack(pairs, self.pad_token_id)
+                packed = _pack(pairs, self.pad_token_id, self.device)
                 _, _, router_logits = _response_forward(self.policy, packed, 1.0, router=True)
                 counts = expert_counts(router_logits, top_k, n_experts, packed.attention_mask_BS)
                 counts_LE = counts if counts_LE is None else counts_LE + counts
