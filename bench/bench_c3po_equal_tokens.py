@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import statistics
 import time
@@ -59,6 +60,7 @@ from training.sft_data import SFTBatch, collate, encode_problem
 
 ARMS = ("c3po", "grpo")
 PARTS = ("plan", "train", "control", "eval", "report")
+SPLITS = ("validation", "test")
 
 # Two-sided 95% Student-t quantiles by degrees of freedom (no scipy in the environment).
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -66,7 +68,14 @@ _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=(*PARTS, "all"), default="all")
+    parser.add_argument("--part", default="all", help=f"all, or a comma list of {PARTS}")
+    parser.add_argument("--arms", default=",".join(ARMS), help="the RL arms the train part runs")
+    parser.add_argument(
+        "--eval-which",
+        choices=("all", "start", "runs"),
+        default="all",
+        help="eval: the start checkpoint, the trained runs, or both",
+    )
     parser.add_argument("--base", default="checkpoints/ring-tiny")
     parser.add_argument("--out", default="runs/c3po_equal_tokens")
     parser.add_argument("--topics", default="percentages")
@@ -81,12 +90,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kl-beta", type=float, default=1e-3)
     parser.add_argument("--probe-batches", type=int, default=4, help="batches measuring Φ")
     parser.add_argument("--sft-lr", type=float, default=1e-4, help="the control's lr")
-    parser.add_argument("--split", choices=("validation", "test"), default="validation")
+    parser.add_argument(
+        "--split", default="validation", help="validation, test, or both (comma list)"
+    )
     parser.add_argument("--eval-per-level", type=int, default=1000)
     parser.add_argument("--checkpoint-every", type=int, default=10)
     parser.add_argument("--max-minutes", type=float, default=0, help="stop this part after")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (model, rollouts, eval)")
     parser.add_argument("--eval-batch", type=int, default=64, help="prompts per greedy batch")
+    parser.add_argument(
+        "--clock-start",
+        type=float,
+        default=0,
+        help="unix time the --*-until stops count from (default: this command's start), so "
+        "that parallel processes share one clock",
+    )
     for part in ("train", "control", "eval"):
         parser.add_argument(
             f"--{part}-until",
@@ -99,7 +117,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--plot", default="docs/images/c3po_equal_tokens.png")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    parts = PARTS if args.part == "all" else tuple(args.part.split(","))
+    splits = tuple(args.split.split(","))
+    arms = tuple(args.arms.split(","))
+    for given, allowed, name in (
+        (parts, PARTS, "part"),
+        (splits, SPLITS, "split"),
+        (arms, ARMS, "arm"),
+    ):
+        if not given or not set(given) <= set(allowed):
+            parser.error(f"--{name}: {','.join(given)} is not a comma list of {allowed}")
+    args.parts, args.splits, args.arm_list = parts, splits, arms
+    return args
 
 
 # ---- plan -------------------------------------------------------------------------------------
@@ -143,13 +173,39 @@ def plan(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "budget_tokens": round(statistics.fmean(totals)),
         "probe_tokens_per_batch": totals,
         "problems": len(problems),
-        "args": {k: v for k, v in vars(args).items() if k not in ("part", "max_minutes", "split")},
+        "args": {k: v for k, v in vars(args).items() if k in _PLANNED},
         "test_evaluated": False,
     }
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
+    _write_json(path, record)
     print(f"plan: Φ = {record['budget_tokens']} (probe batches {totals})", flush=True)
     return record
+
+
+# The arguments that define the experiment (recorded in plan.json); the rest say how to run it.
+_PLANNED = (
+    "base",
+    "topics",
+    "levels",
+    "train_problems",
+    "seeds",
+    "steps",
+    "prompts",
+    "group",
+    "max_tokens",
+    "lr",
+    "kl_beta",
+    "probe_batches",
+    "sft_lr",
+    "eval_per_level",
+)
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    """Atomically: parallel processes of one run read and write plan.json."""
+    staging = path.with_suffix(f".{os.getpid()}.tmp")
+    staging.write_text(json.dumps(record, indent=2))
+    os.replace(staging, path)
 
 
 # ---- RL arms ----------------------------------------------------------------------------------
@@ -323,22 +379,25 @@ def evaluate_run(args, checkpoint: str | Path, target: Path, split: str) -> dict
     return report
 
 
-def evaluate_all(args, out: Path, deadline: float) -> None:
+def evaluate_all(args, out: Path, split: str, deadline: float) -> None:
     plan_path = out / "plan.json"
     record = json.loads(plan_path.read_text())
-    if args.split == "test":
+    if split == "test":
         if not record["test_evaluated"]:
             record["test_evaluated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            plan_path.write_text(json.dumps(record, indent=2))
+            _write_json(plan_path, record)
         print(f"test split: first evaluated {record['test_evaluated']}", flush=True)
-    evaluate_run(args, args.base, out / "start", args.split)
+    if args.eval_which in ("all", "start"):
+        evaluate_run(args, args.base, out / "start", split)
+    if args.eval_which == "start":
+        return
     # Seed by seed, so that a cut-off leaves whole seeds (every arm) rather than whole arms.
     for run in [out / f"{arm}-seed{s}" for s in _seeds(args) for arm in (*ARMS, "control")]:
         if deadline and time.time() > deadline:
             return
         checkpoint = _final_checkpoint(args, run)
         if checkpoint is not None:
-            evaluate_run(args, checkpoint, run, args.split)
+            evaluate_run(args, checkpoint, run, split)
 
 
 # ---- report -----------------------------------------------------------------------------------
@@ -375,10 +434,9 @@ def run_summary(run: Path, split: str) -> dict[str, Any]:
     return out
 
 
-def report(args, out: Path) -> dict[str, Any]:
+def report(args, out: Path, split: str) -> dict[str, Any]:
     record = json.loads((out / "plan.json").read_text())
     seeds = _seeds(args)
-    split = args.split
     runs = {
         arm: {s: run_summary(out / f"{arm}-seed{s}", split) for s in seeds}
         for arm in (*ARMS, "control")
@@ -422,9 +480,10 @@ def report(args, out: Path) -> dict[str, Any]:
     if args.report_dir:
         extra = Path(args.report_dir)
         extra.mkdir(parents=True, exist_ok=True)
-        (extra / "report.json").write_text(json.dumps(result, indent=2))
-        (extra / "report.md").write_text(markdown_table(result, keys))
-        plot_path = extra / "plot.png"
+        (extra / f"report-{split}.json").write_text(json.dumps(result, indent=2))
+        with open(extra / "report.md", "a") as handle:
+            handle.write(f"## {split}\n\n" + markdown_table(result, keys) + "\n")
+        plot_path = extra / f"plot-{split}.png"
     print(f"\nΦ = {record['budget_tokens']}; split {split}; seeds {seeds}")
     print(f"start: {start['correct']}/{start['n']} = {start['accuracy']:.3f}")
     print(f"seeds with both RL arms complete: {paired}")
@@ -529,7 +588,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    started = time.time()
+    started = args.clock_start or time.time()
     deadline = started + args.max_minutes * 60 if args.max_minutes else 0.0
 
     def until(seconds: float) -> float:
@@ -537,13 +596,13 @@ def main(argv: list[str] | None = None) -> None:
         own = started + seconds if seconds else 0.0
         return min(d for d in (deadline, own) if d) if (deadline or own) else 0.0
 
-    parts = PARTS if args.part == "all" else (args.part,)
+    parts = args.parts
     record = plan(args, out)
     if "train" in parts:
         stop = until(args.train_until)
         done = True
         for seed in _seeds(args):
-            for arm in ARMS:
+            for arm in args.arm_list:
                 done = done and train_arm(args, out, arm, seed, record["budget_tokens"], stop)
             if not done:
                 break  # out of time: later parts use the seeds that finished
@@ -551,9 +610,13 @@ def main(argv: list[str] | None = None) -> None:
         for seed in _seeds(args):
             train_control(args, out, seed, until(args.control_until))
     if "eval" in parts:
-        evaluate_all(args, out, until(args.eval_until))
+        for split in args.splits:
+            evaluate_all(args, out, split, until(args.eval_until))
     if "report" in parts:
-        report(args, out)
+        if args.report_dir:
+            (Path(args.report_dir) / "report.md").unlink(missing_ok=True)
+        for split in args.splits:
+            report(args, out, split)
 
 
 if __name__ == "__main__":
