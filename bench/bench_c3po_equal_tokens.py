@@ -434,7 +434,8 @@ def run_summary(run: Path, split: str) -> dict[str, Any]:
     return out
 
 
-def report(args, out: Path, split: str) -> dict[str, Any]:
+def report(args, out: Path, split: str | None = None) -> dict[str, Any]:
+    split = split or args.splits[0]
     record = json.loads((out / "plan.json").read_text())
     seeds = _seeds(args)
     runs = {
@@ -442,10 +443,17 @@ def report(args, out: Path, split: str) -> dict[str, Any]:
         for arm in (*ARMS, "control")
     }
     paired = [s for s in seeds if all(_complete(args, out / f"{a}-seed{s}") for a in ARMS)]
-    same_prompts = bool(paired) and all(
-        [r["problems"] for r in _read_jsonl(out / f"c3po-seed{s}" / "sampled.jsonl")]
-        == [r["problems"] for r in _read_jsonl(out / f"grpo-seed{s}" / "sampled.jsonl")]
-        for s in paired
+    # Over every seed that both arms have started (a cut-off one compares its common prefix).
+    logs = {
+        s: [
+            [r["problems"] for r in _read_jsonl(out / f"{a}-seed{s}" / "sampled.jsonl")]
+            for a in ARMS
+        ]
+        for s in seeds
+    }
+    started = [s for s in seeds if all(logs[s])]
+    same_prompts = bool(started) and all(
+        logs[s][0][: len(logs[s][1])] == logs[s][1][: len(logs[s][0])] for s in started
     )
     keys = ("accuracy", "grad_norm_var", "tokens_mean", "tokens_cv", "step_time_var")
     table = {
