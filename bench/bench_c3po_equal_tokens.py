@@ -32,6 +32,11 @@ Smallest end-to-end run (minutes; what docs/c3po.md reports):
         --prompts 2 --group 4 --max-tokens 640 --eval-per-level 20 --out runs/c3po_equal_tokens_smoke
 The full run (hours; same command with --steps 300 --prompts 8 --group 8 --eval-per-level 1000,
 in parts: --part train --max-minutes 60 as often as needed, then control, eval, report).
+
+On a GPU (`--device cuda`): bench/c3po_equal_tokens_gpu.sh runs the RL runs as parallel processes
+(`--part train --seeds S --arms A`) under one clock (`--clock-start`, `--train-until`,
+`--control-until`, `--eval-until`); a run cut off by its stop is neither evaluated nor compared,
+and the report (`--report-dir`) takes whatever finished.
 """
 
 from __future__ import annotations
