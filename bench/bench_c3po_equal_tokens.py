@@ -511,8 +511,11 @@ def report(args, out: Path, split: str | None = None) -> dict[str, Any]:
             interval = f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
             cells.append(f"{k} {cell['mean']:.4g}{interval}")
         print(f"{arm:8s} " + "; ".join(cells))
-    plot(runs, plot_path, record["budget_tokens"], start["accuracy"], split)
-    print(f"plot: {plot_path}")
+    try:
+        plot(runs, plot_path, record["budget_tokens"], start["accuracy"], split)
+        print(f"plot: {plot_path}")
+    except ImportError as error:  # a machine without matplotlib still gets the numbers
+        print(f"no plot: {error}")
     return result
 
 
