@@ -32,6 +32,11 @@ Smallest end-to-end run (minutes; what docs/c3po.md reports):
         --prompts 2 --group 4 --max-tokens 640 --eval-per-level 20 --out runs/c3po_equal_tokens_smoke
 The full run (hours; same command with --steps 300 --prompts 8 --group 8 --eval-per-level 1000,
 in parts: --part train --max-minutes 60 as often as needed, then control, eval, report).
+
+On a GPU (`--device cuda`): bench/c3po_equal_tokens_gpu.sh runs the RL runs as parallel processes
+(`--part train --seeds S --arms A`) under one clock (`--clock-start`, `--train-until`,
+`--control-until`, `--eval-until`); a run cut off by its stop is neither evaluated nor compared,
+and the report (`--report-dir`) takes whatever finished.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import statistics
 import time
@@ -55,10 +61,11 @@ from training.c3po.trainer import C3POTrainer, PromptSampler, TrainerCallbacks, 
 from training.evaluate import evaluate_with_ringmodel, wilson_interval
 from training.problems import Problem, training_sample
 from training.sft import training_loss
-from training.sft_data import collate, encode_problem
+from training.sft_data import SFTBatch, collate, encode_problem
 
 ARMS = ("c3po", "grpo")
 PARTS = ("plan", "train", "control", "eval", "report")
+SPLITS = ("validation", "test")
 
 # Two-sided 95% Student-t quantiles by degrees of freedom (no scipy in the environment).
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -66,7 +73,14 @@ _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=(*PARTS, "all"), default="all")
+    parser.add_argument("--part", default="all", help=f"all, or a comma list of {PARTS}")
+    parser.add_argument("--arms", default=",".join(ARMS), help="the RL arms the train part runs")
+    parser.add_argument(
+        "--eval-which",
+        choices=("all", "start", "runs"),
+        default="all",
+        help="eval: the start checkpoint, the trained runs, or both",
+    )
     parser.add_argument("--base", default="checkpoints/ring-tiny")
     parser.add_argument("--out", default="runs/c3po_equal_tokens")
     parser.add_argument("--topics", default="percentages")
@@ -81,13 +95,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kl-beta", type=float, default=1e-3)
     parser.add_argument("--probe-batches", type=int, default=4, help="batches measuring Φ")
     parser.add_argument("--sft-lr", type=float, default=1e-4, help="the control's lr")
-    parser.add_argument("--split", choices=("validation", "test"), default="validation")
+    parser.add_argument(
+        "--split", default="validation", help="validation, test, or both (comma list)"
+    )
     parser.add_argument("--eval-per-level", type=int, default=1000)
     parser.add_argument("--checkpoint-every", type=int, default=10)
     parser.add_argument("--max-minutes", type=float, default=0, help="stop this part after")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (model, rollouts, eval)")
+    parser.add_argument("--eval-batch", type=int, default=64, help="prompts per greedy batch")
+    parser.add_argument(
+        "--clock-start",
+        type=float,
+        default=0,
+        help="unix time the --*-until stops count from (default: this command's start), so "
+        "that parallel processes share one clock",
+    )
+    for part in ("train", "control", "eval"):
+        parser.add_argument(
+            f"--{part}-until",
+            type=float,
+            default=0,
+            help=f"stop the {part} part this many seconds after the command started (0: never)",
+        )
+    parser.add_argument(
+        "--report-dir", default="", help="also write report.json, report.md and the plot here"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--plot", default="docs/images/c3po_equal_tokens.png")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    parts = PARTS if args.part == "all" else tuple(args.part.split(","))
+    splits = tuple(args.split.split(","))
+    arms = tuple(args.arms.split(","))
+    for given, allowed, name in (
+        (parts, PARTS, "part"),
+        (splits, SPLITS, "split"),
+        (arms, ARMS, "arm"),
+    ):
+        if not given or not set(given) <= set(allowed):
+            parser.error(f"--{name}: {','.join(given)} is not a comma list of {allowed}")
+    args.parts, args.splits, args.arm_list = parts, splits, arms
+    return args
 
 
 # ---- plan -------------------------------------------------------------------------------------
@@ -110,7 +157,7 @@ def plan(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     problems = [as_rl_problem(p) for p in _problems(args)]
     model, tokenizer, _ = load_checkpoint(args.base)
-    engine = PolicyRolloutEngine(model.float(), eos_token_id=tokenizer.eos_token_id)
+    engine = PolicyRolloutEngine(model.float().to(args.device), eos_token_id=tokenizer.eos_token_id)
     sampler = PromptSampler(len(problems), seed=12_345)
     totals = []
     for batch in range(args.probe_batches):
@@ -131,13 +178,39 @@ def plan(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "budget_tokens": round(statistics.fmean(totals)),
         "probe_tokens_per_batch": totals,
         "problems": len(problems),
-        "args": {k: v for k, v in vars(args).items() if k not in ("part", "max_minutes", "split")},
+        "args": {k: v for k, v in vars(args).items() if k in _PLANNED},
         "test_evaluated": False,
     }
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
+    _write_json(path, record)
     print(f"plan: Φ = {record['budget_tokens']} (probe batches {totals})", flush=True)
     return record
+
+
+# The arguments that define the experiment (recorded in plan.json); the rest say how to run it.
+_PLANNED = (
+    "base",
+    "topics",
+    "levels",
+    "train_problems",
+    "seeds",
+    "steps",
+    "prompts",
+    "group",
+    "max_tokens",
+    "lr",
+    "kl_beta",
+    "probe_batches",
+    "sft_lr",
+    "eval_per_level",
+)
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    """Atomically: parallel processes of one run read and write plan.json."""
+    staging = path.with_suffix(f".{os.getpid()}.tmp")
+    staging.write_text(json.dumps(record, indent=2))
+    os.replace(staging, path)
 
 
 # ---- RL arms ----------------------------------------------------------------------------------
@@ -189,7 +262,7 @@ def train_arm(args, out: Path, arm: str, seed: int, budget: int, deadline: float
             handle.write(json.dumps(row) + "\n")
 
     trainer = C3POTrainer(
-        policy=model.float(),
+        policy=model.float().to(args.device),
         tokenizer=tokenizer,
         problems=problems,
         config=_config(args, arm, budget),
@@ -213,6 +286,13 @@ def train_arm(args, out: Path, arm: str, seed: int, budget: int, deadline: float
     return result.step >= args.steps
 
 
+def _complete(args: argparse.Namespace, run: Path) -> bool:
+    """An RL run with all its updates and a checkpoint (a cut-off run is neither evaluated
+    nor compared: its arms would differ in updates, not only in the algorithm)."""
+    metrics = _read_jsonl(run / "metrics.jsonl")
+    return bool(metrics) and int(metrics[-1]["step"]) >= args.steps and bool(latest_checkpoint(run))
+
+
 def _train_seconds(run: Path) -> float:
     return sum(r["step_time_s"] for r in _read_jsonl(run / "metrics.jsonl"))
 
@@ -226,14 +306,14 @@ def train_control(args, out: Path, seed: int, deadline: float) -> bool:
     if (run / "control.json").is_file():
         return True
     rl_runs = [out / f"{arm}-seed{seed}" for arm in ARMS]
-    if not all((r / "metrics.jsonl").is_file() for r in rl_runs):
+    if not all(_complete(args, r) for r in rl_runs):
         return False
     seconds = statistics.fmean(_train_seconds(r) for r in rl_runs)
     if deadline and time.time() + seconds > deadline:
         return False  # not enough of this part's time left to run it whole
     problems = _problems(args)
     model, tokenizer, _ = load_checkpoint(args.base)
-    model = model.float().train()
+    model = model.float().to(args.device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=0.01)
     sampler = PromptSampler(len(problems), seed)  # the RL trainer's prompt order for this seed
     torch.manual_seed(seed)
@@ -248,6 +328,11 @@ def train_control(args, out: Path, seed: int, deadline: float) -> bool:
                 for i in sampler.draw(args.prompts)
             ],
             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+        )
+        batch = SFTBatch(
+            batch.input_ids.to(args.device),
+            batch.attention_mask.to(args.device),
+            batch.labels.to(args.device),
         )
         loss, cross_entropy = training_loss(model, batch, 0.0)
         optimizer.zero_grad(set_to_none=True)
@@ -268,10 +353,10 @@ def train_control(args, out: Path, seed: int, deadline: float) -> bool:
 # ---- evaluation -------------------------------------------------------------------------------
 
 
-def _final_checkpoint(run: Path) -> Path | None:
+def _final_checkpoint(args: argparse.Namespace, run: Path) -> Path | None:
     if run.name.startswith("control"):
         return run / "final" if (run / "control.json").is_file() else None
-    return latest_checkpoint(run)
+    return latest_checkpoint(run) if _complete(args, run) else None
 
 
 def evaluate_run(args, checkpoint: str | Path, target: Path, split: str) -> dict[str, Any]:
@@ -281,8 +366,9 @@ def evaluate_run(args, checkpoint: str | Path, target: Path, split: str) -> dict
     model, tokenizer, _ = load_checkpoint(checkpoint)
     topics = [t for t in args.topics.split(",") if t]
     report = evaluate_with_ringmodel(
-        model.float(),
+        model.float().to(args.device).eval(),
         tokenizer,
+        batch_size=args.eval_batch,
         domains=("math", "science"),
         levels=tuple(int(x) for x in args.levels.split(",")),
         n_per_level=args.eval_per_level,
@@ -298,21 +384,25 @@ def evaluate_run(args, checkpoint: str | Path, target: Path, split: str) -> dict
     return report
 
 
-def evaluate_all(args, out: Path, deadline: float) -> None:
+def evaluate_all(args, out: Path, split: str, deadline: float) -> None:
     plan_path = out / "plan.json"
     record = json.loads(plan_path.read_text())
-    if args.split == "test":
+    if split == "test":
         if not record["test_evaluated"]:
             record["test_evaluated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            plan_path.write_text(json.dumps(record, indent=2))
+            _write_json(plan_path, record)
         print(f"test split: first evaluated {record['test_evaluated']}", flush=True)
-    evaluate_run(args, args.base, out / "start", args.split)
-    for run in sorted(p for p in out.iterdir() if p.is_dir() and "-seed" in p.name):
+    if args.eval_which in ("all", "start"):
+        evaluate_run(args, args.base, out / "start", split)
+    if args.eval_which == "start":
+        return
+    # Seed by seed, so that a cut-off leaves whole seeds (every arm) rather than whole arms.
+    for run in [out / f"{arm}-seed{s}" for s in _seeds(args) for arm in (*ARMS, "control")]:
         if deadline and time.time() > deadline:
             return
-        checkpoint = _final_checkpoint(run)
+        checkpoint = _final_checkpoint(args, run)
         if checkpoint is not None:
-            evaluate_run(args, checkpoint, run, args.split)
+            evaluate_run(args, checkpoint, run, split)
 
 
 # ---- report -----------------------------------------------------------------------------------
@@ -349,54 +439,114 @@ def run_summary(run: Path, split: str) -> dict[str, Any]:
     return out
 
 
-def report(args, out: Path) -> dict[str, Any]:
+def report(args, out: Path, split: str | None = None) -> dict[str, Any]:
+    split = split or args.splits[0]
     record = json.loads((out / "plan.json").read_text())
     seeds = _seeds(args)
-    split = args.split
     runs = {
         arm: {s: run_summary(out / f"{arm}-seed{s}", split) for s in seeds}
         for arm in (*ARMS, "control")
     }
-    same_prompts = all(
-        [r["problems"] for r in _read_jsonl(out / f"c3po-seed{s}" / "sampled.jsonl")]
-        == [r["problems"] for r in _read_jsonl(out / f"grpo-seed{s}" / "sampled.jsonl")]
+    paired = [s for s in seeds if all(_complete(args, out / f"{a}-seed{s}") for a in ARMS)]
+    # Over every seed that both arms have started (a cut-off one compares its common prefix).
+    logs = {
+        s: [
+            [r["problems"] for r in _read_jsonl(out / f"{a}-seed{s}" / "sampled.jsonl")]
+            for a in ARMS
+        ]
         for s in seeds
+    }
+    started = [s for s in seeds if all(logs[s])]
+    same_prompts = bool(started) and all(
+        logs[s][0][: len(logs[s][1])] == logs[s][1][: len(logs[s][0])] for s in started
     )
     keys = ("accuracy", "grad_norm_var", "tokens_mean", "tokens_cv", "step_time_var")
     table = {
         arm: {k: mean_interval([r[k] for r in by_seed.values() if k in r]) for k in keys}
         for arm, by_seed in runs.items()
     }
-    start = json.loads((out / "start" / f"eval-{split}.json").read_text())["overall"]
+    start_path = out / "start" / f"eval-{split}.json"
+    start = {"accuracy": math.nan, "correct": 0, "n": 0}  # a cut-off before any evaluation
+    if start_path.is_file():
+        start = json.loads(start_path.read_text())["overall"]
     result = {
         "split": split,
         "test_evaluated": record["test_evaluated"],
         "budget_tokens": record["budget_tokens"],
+        "steps": args.steps,
+        "prompts": args.prompts,
+        "group": args.group,
+        "seeds": seeds,
+        "seeds_with_both_arms_complete": paired,
         "same_prompts_in_same_order": same_prompts,
         "start": {
             "accuracy": start["accuracy"],
             "correct": start["correct"],
             "n": start["n"],
-            "ci95": list(wilson_interval(start["correct"], start["n"])),
+            "ci95": list(wilson_interval(start["correct"], start["n"])) if start["n"] else None,
         },
         "arms": table,
         "runs": runs,
     }
     (out / f"report-{split}.json").write_text(json.dumps(result, indent=2))
+    plot_path = Path(args.plot)
+    if args.report_dir:
+        extra = Path(args.report_dir)
+        extra.mkdir(parents=True, exist_ok=True)
+        (extra / f"report-{split}.json").write_text(json.dumps(result, indent=2))
+        with open(extra / "report.md", "a") as handle:
+            handle.write(f"## {split}\n\n" + markdown_table(result, keys) + "\n")
+        plot_path = extra / f"plot-{split}.png"
     print(f"\nΦ = {record['budget_tokens']}; split {split}; seeds {seeds}")
     print(f"start: {start['correct']}/{start['n']} = {start['accuracy']:.3f}")
+    print(f"seeds with both RL arms complete: {paired}")
     print(f"same prompts in the same order (c3po vs grpo, every seed): {same_prompts}")
     for arm, row in table.items():
         cells = []
         for k in keys:
             cell = row[k]
+            if not cell["n"]:
+                continue
             ci = cell["ci95"]
             interval = f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
             cells.append(f"{k} {cell['mean']:.4g}{interval}")
         print(f"{arm:8s} " + "; ".join(cells))
-    plot(runs, Path(args.plot), record["budget_tokens"], start["accuracy"], split)
-    print(f"plot: {args.plot}")
+    try:
+        plot(runs, plot_path, record["budget_tokens"], start["accuracy"], split)
+        print(f"plot: {plot_path}")
+    except ImportError as error:  # a machine without matplotlib still gets the numbers
+        print(f"no plot: {error}")
     return result
+
+
+def markdown_table(result: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """The report as a markdown table: per arm, mean [95% t-interval] over seeds (n seeds)."""
+    start = result["start"]
+    lines = [
+        f"Split **{result['split']}** (test evaluated: {result['test_evaluated']}); "
+        f"Φ = {result['budget_tokens']}; {result['steps']} updates of "
+        f"{result['prompts']}×{result['group']}; seeds {result['seeds']} "
+        f"(both RL arms complete: {result['seeds_with_both_arms_complete']}); "
+        f"same prompts in the same order: {result['same_prompts_in_same_order']}.",
+        "",
+        f"Start checkpoint: {start['correct']}/{start['n']} = {start['accuracy']:.3f} "
+        f"(Wilson 95% {start['ci95']}).",
+        "",
+        "| arm | " + " | ".join(keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for arm, row in result["arms"].items():
+        cells = []
+        for k in keys:
+            cell = row[k]
+            if not cell["n"]:
+                cells.append("–")
+                continue
+            ci = cell["ci95"]
+            interval = f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
+            cells.append(f"{cell['mean']:.4g}{interval} (n={cell['n']})")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(
@@ -454,21 +604,35 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    deadline = time.time() + args.max_minutes * 60 if args.max_minutes else 0.0
-    parts = PARTS if args.part == "all" else (args.part,)
+    started = args.clock_start or time.time()
+    deadline = started + args.max_minutes * 60 if args.max_minutes else 0.0
+
+    def until(seconds: float) -> float:
+        """The earlier of --max-minutes and this part's own stop (0: none)."""
+        own = started + seconds if seconds else 0.0
+        return min(d for d in (deadline, own) if d) if (deadline or own) else 0.0
+
+    parts = args.parts
     record = plan(args, out)
     if "train" in parts:
+        stop = until(args.train_until)
+        done = True
         for seed in _seeds(args):
-            for arm in ARMS:
-                if not train_arm(args, out, arm, seed, record["budget_tokens"], deadline):
-                    return
+            for arm in args.arm_list:
+                done = done and train_arm(args, out, arm, seed, record["budget_tokens"], stop)
+            if not done:
+                break  # out of time: later parts use the seeds that finished
     if "control" in parts:
         for seed in _seeds(args):
-            train_control(args, out, seed, deadline)
+            train_control(args, out, seed, until(args.control_until))
     if "eval" in parts:
-        evaluate_all(args, out, deadline)
+        for split in args.splits:
+            evaluate_all(args, out, split, until(args.eval_until))
     if "report" in parts:
-        report(args, out)
+        if args.report_dir:
+            (Path(args.report_dir) / "report.md").unlink(missing_ok=True)
+        for split in args.splits:
+            report(args, out, split)
 
 
 if __name__ == "__main__":

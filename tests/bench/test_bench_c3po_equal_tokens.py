@@ -60,8 +60,8 @@ def test_report_aggregates_arms_over_seeds_and_checks_the_prompt_order(tmp_path)
             prompts=prompts if seed == 0 else prompts[::-1],
             accuracy=(10, 20),
         )
-    args = parse_args(["--out", str(tmp_path), "--seeds", "0,1", "--plot", str(tmp_path / "p.png")])
-    result = report(args, tmp_path)
+    argv = ["--out", str(tmp_path), "--seeds", "0,1", "--plot", str(tmp_path / "p.png")]
+    result = report(parse_args([*argv, "--steps", "2"]), tmp_path)
     c3po, grpo = result["arms"]["c3po"], result["arms"]["grpo"]
     assert c3po["tokens_cv"]["mean"] == 0 and grpo["tokens_cv"]["mean"] == pytest.approx(0.2)
     assert c3po["tokens_mean"]["mean"] == grpo["tokens_mean"]["mean"] == 100
@@ -71,3 +71,39 @@ def test_report_aggregates_arms_over_seeds_and_checks_the_prompt_order(tmp_path)
     assert result["arms"]["control"]["accuracy"]["n"] == 0
     assert result["same_prompts_in_same_order"] is False  # seed 1's GRPO drew them reversed
     assert (tmp_path / "p.png").is_file()
+
+
+def test_report_tolerates_missing_runs_and_writes_its_folder(tmp_path):
+    """A run cut off by its wall-time stop: the report takes what finished and says so."""
+    (tmp_path / "plan.json").write_text(json.dumps({"budget_tokens": 100, "test_evaluated": False}))
+    _write_run(
+        tmp_path / "c3po-seed0",
+        tokens=[100, 100],
+        grads=[1.0, 1.0],
+        times=[2.0, 4.0],
+        prompts=[["a"], ["b"]],
+        accuracy=(12, 20),
+    )
+    folder = tmp_path / "results"
+    args = parse_args(
+        ["--out", str(tmp_path), "--seeds", "0,1", "--steps", "2", "--report-dir", str(folder)]
+    )
+    result = report(args, tmp_path, "validation")
+    assert result["seeds_with_both_arms_complete"] == []
+    assert result["same_prompts_in_same_order"] is False  # nothing to compare
+    assert result["start"]["n"] == 0 and result["arms"]["grpo"]["accuracy"]["n"] == 0
+    assert result["arms"]["c3po"]["accuracy"] == {"mean": 0.6, "ci95": None, "n": 1}
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "plot-validation.png",
+        "report-validation.json",
+        "report.md",
+    ]
+    assert "| c3po | 0.6 (n=1) |" in (folder / "report.md").read_text()
+
+
+def test_comma_lists_are_checked():
+    args = parse_args(["--part", "control,eval", "--split", "test,validation", "--arms", "grpo"])
+    assert args.parts == ("control", "eval") and args.splits == ("test", "validation")
+    assert args.arm_list == ("grpo",)
+    with pytest.raises(SystemExit):
+        parse_args(["--split", "train"])

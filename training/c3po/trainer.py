@@ -66,7 +66,7 @@ from training.c3po.lora import (
 )
 from training.c3po.rollout import PolicyRolloutEngine, RewardFn, RolloutEngine, sample_groups
 from training.c3po.rollout_buffer import Rollout, RolloutBuffer, SelectedRollout
-from training.c3po.update import c3po_update, fill_logprobs
+from training.c3po.update import c3po_update, fill_logprobs, model_device
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ class C3POTrainer:
             self.reference: Any = None
         else:
             if reference is None:
-                reference = BailingMoeForCausalLM(policy.config)
+                reference = BailingMoeForCausalLM(policy.config).to(model_device(policy))
                 reference.load_state_dict(policy.state_dict())
             self.reference = reference.eval().requires_grad_(False)
         if self.comm.world_size > 1:
