@@ -23,7 +23,13 @@ HARD_STOP="${HARD_STOP:-250}"  # a process still running then is killed; the rep
 mkdir -p "$OUT_DIR"
 rm -rf "$RUN"
 T0=$(date +%s)
-export PYTHONPATH=.
+# Keep what the caller put on the path (a GPU host may carry the verifier's wheels there).
+export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
+# The rewards need the verifier; without it every RL run would die at its first rollout.
+python3 -c "import math_verify, torch, transformers, safetensors" || {
+    echo "missing a package the bench needs (math-verify, torch, transformers, safetensors)" >&2
+    exit 2
+}
 left() { local s=$((T0 + $1 - $(date +%s))); echo $((s > 1 ? s : 1)); }
 BENCH=(python3 -m bench.bench_c3po_equal_tokens --device "$DEVICE" --out "$RUN" --threads 1
     --seeds 0,1,2 --steps 10 --prompts 16 --group 8 --max-tokens 640 --probe-batches 2
