@@ -15,6 +15,7 @@ from ringmodel import (
     save_checkpoint,
     verify_checkpoint,
 )
+from tests.fixtures.c3po_pool import PROBLEMS
 from tests.fixtures.micro_model import MICRO
 from training.c3po.config import C3POConfig
 from training.c3po.lora import (
@@ -94,21 +95,6 @@ def test_adapter_checkpoint_and_file_merge_equal_peft_merge(tmp_path):
     (path / "adapter_model.safetensors").write_bytes(b"torn")
     with pytest.raises(ValueError, match="does not match"):
         read_adapter_manifest(path)
-
-
-PROBLEMS = [
-    {"id": f"m{i}", "statement": f"Compute {i} + {i}.", "answer": str(2 * i), "domain": "math"}
-    for i in range(2, 6)
-] + [
-    {
-        "id": f"s{i}",
-        "statement": f"A car moves {i} m in 1 s. Its speed in m/s?",
-        "answer": str(i),
-        "domain": "science",
-        "kind": "number",
-    }
-    for i in range(2, 5)
-]
 
 
 def test_a_lora_job_writes_adapters_and_merged_checkpoints_and_chains_stages(tmp_path):

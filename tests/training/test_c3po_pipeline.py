@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ringmodel import BailingMoeConfig, BailingMoeForCausalLM, build_tokenizer, save_checkpoint
+from tests.fixtures.c3po_pool import PROBLEMS
 from training.c3po import run as run_script
 from training.c3po.config import C3POConfig
 from training.c3po.pipeline import JobCallbacks, JobSpec, StageSpec, run_job
@@ -21,21 +22,6 @@ def base_checkpoint(path):
     )
     save_checkpoint(BailingMoeForCausalLM(config), build_tokenizer(), path)
     return str(path)
-
-
-PROBLEMS = [
-    {"id": f"m{i}", "statement": f"Compute {i} + {i}.", "answer": str(2 * i), "domain": "math"}
-    for i in range(2, 6)
-] + [
-    {
-        "id": f"s{i}",
-        "statement": f"A car moves {i} m in 1 s. Its speed in m/s?",
-        "answer": str(i),
-        "domain": "science",
-        "kind": "number",
-    }
-    for i in range(2, 5)
-]
 
 
 def tiny() -> C3POConfig:
