@@ -12,6 +12,8 @@ from axes.models import AccessAttempt
 from django.urls import reverse
 from django.utils import timezone
 
+from webapp.audit.models import AuditAction, AuditEvent
+
 pytestmark = pytest.mark.django_db
 
 LOGIN = reverse("accounts:login")
@@ -83,6 +85,12 @@ def test_admin_sees_and_unlocks_a_locked_account(client, student, admin, setting
     )
     assert "Unlocked account ada." in response.content.decode()
     assert "No account or address is locked out." in response.content.decode()
+    unlock = AuditEvent.objects.get(action=AuditAction.LOGIN_UNLOCKED)
+    assert (unlock.actor, unlock.details["kind"], unlock.details["value"]) == (
+        admin,
+        "account",
+        "ada",
+    )
     client.logout()
 
     assert attempt(client, "ada", "right-password-1").status_code == 302

@@ -58,13 +58,19 @@ def user_create(
     return user
 
 
-def lockout_clear(*, kind: str, value: str) -> int:
+@transaction.atomic
+def lockout_clear(*, kind: str, value: str, actor=None) -> int:
     """Unlock an account or an address at once (an admin's action): its recorded log-in failures
-    are forgotten. Returns the number of attempt rows removed."""
+    are forgotten, and the audit log says who unlocked what. Returns the attempt rows removed."""
     field = LOCKOUT_FIELDS.get(kind)
     if field is None or not value:
         raise ServiceError("Choose an account or an address to unlock.", code="bad_lockout")
     deleted, _ = AccessAttempt.objects.filter(**{field: value}).delete()
+    audit_record(
+        action=AuditAction.LOGIN_UNLOCKED,
+        actor=actor,
+        details={"kind": kind, "value": value[:150], "attempt_rows": deleted},
+    )
     return deleted
 
 

@@ -125,7 +125,7 @@ def lockouts(request: HttpRequest) -> HttpResponse:
 def lockout_unlock(request: HttpRequest) -> HttpResponse:
     kind, value = request.POST.get("kind", ""), request.POST.get("value", "")
     try:
-        lockout_clear(kind=kind, value=value)
+        lockout_clear(kind=kind, value=value, actor=request.user)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:

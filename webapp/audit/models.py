@@ -14,6 +14,7 @@ from django.utils import timezone
 class AuditAction(models.TextChoices):
     LOGIN_FAILED = "login.failed", "Log-in failed"
     LOGIN_LOCKED_OUT = "login.locked_out", "Log-in locked out"
+    LOGIN_UNLOCKED = "login.unlocked", "Log-in lockout cleared"
     TEACHER_APPROVED = "teacher.approved", "Teacher approved"
     TEACHER_REJECTED = "teacher.rejected", "Teacher rejected"
     TEACHER_TRUSTED = "teacher.trusted", "Teacher trusted for training"
