@@ -25,7 +25,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from training.problems.base import CHOICE_LETTERS, AnswerKind
-from training.units import convert, normalise_unit
+from training.units import convert, normalise_unit, unit_mismatch
 
 if TYPE_CHECKING:
     from training.problems.base import Problem
@@ -374,6 +374,25 @@ def _verify_number(
     rel = DEFAULT_NUMBER_TOLERANCE if tolerance is None else tolerance
     absolute = DEFAULT_ABS_TOLERANCE if abs_tolerance is None else abs_tolerance
     return math.isclose(pred_value, ref_value, rel_tol=rel, abs_tol=absolute)
+
+
+def answer_unit_mismatch(
+    reference: str, prediction: str | None, *, kind: AnswerKind, unit: str | None = None
+) -> str | None:
+    """For a wrong number answer: the sentence saying its unit measures another quantity than the
+    key's ("kg measures a mass, but the question asks for a length (m)."), else None. Reads the
+    numbers without math-verify, so it costs microseconds."""
+    if kind != "number" or not prediction or len(prediction) > MAX_ANSWER_CHARS:
+        return None
+    try:
+        pred = _read_number_with_unit(prediction, symbolic=False)
+        ref = _read_number_with_unit(reference, symbolic=False)
+    except SymbolicCheckNeeded:
+        return None
+    if pred is None or not pred[1]:
+        return None
+    wanted = unit or (ref[1] if ref else "")
+    return unit_mismatch(pred[1], wanted) if wanted else None
 
 
 def _verify_expression(reference: str, prediction: str, symbolic: bool = True) -> bool:

@@ -272,3 +272,47 @@ def unit_from_statement(statement: str) -> str | None:
     asked = _known([m.group(1) for m in _ASKED_UNIT_RE.finditer(statement)])
     mentioned = _known([m.group(1) for m in _ANY_IN_UNIT_RE.finditer(statement)])
     return asked.pop() if len(asked) == 1 and len(mentioned | asked) == 1 else None
+
+
+_QUANTITY_NAMES: dict[_Dims, str] = {
+    _LENGTH: "a length",
+    _MASS: "a mass",
+    _TIME: "a time",
+    _AMOUNT: "an amount of substance",
+    _CURRENT: "an electric current",
+    _PERCENT: "a percentage",
+    (1, 0, -1, 0, 0, 0): "a speed",
+    (1, 0, -2, 0, 0, 0): "an acceleration",
+    (1, 1, -2, 0, 0, 0): "a force",
+    (2, 1, -2, 0, 0, 0): "an energy",
+    (2, 1, -3, 0, 0, 0): "a power",
+    (-1, 1, -2, 0, 0, 0): "a pressure",
+    (0, 0, -1, 0, 0, 0): "a frequency",
+    (2, 0, 0, 0, 0, 0): "an area",
+    (3, 0, 0, 0, 0, 0): "a volume",
+    (-3, 1, 0, 0, 0, 0): "a density",
+    (0, 1, 0, -1, 0, 0): "a molar mass",
+}
+
+
+def quantity_of(unit: str) -> str | None:
+    """What a unit measures, in words ("kg" -> "a mass", "km/h" -> "a speed"); None if the unit
+    is unknown or its quantity has no everyday name."""
+    known = unit_dimensions(normalise_unit(unit)) if unit else None
+    return _QUANTITY_NAMES.get(known[0]) if known else None
+
+
+def unit_mismatch(answer_unit: str, wanted_unit: str) -> str | None:
+    """Why an answer's unit cannot be the one asked for, as a sentence for the student ("kg
+    measures a mass, but the question asks for a length (m)."); None when the two measure the
+    same quantity, or when either is unknown (then nothing can be said for sure)."""
+    answer = unit_dimensions(normalise_unit(answer_unit)) if answer_unit else None
+    wanted = unit_dimensions(normalise_unit(wanted_unit)) if wanted_unit else None
+    if answer is None or wanted is None or answer[0] == wanted[0]:
+        return None
+    answer_quantity = _QUANTITY_NAMES.get(answer[0], "another quantity")
+    wanted_quantity = _QUANTITY_NAMES.get(wanted[0], "another quantity")
+    return (
+        f"{answer_unit.strip()} measures {answer_quantity}, but the question asks for "
+        f"{wanted_quantity} ({wanted_unit.strip()})."
+    )

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from training.answers import (
+    answer_unit_mismatch,
     check_reference_parses,
     extract_final_answer,
     normalise_unit,
@@ -315,6 +316,28 @@ def test_every_si_prefix_of_a_known_unit_converts(reference, prediction, unit):
 )
 def test_a_unit_of_another_quantity_is_wrong(prediction, unit):
     assert not verify("135", prediction, kind="number", unit=unit)
+
+
+@pytest.mark.parametrize(
+    ("reference", "prediction", "unit", "note"),
+    [
+        ("135", "135 kg", "m", "kg measures a mass, but the question asks for a length (m)."),
+        ("12 N", "12 J", None, "J measures an energy, but the question asks for a force (N)."),
+        ("20", "20 s", "m/s", "s measures a time, but the question asks for a speed (m/s)."),
+        ("135", "0.135 km", "m", None),  # same quantity: wrong (or right) for another reason
+        ("135", "135", "m", None),  # no unit written
+        ("135", "135 apples", "m", None),  # unknown unit: nothing certain to say
+        ("135", "135 m", None, None),  # the key has no unit to compare with
+    ],
+)
+def test_a_wrong_unit_is_explained(reference, prediction, unit, note):
+    assert answer_unit_mismatch(reference, prediction, kind="number", unit=unit) == note
+
+
+def test_only_number_answers_get_a_unit_explanation():
+    assert answer_unit_mismatch("x^2", "x^2 kg", kind="expression", unit="m") is None
+    # A value only math-verify can read gets no note: the explanation stays on the cheap path.
+    assert answer_unit_mismatch("135", "2\\sqrt{2} kg", kind="number", unit="m") is None
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 
+from training.answers import answer_unit_mismatch
 from webapp.classes.models import Assignment, Classroom
 from webapp.core.errors import ServiceError
 from webapp.problems.models import Problem, ProblemSet
@@ -235,3 +236,20 @@ def attempt_next_steps(*, attempt: Attempt) -> AttemptNextSteps:
         can_reveal_solution=in_tutor_mode and not busy and not solution_asked,
         can_regenerate=solution_asked and not busy,
     )
+
+
+def own_answer_unit_note(*, own_answer: OwnAnswer | None) -> str:
+    """Why a wrong own answer's unit cannot be right ("kg measures a mass, but the question asks
+    for a length (m)."), or "" (right, unchecked, or wrong for another reason)."""
+    if own_answer is None or own_answer.is_correct is not False:
+        return ""
+    problem = own_answer.attempt.problem
+    if problem is None or not problem.reference_answer:
+        return ""
+    note = answer_unit_mismatch(
+        problem.reference_answer,
+        own_answer.answer,
+        kind=problem.answer_kind,
+        unit=problem.unit or None,
+    )
+    return note or ""

@@ -279,6 +279,7 @@ def own_answer_create(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse
             "problem": attempt.problem,
             "own_answer_error": error,
             "latest_own_answer": own_answer,
+            "own_answer_unit_note": selectors.own_answer_unit_note(own_answer=own_answer),
             "own_answers": attempt.own_answers.all()[:10],
         },
     )

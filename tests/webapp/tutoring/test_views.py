@@ -225,6 +225,21 @@ def test_own_answer_gets_a_verdict_and_is_recorded(student_client, attempt):
     assert OwnAnswer.objects.count() == 2
 
 
+def test_a_wrong_unit_is_explained_beside_the_verdict(student_client, attempt):
+    problem = attempt.problem
+    problem.statement, problem.answer_kind = "How far does the cart go, in metres?", "number"
+    problem.reference_answer, problem.unit = "135", "m"
+    problem.save()
+    url = reverse("tutoring:own_answer_create", args=[attempt.pk])
+    wrong_quantity = student_client.post(url, {"answer": "135 kg"}, **HTMX).content.decode()
+    assert 'data-own-verdict="wrong"' in wrong_quantity
+    assert "kg measures a mass, but the question asks for a length (m)." in wrong_quantity
+    wrong_value = student_client.post(url, {"answer": "130 m"}, **HTMX).content.decode()
+    assert 'data-own-verdict="wrong"' in wrong_value and "data-own-unit-note" not in wrong_value
+    right = student_client.post(url, {"answer": "0.135 km"}, **HTMX).content.decode()
+    assert 'data-own-verdict="correct"' in right
+
+
 def test_finished_solution_footer_shows_final_answer_and_verdict(student_client, attempt):
     generation = finish(
         attempt.generations.get(),
