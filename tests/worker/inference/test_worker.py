@@ -269,7 +269,7 @@ async def test_the_answers_confidence_and_a_cut_off_are_stored(config, aredis, s
     engines = Engines(weakest_logprob=math.log(0.25))
     worker = scripted_worker(config, engines)
     finished = new_generation(student, problem)
-    async with serving(worker), GroupListener(finished.pk) as listener:
+    async with serving(worker), LogListener(finished.pk) as listener:
         await enqueue(aredis, config, finished)
         await listener.until("done")
     finished.refresh_from_db()
@@ -279,7 +279,7 @@ async def test_the_answers_confidence_and_a_cut_off_are_stored(config, aredis, s
     short = dataclasses.replace(config, sampling=SamplingDefaults(max_new_tokens=12))
     worker = scripted_worker(short, Engines())
     cut = new_generation(student, problem)
-    async with serving(worker), GroupListener(cut.pk) as listener:
+    async with serving(worker), LogListener(cut.pk) as listener:
         await enqueue(aredis, short, cut)
         done = await listener.until("done")
     cut.refresh_from_db()
