@@ -194,8 +194,10 @@ def training_job_cancel(*, job: TrainingJob, actor) -> TrainingJob:
         job.finished_at = timezone.now()
     else:
         job.status = JobStatus.CANCELLING
-    job.log_tail = _append_lines(job.log_tail, [f"cancel requested by {actor or 'system'}"])
+    cancel_line = f"cancel requested by {actor or 'system'}"
+    job.log_tail = _append_lines(job.log_tail, [cancel_line])
     job.save(update_fields=["cancel_requested", "status", "finished_at", "log_tail"])
+    _send_after_commit(job.pk, events.log_event(lines=[cancel_line]))
     audit_record(
         action=AuditAction.JOB_CANCELLED,
         actor=actor,
@@ -476,6 +478,9 @@ def _finish(job_id: int, run_token: str, *, status: str, error: str = "", line: 
         if line:
             job.log_tail = _append_lines(job.log_tail, [line])
         job.save(update_fields=["status", "error", "finished_at", "log_tail"])
+        if line:
+            # The page's log panel gets the closing line live, as it got every line before it.
+            _send_after_commit(job.pk, events.log_event(lines=[line]))
         _send_after_commit(job.pk, events.job_status_event(job))
         if status == JobStatus.SUCCEEDED and job.result_model_id:
             # Before and after on the same held-out problems: the result, and the base model

@@ -129,6 +129,22 @@ def test_cancel_a_queued_job_ends_it_and_a_running_one_asks_it_to_stop(admin, ba
     assert running.status == JobStatus.CANCELLING and running.cancel_requested
 
 
+def test_the_job_pages_log_gets_the_cancel_and_closing_lines_live(admin, base, pool, monkeypatch):
+    from webapp.registry import training_services
+
+    sent = []
+    monkeypatch.setattr(training_services, "_send_after_commit", lambda job_id, e: sent.append(e))
+    job = create(admin, base)
+    TrainingJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, run_token="run-1")
+    training_job_cancel(job=job, actor=admin)
+    assert {"type": "log", "lines": ["cancel requested by job-admin"]} in sent
+    sent.clear()
+    training_services._finish(job.pk, "run-1", status=JobStatus.CANCELLED, line="cancelled")
+    # The closing line first, then the status that redraws the page's buttons.
+    assert [e["type"] for e in sent] == ["log", "status"]
+    assert sent[0]["lines"] == ["cancelled"]
+
+
 def _mark_running(job, *, pid, host=None, age=0):
     TrainingJob.objects.filter(pk=job.pk).update(
         status=JobStatus.RUNNING,
