@@ -58,7 +58,10 @@ def test_the_spec_round_trips_through_json(tmp_path):
 
 
 def test_two_ranks_cancel_at_a_checkpoint_and_resume_to_the_end(tmp_path):
-    spec = make_spec(tmp_path)
+    # Enough steps that the stop, asked for at the first reported step, always lands before the
+    # end: with 3, a loaded machine finished the whole job before the ranks saw the stop file.
+    steps = 12
+    spec = make_spec(tmp_path, steps=steps)
     control = tmp_path / "job" / "control"
     metrics, checkpoints, seen_ranks = [], [], set()
 
@@ -76,7 +79,7 @@ def test_two_ranks_cancel_at_a_checkpoint_and_resume_to_the_end(tmp_path):
     assert first.stopped and seen_ranks == {0, 1}
     assert metrics and checkpoints and checkpoints[-1] == metrics[-1]
     done = metrics[-1]
-    assert done < 3
+    assert done < steps
 
     resumed_metrics = []
     result = run_under_torchrun(
@@ -85,8 +88,8 @@ def test_two_ranks_cancel_at_a_checkpoint_and_resume_to_the_end(tmp_path):
         nproc_per_node=2,
         control_dir=control,
     )
-    assert not result.stopped and result.stages[0].steps == 3
-    assert [s for s, _ in resumed_metrics] == list(range(done + 1, 4))
+    assert not result.stopped and result.stages[0].steps == steps
+    assert [s for s, _ in resumed_metrics] == list(range(done + 1, steps + 1))
     assert all(m["tokens_trained"] == 40 for _, m in resumed_metrics)
 
 
