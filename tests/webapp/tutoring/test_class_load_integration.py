@@ -88,7 +88,10 @@ class ConnectionSampler(threading.Thread):
 def ask_like_a_browser(url: str, cookie: tuple[str, str], number: int, start: threading.Barrier):
     """The form, the POST, the redirected page, the page's socket and its first two events."""
     with httpx.Client(base_url=url, cookies=dict([cookie]), timeout=120) as http:
-        form = http.get("/solve/")
+        # Not kept alive: the POST waits at the barrier for the whole class, longer than the
+        # server's keep-alive timeout, and a POST on a connection the server has closed is reset
+        # (a browser would retry on a fresh connection; this client opens one).
+        form = http.get("/solve/", headers={"Connection": "close"})
         assert form.status_code == 200, form.status_code
         token = http.cookies["csrftoken"]
         start.wait()
