@@ -97,8 +97,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--swap-streams", type=int, default=32)
     parser.add_argument("--skip-swap", action="store_true")
     parser.add_argument("--eager", action="store_true", help="vLLM eager mode on both sides")
-    parser.add_argument("--workdir", default="/tmp/ringtutor-bench")
-    parser.add_argument("--out", default="/tmp/ringtutor-bench/results.json")
+    parser.add_argument("--workdir", default="runs/bench-streaming")
+    parser.add_argument("--out", default="runs/bench-streaming/results.json")
     return parser.parse_args()
 
 

@@ -89,8 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--eager", action="store_true", help="vLLM eager mode on both sides")
-    parser.add_argument("--workdir", default="/tmp/ringtutor-vsbench")
-    parser.add_argument("--out", default="/tmp/ringtutor-vsbench/results.json")
+    parser.add_argument("--workdir", default="runs/bench-vs-vllm-server")
+    parser.add_argument("--out", default="runs/bench-vs-vllm-server/results.json")
     return parser.parse_args(argv)
 
 

@@ -14,7 +14,7 @@
 # call, e.g. a tiny config for a CPU check) may be overridden from the environment.
 set -u
 OUT_DIR="${OUT:?set OUT to the folder that receives the results}/c3po"
-RUN="${RUN_DIR:-/tmp/c3po_equal_tokens_gpu}"
+RUN="${RUN_DIR:-runs/c3po_equal_tokens_gpu}"
 DEVICE="${DEVICE:-cuda}"
 TRAIN_UNTIL="${TRAIN_UNTIL:-150}"
 CONTROL_UNTIL="${CONTROL_UNTIL:-205}"

@@ -20,7 +20,7 @@ still runs. Results are rewritten after every section as `<out>/gpu_check.json` 
 `<out>/gpu_check.md`, so a run cut short still leaves what it measured.
 
 Run on a CUDA host:   python bench/gpu_check.py --out "$OUT"
-Smoke test on a CPU:  .venv/bin/python bench/gpu_check.py --quick --out /tmp/gpu-check
+Smoke test on a CPU:  .venv/bin/python bench/gpu_check.py --quick --out runs/gpu-check
 """
 
 from __future__ import annotations

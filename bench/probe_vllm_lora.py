@@ -7,7 +7,7 @@ and compares the prompt log-probs of the fixed verification probe under the adap
 writes what happened — served and matching, served but wrong, or refused with vLLM's error — to
 `--out` as JSON, so the answer lives in a file rather than in someone's memory.
 
-Run:  .venv/bin/python bench/probe_vllm_lora.py --out /tmp/vllm-lora.json
+Run:  .venv/bin/python bench/probe_vllm_lora.py --out runs/vllm-lora.json
 """
 
 from __future__ import annotations
