@@ -154,8 +154,11 @@ def test_a_whole_class_asking_at_once_fails_no_request_on_a_bounded_pool(pooled_
     failures = [r for r in results if not isinstance(r, tuple)]
     assert not failures, f"{len(failures)} of {class_size} failed: {failures[:3]}\n{child.log()}"
     for first, second in results:
-        # Queued, or already running when a worker is serving in the same session.
-        assert first["type"] == "snapshot" and second["type"] == "status"
+        # The page's socket always opens on a snapshot. What follows depends on whether a worker
+        # from another test in the session is serving: "queued" status, or the generation's own
+        # progress (a delta, its end) - never an error.
+        assert first["type"] == "snapshot", first
+        assert second["type"] in {"status", "delta", "done"}, second
     assert "Internal Server Error" not in child.log()
     # Every request needed the database; at most the pool's size of connections were open at once.
     assert 1 <= max(sampler.counts) <= POOL_SIZE, sampler.counts
