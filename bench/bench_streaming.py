@@ -252,14 +252,22 @@ def merge_rounds(rounds: list[dict]) -> dict:
 
 
 class Stack:
-    def __init__(self, env: dict, workdir: Path) -> None:
+    """The site (one uvicorn) and `workers` inference workers on one queue. `processes` is
+    uvicorn first, then the workers in order."""
+
+    def __init__(self, env: dict, workdir: Path, workers: int = 1) -> None:
         self.env = env
         self.workdir = workdir
         self.processes: list[subprocess.Popen] = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.worker_id = f"bench-{os.getpid()}"
+        self.worker_ids = [f"bench-{os.getpid()}-{i}" for i in range(workers)]
+        self.worker_id = self.worker_ids[0]  # the one whose heartbeat LoopLagWatch reads
+
+    @property
+    def workers(self) -> list[subprocess.Popen]:
+        return self.processes[1:]
 
     def start(self) -> None:
         self._spawn(
@@ -269,10 +277,11 @@ class Stack:
             ],
             "uvicorn.log",
         )  # fmt: skip
-        self._spawn(
-            [sys.executable, "-m", "worker.inference", "--worker-id", self.worker_id],
-            "worker.log",
-        )
+        for i, worker_id in enumerate(self.worker_ids):
+            self._spawn(
+                [sys.executable, "-m", "worker.inference", "--worker-id", worker_id],
+                "worker.log" if i == 0 else f"worker-{i}.log",
+            )
 
     def _spawn(self, args: list[str], log_name: str) -> None:
         log = open(self.workdir / log_name, "wb")  # noqa: SIM115 - lives as long as the process
@@ -283,25 +292,27 @@ class Stack:
             )
         )  # fmt: skip
 
-    def heartbeat(self) -> dict | None:
+    def heartbeat(self, worker_id: str | None = None) -> dict | None:
         import redis
 
         from worker.protocol import heartbeat_key
 
-        raw = redis.Redis.from_url(self.env["REDIS_URL"]).get(heartbeat_key(self.worker_id))
+        key = heartbeat_key(worker_id or self.worker_id)
+        raw = redis.Redis.from_url(self.env["REDIS_URL"]).get(key)
         return json.loads(raw) if raw else None
 
     def wait_serving(self, timeout: float = 900) -> dict:
+        """Wait until every worker is serving; the first one's heartbeat."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for process in self.processes:
                 if process.poll() is not None:
                     raise RuntimeError(f"a stack process exited; see {self.workdir}/*.log")
-            beat = self.heartbeat()
-            if beat and beat["state"] == "serving":
-                return beat
+            beats = [self.heartbeat(worker_id) for worker_id in self.worker_ids]
+            if all(beat and beat["state"] == "serving" for beat in beats):
+                return beats[0]
             time.sleep(0.5)
-        raise RuntimeError("the inference worker did not start")
+        raise RuntimeError("the inference workers did not start")
 
     def stop(self) -> None:
         for process in self.processes:
@@ -327,7 +338,20 @@ def engine_processes(stack: "Stack") -> tuple:
     stack_pids = {p.pid for p in stack.processes}
     raw = [c for c in psutil.Process().children() if c.pid not in stack_pids]
     raw += [d for c in raw for d in c.children(recursive=True)]
-    return ProcessHold(raw), ProcessHold.descendants_of(stack.processes[1].pid)
+    return ProcessHold(raw), stack_engines(stack)
+
+
+def stack_engines(stack: "Stack"):
+    """Every worker's engine processes, to hold them all still together."""
+    from tests.fixtures.process_hold import ProcessHold
+
+    return ProcessHold(
+        [
+            engine
+            for worker in stack.workers
+            for engine in ProcessHold.descendants_of(worker.pid).processes
+        ]
+    )
 
 
 def free_port() -> int:
@@ -636,8 +660,9 @@ class CpuMeter:
     def _groups(self) -> dict[str, list]:
         import psutil
 
-        uvicorn, worker = (psutil.Process(p.pid) for p in self.stack.processes[:2])
-        engine = worker.children(recursive=True)
+        uvicorn = psutil.Process(self.stack.processes[0].pid)
+        workers = [psutil.Process(p.pid) for p in self.stack.workers]
+        engine = [child for worker in workers for child in worker.children(recursive=True)]
         named = {"redis": [], "postgres": []}
         for process in psutil.process_iter(["name"]):
             name = process.info["name"] or ""
@@ -647,7 +672,7 @@ class CpuMeter:
                 named["postgres"].append(process)
         return {
             "uvicorn": [uvicorn, *uvicorn.children(recursive=True)],
-            "worker main": [worker],
+            "worker main": workers,
             "worker engine": engine,
             "bench clients": [psutil.Process()],
             **named,

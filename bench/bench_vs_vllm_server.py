@@ -56,6 +56,7 @@ from bench.bench_streaming import (  # noqa: E402 - after the path is set
     paired_comparison,
     paired_rounds,
     request_phases,
+    stack_engines,
 )
 
 SITE_DB = "ringtutor_vsbench_site"
@@ -89,6 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--eager", action="store_true", help="vLLM eager mode on both sides")
+    parser.add_argument(
+        "--stack-workers", type=int, default=1, help="inference workers on the stack's queue"
+    )
     parser.add_argument("--workdir", default="runs/bench-vs-vllm-server")
     parser.add_argument("--out", default="runs/bench-vs-vllm-server/results.json")
     return parser.parse_args(argv)
@@ -499,7 +503,7 @@ class Bench:
         )
         self.redis = redis.Redis.from_url(services.redis_url)
         self.server_hold = ProcessHold.descendants_of(services.server.pid)
-        self.stack_hold = ProcessHold.descendants_of(stack.processes[1].pid)
+        self.stack_hold = stack_engines(stack)
         self.server_texts: dict[int, tuple[str, str]] = {}
         self.stack_texts: dict[int, tuple[str, str]] = {}
 
@@ -744,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         call_command("migrate", verbosity=0)
         services.start_server(checkpoint, env)
         usernames = make_students(max(int(x) for x in args.clients.split(",")))
-        stack = Stack(env, workdir)
+        stack = Stack(env, workdir, workers=args.stack_workers)
         stack.start()
         stack.wait_serving()
         services.wait_server()
