@@ -4,12 +4,14 @@ Each test starts real processes (`torch.multiprocessing.spawn`, a gloo group ove
 running the product code (FSDP2-sharded policy, training/c3po/distributed.py). The update test
 feeds both set-ups the SAME rollouts — a group whose responses were sampled on two ranks and a
 budget cut that lands in a response owned by rank 1 — and compares the selection and every
-parameter's gradient. The trainer test runs two ranks end to end, checkpoints, and resumes the
-run in one process.
+parameter's gradient, for full fine-tuning and for LoRA (FSDP2 over the peft-wrapped model, the
+reference read with the adapters disabled: only adapter weights get gradients). The trainer test
+runs two ranks end to end, checkpoints, and resumes the run in one process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -32,6 +34,7 @@ from training.c3po.distributed import (
     shard_bounds,
     shard_model,
 )
+from training.c3po.lora import LoraSpec, apply_lora, reference_mode
 from training.c3po.rollout_buffer import Rollout, RolloutBuffer
 from training.c3po.trainer import C3POTrainer, latest_checkpoint
 from training.c3po.update import accumulate_gradients, fill_logprobs
@@ -54,6 +57,18 @@ def micro_config() -> BailingMoeConfig:
 def base_model() -> BailingMoeForCausalLM:
     torch.manual_seed(0)
     return BailingMoeForCausalLM(micro_config())
+
+
+def lora_model() -> torch.nn.Module:
+    """The base with rank-4 adapters whose B matrices are not zero (peft starts them at zero,
+    which would leave A without a gradient): every adapter weight then gets one."""
+    model = apply_lora(base_model(), LoraSpec(rank=4, alpha=8))
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
+    return model
 
 
 def c3po_config() -> C3POConfig:
@@ -86,12 +101,14 @@ def make_rollouts(world_size: int) -> list[Rollout]:
     return rollouts
 
 
-def selection_and_gradients(model, communicator, world_size: int):
+def selection_and_gradients(model, communicator, world_size: int, lora: bool = False):
     config = c3po_config()
     rollouts = make_rollouts(world_size)
     own = [r for r in rollouts if r.owner_rank == communicator.rank]
-    # The reference is the start policy itself (a frozen copy in the trainer).
-    fill_logprobs(own, model, "ref_logp_T", config, 0, communicator)
+    # The reference is the start policy itself (a frozen copy in the trainer); for LoRA, the
+    # base read with the adapters disabled, as the trainer does.
+    with reference_mode(model) if lora else contextlib.nullcontext(model) as reference:
+        fill_logprobs(own, reference, "ref_logp_T", config, 0, communicator)
     buffer = RolloutBuffer()
     buffer.add_groups(rollouts)
     selected = buffer.take(BUDGET, "carry")
@@ -121,11 +138,11 @@ def _init(rank: int, store: str) -> DistributedContext:
     return DistributedContext(device=torch.device("cpu"))
 
 
-def _update_worker(rank: int, store: str, out_dir: str) -> None:
+def _update_worker(rank: int, store: str, out_dir: str, lora: bool) -> None:
     comm = _init(rank, store)
     try:
-        model = shard_model(base_model())
-        chosen, grads, total, reduced = selection_and_gradients(model, comm, WORLD)
+        model = shard_model(lora_model() if lora else base_model())
+        chosen, grads, total, reduced = selection_and_gradients(model, comm, WORLD, lora)
         if comm.is_main:
             torch.save(
                 {"chosen": chosen, "grads": grads, "total": total, "reduced": reduced},
@@ -145,9 +162,11 @@ def test_split_rollouts_are_what_the_sampler_would_give_each_rank():
     assert cumulative[cut] > BUDGET and owners[cut] == 1, "the cut falls inside rank 1's response"
 
 
-def test_two_ranks_select_and_differentiate_exactly_as_one_process(tmp_path):
-    chosen, grads, total, reduced = selection_and_gradients(base_model(), SingleProcess(), 1)
-    mp.spawn(_update_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=WORLD)
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_two_ranks_select_and_differentiate_exactly_as_one_process(tmp_path, lora):
+    one_model = lora_model() if lora else base_model()
+    chosen, grads, total, reduced = selection_and_gradients(one_model, SingleProcess(), 1, lora)
+    mp.spawn(_update_worker, args=(str(tmp_path / "store"), str(tmp_path), lora), nprocs=WORLD)
     two = torch.load(tmp_path / "two_ranks.pt", weights_only=True)
 
     assert total == BUDGET == two["total"]
@@ -157,6 +176,8 @@ def test_two_ranks_select_and_differentiate_exactly_as_one_process(tmp_path):
     cut_owner = two["chosen"][-1][1]
     assert cut_owner == 1 and two["chosen"][-1][2] < LENGTHS[len(two["chosen"]) - 1]
     assert grads.keys() == two["grads"].keys()
+    if lora:  # only the adapters learn; the base is the frozen reference
+        assert grads and all("lora_" in k for k in grads), sorted(grads)[:3]
     worst = max((grads[k] - two["grads"][k]).abs().max().item() for k in grads)
     assert worst <= 1e-6, f"max |Δ grad| {worst:.3g}"
     assert two["reduced"] == pytest.approx(reduced, abs=1e-6)
