@@ -518,6 +518,8 @@ def section_plan(args, results) -> dict[str, Any]:
             response_tokens=args.lora_response,
             activation_checkpointing=False,
             optimizer_states=True,
+            # The update ran with the trainer's default chunked head (C3POConfig).
+            head_chunk_tokens=plan.HEAD_CHUNK_TOKENS,
         )
         rows.append(_plan_row("LoRA C3PO update", predicted, lora["update_peak_bytes"]))
     return {"rows": rows}

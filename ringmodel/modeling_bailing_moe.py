@@ -17,11 +17,13 @@ its two sibling files.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache
@@ -282,6 +284,64 @@ class BailingMoeModel(BailingMoePreTrainedModel):
         )
 
 
+@dataclass
+class BailingMoeCausalLMOutput(MoeCausalLMOutputWithPast):
+    """transformers' MoE output, plus the per-token log-probabilities and entropies of the
+    ``token_positions`` / ``token_ids`` a forward was asked to score (fp32 [B, T]; then
+    ``logits`` is None: the full logits were never materialised)."""
+
+    token_logprobs: torch.Tensor | None = None
+    token_entropy: torch.Tensor | None = None
+
+
+def _score_chunk(
+    hidden_BCD: torch.Tensor, weight_VD: torch.Tensor, ids_BC: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(id) and the full-vocabulary entropy at C positions, in fp32."""
+    logits_BCV = F.linear(hidden_BCD, weight_VD).float()
+    if temperature != 1.0:
+        logits_BCV = logits_BCV / temperature
+    logp_BCV = F.log_softmax(logits_BCV, dim=-1)
+    entropy_BC = -(logp_BCV.exp() * logp_BCV).sum(-1)
+    return logp_BCV.gather(-1, ids_BC.unsqueeze(-1)).squeeze(-1), entropy_BC
+
+
+def score_tokens(
+    hidden_BTD: torch.Tensor,
+    weight_VD: torch.Tensor,
+    ids_BT: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    chunk_tokens: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p, entropy) of each of T positions, [B, T] fp32, through the output head.
+
+    ``chunk_tokens`` > 0 computes the head ``chunk_tokens`` positions (over the whole batch) at a
+    time and recomputes each chunk in backward (activation checkpointing), so at most one
+    chunk's [B, C, V] logits and softmax exist at once instead of [B, T, V]: with Ring-lite's
+    157k vocabulary and 24k-token responses the full fp32 logits alone are ~15 GB per sequence.
+    The results are those of one pass up to floating-point summation order.
+    """
+    width = ids_BT.shape[1]
+    if chunk_tokens <= 0 or width == 0:
+        return _score_chunk(hidden_BTD, weight_VD, ids_BT, temperature)
+    step = max(1, chunk_tokens // max(1, ids_BT.shape[0]))
+    logps, entropies = [], []
+    for start in range(0, width, step):
+        part = slice(start, start + step)
+        logp_BC, entropy_BC = checkpoint(
+            _score_chunk,
+            hidden_BTD[:, part],
+            weight_VD,
+            ids_BT[:, part],
+            temperature,
+            use_reentrant=False,
+        )
+        logps.append(logp_BC)
+        entropies.append(entropy_BC)
+    return torch.cat(logps, dim=1), torch.cat(entropies, dim=1)
+
+
 class BailingMoeForCausalLM(BailingMoePreTrainedModel, GenerationMixin):
     """Ring-lite's causal LM: ``BailingMoeModel`` plus a (column-normalised) ``lm_head``."""
 
@@ -330,12 +390,21 @@ class BailingMoeForCausalLM(BailingMoePreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         output_router_logits: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        token_positions: torch.LongTensor | None = None,
+        token_ids: torch.LongTensor | None = None,
+        token_temperature: float = 1.0,
+        token_chunk: int = 0,
         **kwargs: Any,
-    ) -> MoeCausalLMOutputWithPast:
+    ) -> BailingMoeCausalLMOutput:
         """Logits are fp32 [B, S, V] (or the last ``logits_to_keep`` positions).
 
         ``labels`` (-100 = ignore) gives the mean next-token cross-entropy in ``loss``.
         ``output_router_logits=True`` returns one fp32 [B, S, E] tensor per MoE layer.
+        ``token_positions`` / ``token_ids`` [B, T] (the RL trainer's teacher-forced responses):
+        instead of logits, ``token_logprobs`` and ``token_entropy`` of ``token_ids[b, t]`` at
+        sequence position ``token_positions[b, t]``, logits divided by ``token_temperature``,
+        the head computed ``token_chunk`` positions at a time (``score_tokens``). Inside the
+        forward, so a sharded root's head weight is gathered as for any forward.
         """
         outputs = self.model(
             input_ids=input_ids,
@@ -347,6 +416,22 @@ class BailingMoeForCausalLM(BailingMoePreTrainedModel, GenerationMixin):
             output_router_logits=output_router_logits,
         )
         hidden_BSD = outputs.last_hidden_state
+        if token_positions is not None:
+            assert token_ids is not None, "token_positions needs token_ids"
+            index_BTD = token_positions.unsqueeze(-1).expand(-1, -1, hidden_BSD.shape[-1])
+            logp_BT, entropy_BT = score_tokens(
+                hidden_BSD.gather(1, index_BTD),
+                self.output_weight(),
+                token_ids,
+                temperature=token_temperature,
+                chunk_tokens=token_chunk,
+            )
+            return BailingMoeCausalLMOutput(
+                past_key_values=outputs.past_key_values,
+                router_logits=outputs.router_logits,
+                token_logprobs=logp_BT,
+                token_entropy=entropy_BT,
+            )
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
         logits_BSV = F.linear(hidden_BSD[:, keep, :], self.output_weight()).float()
 
@@ -357,7 +442,7 @@ class BailingMoeForCausalLM(BailingMoePreTrainedModel, GenerationMixin):
                 labels[:, 1:].reshape(-1).to(logits_BSV.device),
                 ignore_index=-100,
             )
-        return MoeCausalLMOutputWithPast(
+        return BailingMoeCausalLMOutput(
             loss=loss,
             logits=logits_BSV,
             past_key_values=outputs.past_key_values,
@@ -366,6 +451,7 @@ class BailingMoeForCausalLM(BailingMoePreTrainedModel, GenerationMixin):
 
 
 __all__ = [
+    "BailingMoeCausalLMOutput",
     "BailingMoeForCausalLM",
     "BailingMoeModel",
     "BailingMoePreTrainedModel",

@@ -29,6 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from training.c3po.config import C3POConfig
+
+# What the trainer runs unless a job sets it (C3POConfig.head_chunk_tokens).
+HEAD_CHUNK_TOKENS = C3POConfig.head_chunk_tokens
+
 GIB = 2**30
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 PRESETS = {"ring-tiny": CONFIG_DIR / "ring-tiny.json", "ring-lite": CONFIG_DIR / "ring-lite.json"}
@@ -211,9 +216,11 @@ class ModelShape:
         rank: int = 0,
         activation_checkpointing: bool,
         head: Head = "c3po",
+        head_chunk_tokens: int = HEAD_CHUNK_TOKENS,
     ) -> dict[str, float]:
         """Peak activation bytes of one forward+backward of `batch` sequences of `seq` tokens
-        (`response_tokens` of them trained per sequence)."""
+        (`response_tokens` of them trained per sequence; the C3PO head scores them
+        `head_chunk_tokens` at a time, 0 = all at once)."""
         tokens = batch * seq
         per_layer = [
             self.layer_activation_bytes(
@@ -236,10 +243,16 @@ class ModelShape:
             # The logits in the compute dtype, their fp32 copy (none when that is fp32) and
             # the cross-entropy's fp32 log-softmax.
             logits = tokens * v * (a + 4 + (4 if a < 4 else 0))
-        else:
+        elif head_chunk_tokens <= 0:
             # Full-sequence logits (bf16 + fp32) while the response positions are gathered, then
             # per trained position: gathered logits, two log-softmaxes, exp, p·logp and grads.
             logits = tokens * v * (a + (4 if a < 4 else 0)) + batch * response_tokens * v * 24
+        else:
+            # Chunked and recomputed (ringmodel's score_tokens): the gathered hidden states and
+            # the fp32 log-prob and entropy of every trained position stay; the ~24 bytes per
+            # vocabulary entry exist for one chunk at a time (its forward, then its recompute).
+            trained = batch * response_tokens
+            logits = trained * (a * d + 8) + min(head_chunk_tokens, trained) * v * 24
         return {
             "layers": layers,
             "embeddings_and_norm": embed,
@@ -287,6 +300,7 @@ class TrainingSetup:
     max_response_tokens: int = 24_576
     prompt_tokens: int = 512
     micro_batch_size: int = 1
+    head_chunk_tokens: int = HEAD_CHUNK_TOKENS
     activation_checkpointing: bool = True
     precision: Precision = "bf16-mixed"
     rollout_engine: Literal["vllm", "policy"] = "vllm"
@@ -390,6 +404,7 @@ def make_plan(model: ModelShape, setup: TrainingSetup) -> Plan:
         "a": a,
         "mode": setup.mode,
         "rank": setup.lora_rank if setup.mode == "lora" else 0,
+        "head_chunk_tokens": setup.head_chunk_tokens,
     }
     without_ac = model.activation_bytes(activation_checkpointing=False, **activation_kwargs)
     with_ac = model.activation_bytes(activation_checkpointing=True, **activation_kwargs)
@@ -482,6 +497,7 @@ def measured_step_memory(
     activation_checkpointing: bool = False,
     optimizer_states: bool = False,
     head: Head | None = None,
+    head_chunk_tokens: int = HEAD_CHUNK_TOKENS,
 ) -> dict[str, float]:
     """Predicted peak bytes of one single-process step as bench/gpu_check.py and
     bench/bench_plan_memory.py run it (weights and AdamW state in the model's own dtype, one
@@ -509,6 +525,7 @@ def measured_step_memory(
         rank=lora_rank if mode == "lora" else 0,
         activation_checkpointing=activation_checkpointing,
         head=chosen_head,
+        head_chunk_tokens=head_chunk_tokens,
     )
     parts["activations"] = activations["total"]
     parts["total"] = sum(parts.values())
@@ -572,6 +589,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--response-tokens", type=int, default=24_576)
     parser.add_argument("--micro-batch", type=int, default=1)
+    parser.add_argument(
+        "--head-chunk-tokens",
+        type=int,
+        default=HEAD_CHUNK_TOKENS,
+        help="trained positions per chunk of the output head (0 = the whole micro-batch at once)",
+    )
     parser.add_argument("--no-activation-checkpointing", action="store_true")
     parser.add_argument("--precision", choices=("bf16-mixed", "bf16", "fp32"), default="bf16-mixed")
     parser.add_argument("--engine", choices=("vllm", "policy"), default="vllm")
@@ -589,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         prompt_tokens=args.prompt_tokens,
         max_response_tokens=args.response_tokens,
         micro_batch_size=args.micro_batch,
+        head_chunk_tokens=args.head_chunk_tokens,
         activation_checkpointing=not args.no_activation_checkpointing,
         precision=args.precision,
         rollout_engine=args.engine,

@@ -72,7 +72,10 @@ def lora_model() -> torch.nn.Module:
 
 
 def c3po_config() -> C3POConfig:
-    return C3POConfig.ring_tiny(budget_tokens=BUDGET, micro_batch_size=2, group_size=GROUP)
+    # head_chunk_tokens=8: the output head runs in several recomputed chunks under FSDP too.
+    return C3POConfig.ring_tiny(
+        budget_tokens=BUDGET, micro_batch_size=2, group_size=GROUP, head_chunk_tokens=8
+    )
 
 
 def make_rollouts(world_size: int) -> list[Rollout]:

@@ -64,6 +64,10 @@ class C3POConfig:
             and load_balance_coef > 0), so the gradient does not depend on micro_batch_size.
             "micro_batch" measures F in each micro-batch on its own (no extra pass, as Megatron
             does): cheaper, but then the split changes the gradient of the B term.
+        head_chunk_tokens: the output head (logits, log-softmax, entropy) of the trainer's
+            forwards runs this many response positions of a micro-batch at a time and recomputes
+            each chunk in backward, so the [tokens, vocabulary] logits never exist whole (0 = one
+            pass). Memory only: the update is the same up to float summation order.
     """
 
     algorithm: Algorithm = "c3po"
@@ -89,6 +93,7 @@ class C3POConfig:
     adv_eps: float = 1e-6
     adv_std: AdvantageStd = "sample"
     aux_loss_scope: AuxLossScope = "update"
+    head_chunk_tokens: int = 1024
 
     def __post_init__(self) -> None:
         assert self.algorithm in ("c3po", "grpo"), self.algorithm
@@ -98,6 +103,7 @@ class C3POConfig:
         assert self.aux_loss_scope in ("update", "micro_batch"), self.aux_loss_scope
         assert self.budget_tokens > 0 and self.group_size > 0 and self.prompts_per_step > 0
         assert self.micro_batch_size > 0 and self.max_response_tokens > 0
+        assert self.head_chunk_tokens >= 0, self.head_chunk_tokens
         assert 0.0 < self.eps_clip < 1.0
 
     @classmethod

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ringmodel import expert_counts, load_balance_loss, router_z_loss
 from training.c3po.config import C3POConfig
-from training.c3po.core_algos import c3po_loss, token_entropy, warmup_constant_lr
+from training.c3po.core_algos import c3po_loss, warmup_constant_lr
 from training.c3po.distributed import Communicator, SingleProcess, local_tensor
 from training.c3po.rollout_buffer import Rollout, SelectedRollout
 
@@ -83,9 +82,16 @@ def model_config_of(model: torch.nn.Module) -> Any:
 
 
 def response_forward(
-    model: torch.nn.Module, packed: Packed, temperature: float, *, router: bool
+    model: torch.nn.Module,
+    packed: Packed,
+    temperature: float,
+    *,
+    router: bool,
+    chunk_tokens: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """(logits_BTV at the response positions / temperature, logp_BT of the tokens, router logits)."""
+    """(logp_BT of the response tokens, entropy_BT, router logits), the logits divided by
+    `temperature`, the output head run `chunk_tokens` positions at a time (C3POConfig.head_chunk_tokens):
+    the model scores only the response positions and never returns [B, S, V] logits."""
     # No attention mask: the rows are right-padded, so under causal attention no real token can
     # see a pad, and positions are 0..n-1 either way. Without a mask SDPA takes its fused causal
     # kernel; with one it falls back to materialising B×H×S×S scores (on CUDA, with GQA).
@@ -93,16 +99,13 @@ def response_forward(
         input_ids=packed.input_ids_BS,
         use_cache=False,
         output_router_logits=router,
-    )
-    logits_BSV = out.logits
-    vocab = logits_BSV.shape[-1]
-    index_BTV = packed.positions_BT.unsqueeze(-1).expand(-1, -1, vocab)
-    logits_BTV = logits_BSV.gather(1, index_BTV).float()
-    if temperature != 1.0:
+        token_positions=packed.positions_BT,
+        token_ids=packed.tokens_BT,
         # The behaviour policy sampled from softmax(z / T); its ratio must use the same.
-        logits_BTV = logits_BTV / temperature
-    logp_BT = F.log_softmax(logits_BTV, dim=-1).gather(-1, packed.tokens_BT.unsqueeze(-1))
-    return logits_BTV, logp_BT.squeeze(-1), out.router_logits
+        token_temperature=temperature,
+        token_chunk=chunk_tokens,
+    )
+    return out.token_logprobs, out.token_entropy, out.router_logits
 
 
 def pad_rows(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
@@ -142,7 +145,9 @@ def fill_logprobs(
             continue
         chunk = chunks[index]
         packed = pack([(r.prompt_ids, r.response_ids) for r in chunk], pad_token_id).to(device)
-        _, logp_BT, _ = response_forward(model, packed, config.temperature, router=False)
+        logp_BT, _, _ = response_forward(
+            model, packed, config.temperature, router=False, chunk_tokens=config.head_chunk_tokens
+        )
         logp_BT = logp_BT.float().cpu()
         for b, rollout in enumerate(chunk):
             setattr(rollout, attribute, logp_BT[b, : rollout.num_tokens].clone())
@@ -154,8 +159,8 @@ def _dummy_forward(
     """A forward on one two-token sequence whose loss contributes nothing (× 0): it keeps a rank
     with fewer micro-batches in step with the sharded model's collectives."""
     packed = pack([([pad_token_id], [pad_token_id])], pad_token_id).to(device)
-    logits_BTV, _, router_logits = response_forward(model, packed, temperature, router=True)
-    zero = logits_BTV.sum() * 0.0
+    logp_BT, entropy_BT, router_logits = response_forward(model, packed, temperature, router=True)
+    zero = (logp_BT.sum() + entropy_BT.sum()) * 0.0
     if router_logits:
         zero = zero + sum(r.sum() for r in router_logits) * 0.0
     return zero
@@ -204,8 +209,8 @@ def accumulate_gradients(
         micro = micro_batches[index]
         pairs = [(s.rollout.prompt_ids, s.rollout.response_ids[: s.selected_tokens]) for s in micro]
         packed = pack(pairs, pad_token_id).to(device)
-        logits_BTV, logp_BT, router_logits = response_forward(
-            policy, packed, cfg.temperature, router=True
+        logp_BT, entropy_BT, router_logits = response_forward(
+            policy, packed, cfg.temperature, router=True, chunk_tokens=cfg.head_chunk_tokens
         )
         width = packed.mask_BT.shape[1]
         old_BT = pad_rows([s.rollout.old_logp_T[: s.selected_tokens] for s in micro], width)
@@ -243,7 +248,7 @@ def accumulate_gradients(
             ref_logp_BT=ref_BT,
             adv_B=adv_B,
             mask_BT=packed.mask_BT,
-            entropy_BT=token_entropy(logits_BTV),
+            entropy_BT=entropy_BT,
             load_balance=balance,
             router_z=z_loss,
             config=cfg,
