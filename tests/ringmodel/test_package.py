@@ -30,6 +30,10 @@ def test_the_shipped_checkpoint_carries_every_model_file_and_its_manifest_agrees
     assert names == {"configuration_bailing_moe.py", "modeling_bailing_moe.py", "moe.py"}
     manifest = json.loads((SHIPPED / "manifest.json").read_text())
     assert names <= manifest["files"].keys()
+    # Every file's sha256 and size, as the inference worker checks before it serves the model.
+    from ringmodel import verify_checkpoint
+
+    verify_checkpoint(str(SHIPPED))
 
 
 def _imported_after(code: str) -> set[str]:
