@@ -1,7 +1,7 @@
 """The generation WebSocket consumer, in process, with the real channel layer and Redis.
 
 The worker's part (events appended to the generation's log) is played by the test with the module
-the worker uses; the real worker is in tests/worker/test_inference_integration.py.
+the worker uses; the real worker is in tests/worker/inference/test_inference_integration.py.
 """
 
 import asyncio

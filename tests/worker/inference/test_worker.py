@@ -3,7 +3,7 @@
 Everything but the engine is real: the worker claims from a Redis Stream (a private one per test),
 appends events to each generation's event log (the test follows it like a page's consumer would)
 and stores rows in the test database. The real vLLM
-engine is exercised in tests/worker/test_inference_integration.py.
+engine is exercised in tests/worker/inference/test_inference_integration.py.
 """
 
 import asyncio
