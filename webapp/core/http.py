@@ -25,7 +25,7 @@ class AuthenticatedHttpRequest(HtmxHttpRequest):
     """The request of a view behind `login_required` or `role_required`: its user is signed in, so
     it passes as the `User` the services and selectors take (not `User | AnonymousUser`)."""
 
-    user: User  # type: ignore[assignment]  # narrower than HttpRequest's, as the decorator ensures
+    user: User  # narrower than HttpRequest's `User | AnonymousUser`, as the decorator ensures
 
 
 def found_or_404(selector: Callable[..., Row], **kwargs: Any) -> Row:
