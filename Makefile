@@ -4,14 +4,16 @@
 run:            ## set up what is missing, then run the whole site on its embedded defaults
 	scripts/run.sh
 
-test: setup     ## lint (ruff format --check + ruff check) and the whole pytest suite
+test: setup     ## lint (ruff format --check + ruff check), type-check (mypy) and the whole pytest suite
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 	.venv/bin/python -m pytest
 
-test-fast:      ## lint and the tests that start no engine, site, worker or browser (not CI's full run)
+test-fast:      ## lint, type-check and the tests that start no engine, site, worker or browser (not CI's full run)
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -q -m "not integration and not slow"
 
 setup:          ## create/update .venv (from the lock), node_modules and collected static files

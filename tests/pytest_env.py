@@ -13,11 +13,10 @@ os.environ["DATABASE_URL"] = os.environ.get(
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 os.environ.setdefault("DEBUG", "1")
-# Playwright's sync API keeps an event loop in the test thread; Django would then refuse ORM calls
-# made by the test itself (not by the server under test, which runs in its own process).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-# For the same reason no connection pool in the test process itself (each asyncio context would
-# keep a pooled connection); the real processes it starts (tests/fixtures/services.py) use one.
+# Django's check against ORM calls from async code stays on: only the `browser` fixture
+# (tests/fixtures/browser.py) switches it off, while Playwright's event loop runs in the test thread.
+# No connection pool in the test process itself (each asyncio context would keep a pooled
+# connection); the real processes it starts (tests/fixtures/services.py) use one.
 os.environ["DB_POOL"] = "0"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # /healthz shows its details only to admins and to callers with this token (the live site's tests).

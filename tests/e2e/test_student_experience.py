@@ -375,7 +375,7 @@ def test_reload_mid_stream_resumes(student_page, live_site, inference_worker):
     row = generation_row(page)
     # Everything the worker generated reached the reloaded page, live. (A reconnect that starts
     # from a snapshot of text already generated is tested at the socket level, in
-    # tests/worker/test_inference_integration.py.)
+    # tests/worker/inference/test_inference_integration.py.)
     assert row.reasoning and reasoning_text(page) == row.reasoning
 
 

@@ -52,7 +52,7 @@ class C3POConfig:
             response that is cut is always discarded (the paper masks it).
         micro_batch_size: responses per forward/backward; gradients are summed over micro-batches
             and divided by the global Φ, so this changes memory, never the update (with
-            aux_loss_scope="update"; tests/training/test_c3po_trainer.py checks it).
+            aux_loss_scope="update"; tests/training/c3po/test_trainer.py checks it).
         adv_std: the group standard deviation in the advantage: "sample" divides the squared
             deviations by K − 1 (Bessel; verl and TRL), "population" by K. The paper does not say.
         aux_loss_scope: the MoE load balance B and router z-loss Z are statistics of a batch of

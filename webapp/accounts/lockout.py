@@ -10,7 +10,10 @@ LOGIN_FAILURE_LIMIT_PER_IP). A lock lasts LOGIN_LOCKOUT_MINUTES after the last c
 attempts made while locked out are refused without being counted, so the end time on the page holds.
 """
 
+from __future__ import annotations
+
 from datetime import datetime
+from typing import Any
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_username, get_cool_off
@@ -56,7 +59,7 @@ class LockoutHandler(AxesDatabaseHandler):
         for parameter, group in zip(settings.AXES_LOCKOUT_PARAMETERS, attempts, strict=True):
             yield limits.get(parameter, limits[ACCOUNT]), group
 
-    def get_failures(self, request, credentials: dict | None = None) -> int:
+    def get_failures(self, request: HttpRequest, credentials: dict | None = None) -> int:
         # axes locks when this reaches AXES_FAILURE_LIMIT (the account limit). The address's count
         # is scaled so that it reaches the account limit exactly when it reaches its own limit.
         account_limit = failure_limits()[ACCOUNT]
@@ -66,7 +69,9 @@ class LockoutHandler(AxesDatabaseHandler):
             worst = max(worst, failures * account_limit // limit)
         return worst
 
-    def lockout_ends_at(self, request, credentials: dict | None = None) -> datetime | None:
+    def lockout_ends_at(
+        self, request: HttpRequest, credentials: dict | None = None
+    ) -> datetime | None:
         """When every lock that applies to this request has ended (None: not locked)."""
         ends = []
         for limit, attempts in self._groups(request, credentials):
@@ -78,7 +83,9 @@ class LockoutHandler(AxesDatabaseHandler):
 
 
 def lockout_response(
-    request: HttpRequest, original_response=None, credentials=None
+    request: HttpRequest,
+    original_response: HttpResponse | None = None,
+    credentials: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """The log-in page with the lockout message and when to retry (AXES_LOCKOUT_CALLABLE), 429.
 

@@ -6,6 +6,8 @@ teacher (an admin, `seed_demo`) starts approved. Approving, rejecting and trusti
 training are admin actions, each recorded in the audit log in the same transaction.
 """
 
+from __future__ import annotations
+
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -59,7 +61,7 @@ def user_create(
 
 
 @transaction.atomic
-def lockout_clear(*, kind: str, value: str, actor=None) -> int:
+def lockout_clear(*, kind: str, value: str, actor: User | None = None) -> int:
     """Unlock an account or an address at once (an admin's action): its recorded log-in failures
     are forgotten, and the audit log says who unlocked what. Returns the attempt rows removed."""
     field = LOCKOUT_FIELDS.get(kind)
@@ -135,7 +137,7 @@ def _decide(*, teacher: User, actor, status: str, action: str, note: str) -> Use
 
 
 @transaction.atomic
-def teacher_approve(*, teacher: User, actor) -> User:
+def teacher_approve(*, teacher: User, actor: User) -> User:
     """Let a pending (or earlier rejected) teacher create classes and offer sets to students."""
     return _decide(
         teacher=teacher,
@@ -147,7 +149,7 @@ def teacher_approve(*, teacher: User, actor) -> User:
 
 
 @transaction.atomic
-def teacher_reject(*, teacher: User, actor, note: str = "") -> User:
+def teacher_reject(*, teacher: User, actor: User, note: str = "") -> User:
     """Refuse a pending teacher: they keep their account and uploads, and still cannot publish."""
     return _decide(
         teacher=teacher,
@@ -159,7 +161,7 @@ def teacher_reject(*, teacher: User, actor, note: str = "") -> User:
 
 
 @transaction.atomic
-def teacher_trust_update(*, teacher: User, actor, trusted: bool) -> User:
+def teacher_trust_update(*, teacher: User, actor: User, trusted: bool) -> User:
     """Trust an approved teacher to approve their own sets for the training pool, or stop."""
     _ensure_admin(actor)
     teacher = _locked_teacher(teacher)

@@ -19,7 +19,7 @@ from webapp.accounts.models import TeacherStatus
 from webapp.accounts.selectors import lockouts_current
 from webapp.accounts.services import lockout_clear, user_signup
 from webapp.core.errors import ServiceError
-from webapp.core.http import HtmxHttpRequest
+from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest
 from webapp.core.rate_limits import client_address
 from webapp.core.roles import home_url_name_for, role_required
 
@@ -122,7 +122,7 @@ def lockouts(request: HttpRequest) -> HttpResponse:
 
 @role_required("admin")
 @require_POST
-def lockout_unlock(request: HttpRequest) -> HttpResponse:
+def lockout_unlock(request: AuthenticatedHttpRequest) -> HttpResponse:
     kind, value = request.POST.get("kind", ""), request.POST.get("value", "")
     try:
         lockout_clear(kind=kind, value=value, actor=request.user)

@@ -8,8 +8,11 @@ never imported on a site that does not use axes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import apps
 from django.contrib.auth.signals import user_login_failed
+from django.http import HttpRequest
 
 from webapp.audit.models import AuditAction
 from webapp.audit.request_context import request_ip, valid_ip
@@ -19,7 +22,12 @@ from webapp.audit.services import audit_record
 _USERNAME_CHARS = 150
 
 
-def record_login_failed(sender, credentials=None, request=None, **kwargs) -> None:
+def record_login_failed(
+    sender: Any,
+    credentials: dict[str, Any] | None = None,
+    request: HttpRequest | None = None,
+    **kwargs: Any,
+) -> None:
     username = str((credentials or {}).get("username") or "")[:_USERNAME_CHARS]
     audit_record(
         action=AuditAction.LOGIN_FAILED,
@@ -29,7 +37,13 @@ def record_login_failed(sender, credentials=None, request=None, **kwargs) -> Non
     )
 
 
-def record_locked_out(sender, request=None, username=None, ip_address=None, **kwargs) -> None:
+def record_locked_out(
+    sender: Any,
+    request: HttpRequest | None = None,
+    username: str | None = None,
+    ip_address: str | None = None,
+    **kwargs: Any,
+) -> None:
     username = str(username or "")[:_USERNAME_CHARS]
     audit_record(
         action=AuditAction.LOGIN_LOCKED_OUT,

@@ -7,12 +7,15 @@ and never misses one that committed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.audit.request_context import current_ip
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 _LABEL_CHARS = 200
 
@@ -20,7 +23,7 @@ _LABEL_CHARS = 200
 def audit_record(
     *,
     action: AuditAction | str,
-    actor=None,
+    actor: User | None = None,
     actor_username: str = "",
     target: models.Model | None = None,
     details: dict[str, Any] | None = None,
@@ -35,7 +38,9 @@ def audit_record(
     return AuditEvent.objects.create(
         action=action,
         actor=actor if signed_in else None,
-        actor_username=(actor.get_username() if signed_in else actor_username)[:150],
+        actor_username=(
+            actor.get_username() if actor is not None and signed_in else actor_username
+        )[:150],
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
         target_label=str(target)[:_LABEL_CHARS] if target is not None else "",

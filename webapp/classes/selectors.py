@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
@@ -33,6 +34,10 @@ from webapp.tutoring.models import (
     Verdict,
 )
 
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
+    from webapp.problems.models import ProblemSet
+
 
 def _not_found(what: str) -> ServiceError:
     return ServiceError(f"That {what} does not exist.", code="not_found", status=404)
@@ -41,7 +46,7 @@ def _not_found(what: str) -> ServiceError:
 # --- a teacher's classes ---------------------------------------------------------------------
 
 
-def classroom_list(*, teacher) -> QuerySet[Classroom]:
+def classroom_list(*, teacher: User) -> QuerySet[Classroom]:
     """The teacher's classes by name, with `student_count` and `assignment_count`."""
     return (
         Classroom.objects.filter(teacher=teacher)
@@ -53,7 +58,7 @@ def classroom_list(*, teacher) -> QuerySet[Classroom]:
     )
 
 
-def classroom_get(*, teacher, classroom_id: int) -> Classroom:
+def classroom_get(*, teacher: User, classroom_id: int) -> Classroom:
     classroom = Classroom.objects.filter(teacher=teacher, pk=classroom_id).first()
     if classroom is None:
         raise _not_found("class")
@@ -70,7 +75,7 @@ def classroom_assignments(*, classroom: Classroom) -> QuerySet[Assignment]:
     )
 
 
-def assignment_get(*, teacher, assignment_id: int) -> Assignment:
+def assignment_get(*, teacher: User, assignment_id: int) -> Assignment:
     assignment = (
         Assignment.objects.select_related("classroom", "problem_set")
         .filter(pk=assignment_id, classroom__teacher=teacher)
@@ -116,7 +121,7 @@ class StudentAssignment:
         return round(100 * self.attempted / self.total) if self.total else 0
 
 
-def assignments_for_student(*, student) -> list[StudentAssignment]:
+def assignments_for_student(*, student: User) -> list[StudentAssignment]:
     """The student's assignments (soonest due first, undated last), with progress. Three queries."""
     assignments = list(
         Assignment.objects.filter(classroom__enrollments__student=student)
@@ -169,7 +174,7 @@ def classroom_for_code(*, code: str) -> Classroom | None:
     )
 
 
-def classes_for_student(*, student) -> QuerySet[Enrollment]:
+def classes_for_student(*, student: User) -> QuerySet[Enrollment]:
     return (
         Enrollment.objects.filter(student=student)
         .select_related("classroom__teacher")
@@ -345,7 +350,9 @@ def model_struggles(rows: list[ProblemRow], *, limit: int = 10) -> list[ProblemR
     return wrong[:limit]
 
 
-def problem_set_model_struggles(*, problem_set, limit: int = 10) -> list[ProblemRow]:
+def problem_set_model_struggles(
+    *, problem_set: ProblemSet | int, limit: int = 10
+) -> list[ProblemRow]:
     """Across every student who tried the set: the problems the model gets wrong most."""
     attempts = Attempt.objects.filter(problem__problem_set=problem_set)
     by_problem = activity_by(attempts, ["problem"])

@@ -10,6 +10,7 @@ students.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 
@@ -18,6 +19,9 @@ from webapp.classes.models import Assignment, Classroom, Enrollment
 from webapp.core.errors import ServiceError
 from webapp.core.roles import ensure_may_publish
 from webapp.problems.models import ProblemSet
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 
 def _not_found(what: str) -> ServiceError:
@@ -37,7 +41,7 @@ def _new_join_code() -> str:
     raise ServiceError("Could not make a new join code; try again.", code="code_exhausted")
 
 
-def classroom_create(*, teacher, name: str) -> Classroom:
+def classroom_create(*, teacher: User, name: str) -> Classroom:
     ensure_may_publish(teacher)
     name = name.strip()
     if not name:
@@ -53,7 +57,7 @@ def classroom_create(*, teacher, name: str) -> Classroom:
     raise ServiceError("Could not make a join code; try again.", code="code_exhausted")
 
 
-def classroom_rename(*, classroom: Classroom, teacher, name: str) -> Classroom:
+def classroom_rename(*, classroom: Classroom, teacher: User, name: str) -> Classroom:
     _ensure_teacher_of(classroom, teacher)
     name = name.strip()
     if not name:
@@ -63,7 +67,7 @@ def classroom_rename(*, classroom: Classroom, teacher, name: str) -> Classroom:
     return classroom
 
 
-def classroom_join_code_renew(*, classroom: Classroom, teacher) -> Classroom:
+def classroom_join_code_renew(*, classroom: Classroom, teacher: User) -> Classroom:
     """A new code (the old one stops working), e.g. when a code leaked beyond the class."""
     _ensure_teacher_of(classroom, teacher)
     classroom.join_code = _new_join_code()
@@ -71,12 +75,12 @@ def classroom_join_code_renew(*, classroom: Classroom, teacher) -> Classroom:
     return classroom
 
 
-def classroom_delete(*, classroom: Classroom, teacher) -> None:
+def classroom_delete(*, classroom: Classroom, teacher: User) -> None:
     _ensure_teacher_of(classroom, teacher)
     classroom.delete()
 
 
-def enrollment_join(*, student, code: str) -> tuple[Enrollment, bool]:
+def enrollment_join(*, student: User, code: str) -> tuple[Enrollment, bool]:
     """Enrol a student in the class with this code; (enrollment, created). Joining twice is fine."""
     if not getattr(student, "is_student", False):
         raise ServiceError(
@@ -97,7 +101,7 @@ def enrollment_join(*, student, code: str) -> tuple[Enrollment, bool]:
     return Enrollment.objects.get_or_create(classroom=classroom, student=student)
 
 
-def enrollment_remove(*, classroom: Classroom, teacher, student_id: int) -> None:
+def enrollment_remove(*, classroom: Classroom, teacher: User, student_id: int) -> None:
     """Take a student off the roster; their attempts stay in their own history."""
     _ensure_teacher_of(classroom, teacher)
     deleted, _ = Enrollment.objects.filter(classroom=classroom, student_id=student_id).delete()
@@ -106,7 +110,7 @@ def enrollment_remove(*, classroom: Classroom, teacher, student_id: int) -> None
 
 
 def assignment_create(
-    *, classroom: Classroom, teacher, problem_set: ProblemSet, due_at: datetime | None = None
+    *, classroom: Classroom, teacher: User, problem_set: ProblemSet, due_at: datetime | None = None
 ) -> Assignment:
     _ensure_teacher_of(classroom, teacher)
     ensure_may_publish(teacher)
@@ -122,7 +126,7 @@ def assignment_create(
 
 
 def assignment_due_update(
-    *, assignment: Assignment, teacher, due_at: datetime | None
+    *, assignment: Assignment, teacher: User, due_at: datetime | None
 ) -> Assignment:
     _ensure_teacher_of(assignment.classroom, teacher)
     assignment.due_at = due_at
@@ -130,7 +134,7 @@ def assignment_due_update(
     return assignment
 
 
-def assignment_delete(*, assignment: Assignment, teacher) -> None:
+def assignment_delete(*, assignment: Assignment, teacher: User) -> None:
     """Withdraw an assignment; students' attempts stay in their history."""
     _ensure_teacher_of(assignment.classroom, teacher)
     assignment.delete()

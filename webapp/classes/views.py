@@ -17,7 +17,7 @@ from webapp.classes import selectors, services
 from webapp.classes.charts import wrong_answers_chart
 from webapp.classes.forms import AssignForm, ClassroomForm, DueDateForm, JoinForm
 from webapp.core.errors import ServiceError
-from webapp.core.http import HtmxHttpRequest, found_or_404
+from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest, found_or_404
 from webapp.core.params import param_id
 from webapp.core.roles import role_required
 from webapp.problems.selectors import problem_set_list
@@ -30,7 +30,7 @@ RECENT_SETS_ON_HOME = 5
 
 
 @role_required("teacher")
-def teacher_home(request: HtmxHttpRequest) -> HttpResponse:
+def teacher_home(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
         "classes/teacher_home.html",
@@ -44,7 +44,7 @@ def teacher_home(request: HtmxHttpRequest) -> HttpResponse:
 
 @role_required("teacher")
 @require_POST
-def classroom_create(request: HtmxHttpRequest) -> HttpResponse:
+def classroom_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ClassroomForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give the class a name.")
@@ -84,7 +84,7 @@ def classroom_detail(request: HtmxHttpRequest, classroom_id: int) -> HttpRespons
 
 @role_required("teacher")
 @require_POST
-def classroom_rename(request: HtmxHttpRequest, classroom_id: int) -> HttpResponse:
+def classroom_rename(request: AuthenticatedHttpRequest, classroom_id: int) -> HttpResponse:
     classroom = found_or_404(
         selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
     )
@@ -104,7 +104,7 @@ def classroom_rename(request: HtmxHttpRequest, classroom_id: int) -> HttpRespons
 
 @role_required("teacher")
 @require_POST
-def classroom_code_renew(request: HtmxHttpRequest, classroom_id: int) -> HttpResponse:
+def classroom_code_renew(request: AuthenticatedHttpRequest, classroom_id: int) -> HttpResponse:
     classroom = found_or_404(
         selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
     )
@@ -116,7 +116,7 @@ def classroom_code_renew(request: HtmxHttpRequest, classroom_id: int) -> HttpRes
 
 
 @role_required("teacher")
-def classroom_delete(request: HtmxHttpRequest, classroom_id: int) -> HttpResponse:
+def classroom_delete(request: AuthenticatedHttpRequest, classroom_id: int) -> HttpResponse:
     classroom = found_or_404(
         selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
     )
@@ -159,7 +159,7 @@ def student_remove(request: HtmxHttpRequest, classroom_id: int, student_id: int)
 
 @role_required("teacher")
 @require_POST
-def assignment_create(request: HtmxHttpRequest, classroom_id: int) -> HttpResponse:
+def assignment_create(request: AuthenticatedHttpRequest, classroom_id: int) -> HttpResponse:
     classroom = found_or_404(
         selectors.classroom_get, teacher=request.user, classroom_id=classroom_id
     )
@@ -185,7 +185,7 @@ def assignment_create(request: HtmxHttpRequest, classroom_id: int) -> HttpRespon
 
 @role_required("teacher")
 @require_POST
-def assignment_due(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
+def assignment_due(request: AuthenticatedHttpRequest, assignment_id: int) -> HttpResponse:
     assignment = found_or_404(
         selectors.assignment_get, teacher=request.user, assignment_id=assignment_id
     )
@@ -202,7 +202,7 @@ def assignment_due(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse
 
 @role_required("teacher")
 @require_POST
-def assignment_delete(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
+def assignment_delete(request: AuthenticatedHttpRequest, assignment_id: int) -> HttpResponse:
     assignment = found_or_404(
         selectors.assignment_get, teacher=request.user, assignment_id=assignment_id
     )
@@ -304,7 +304,7 @@ def classroom_results_csv(request: HtmxHttpRequest, classroom_id: int) -> HttpRe
 
 
 @role_required("student")
-def my_classes(request: HtmxHttpRequest) -> HttpResponse:
+def my_classes(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The classes a student is in, their assignments with progress, and a box to join another."""
     return render(
         request,
@@ -319,12 +319,12 @@ def my_classes(request: HtmxHttpRequest) -> HttpResponse:
 
 @role_required("student")
 @require_POST
-def join(request: HtmxHttpRequest) -> HttpResponse:
+def join(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _join(request, JoinForm(request.POST))
 
 
 @role_required("student")
-def join_with_code(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def join_with_code(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     """The link a teacher shares: confirm, then join (a GET never changes anything)."""
     form = JoinForm({"code": code})
     if request.method == "POST":
@@ -341,7 +341,7 @@ def join_with_code(request: HtmxHttpRequest, code: str) -> HttpResponse:
     )
 
 
-def _join(request: HtmxHttpRequest, form: JoinForm) -> HttpResponse:
+def _join(request: AuthenticatedHttpRequest, form: JoinForm) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, " ".join(form.errors.get("code", ["Check the join code."])))
         return redirect("classes:my_classes")

@@ -5,6 +5,10 @@ that user, whichever process holds it. Health checks and the integration tests u
 channel layer really crosses processes.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 
@@ -22,7 +26,7 @@ class ChannelLayerEchoConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group_name"):
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
-    async def receive_json(self, content: dict, **kwargs) -> None:
+    async def receive_json(self, content: dict, **kwargs: Any) -> None:
         text = str(content.get("text", ""))[:1000]
         await self.channel_layer.group_send(self.group_name, {"type": "echo", "text": text})
 

@@ -6,8 +6,11 @@ Site admins may use every page. `ensure_may_publish` is the one check, made by t
 teacher an admin has not approved yet does not reach students.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from functools import wraps
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -16,8 +19,13 @@ from django.http import HttpRequest, HttpResponse
 from webapp.accounts.models import Role
 from webapp.core.errors import ServiceError
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
 
-def user_has_role(user, *roles: str) -> bool:
+    from webapp.accounts.models import User
+
+
+def user_has_role(user: User | AnonymousUser | None, *roles: str) -> bool:
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     if user.is_site_admin:
@@ -44,7 +52,7 @@ def role_required(*roles: str) -> Callable:
     return decorator
 
 
-def ensure_may_publish(user) -> None:
+def ensure_may_publish(user: User | AnonymousUser | None) -> None:
     """Raise a 403 ServiceError unless `user` may reach students (an approved teacher or an admin)."""
     if getattr(user, "may_publish", False):
         return
@@ -57,7 +65,7 @@ def ensure_may_publish(user) -> None:
     )
 
 
-def home_url_name_for(user) -> str:
+def home_url_name_for(user: User) -> str:
     """The URL name of the home page a user lands on after logging in."""
     if user.is_site_admin:
         return "registry:dashboard"

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.utils.crypto import constant_time_compare
 
 from webapp.core.health import system_health
+from webapp.core.http import AuthenticatedHttpRequest
 from webapp.core.roles import home_url_name_for
 
 ANONYMOUS_STATE_KEY = "ringtutor:healthz:state"
@@ -15,7 +16,7 @@ ANONYMOUS_STATE_SECONDS = 5
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     return redirect(home_url_name_for(request.user))
 
 

@@ -6,6 +6,9 @@ Forms only collect input; every rule about a problem's values lives in `importer
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.conf import settings
 
@@ -17,6 +20,9 @@ from webapp.problems.importers.validation import (
     MAX_STATEMENT_CHARS,
 )
 from webapp.problems.models import AnswerKind, Domain, OnError, Problem, ProblemSet
+
+if TYPE_CHECKING:
+    from webapp.problems.importers.records import Issue
 
 NEW_SET = ""
 
@@ -191,7 +197,7 @@ class ProblemForm(forms.Form):
             "tags": ", ".join(problem.tags or []),
         }
 
-    def add_service_errors(self, issues) -> None:
+    def add_service_errors(self, issues: Iterable[Issue]) -> None:
         """Put each issue under its field (the validation's labels map onto form fields)."""
         by_label = {
             "statement": "statement",

@@ -9,12 +9,16 @@ approved for training. The admin's set review reads every teacher's sets (`set_r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Q, QuerySet
 
 from webapp.core.errors import ServiceError
 from webapp.problems.models import AnswerKind, Problem, ProblemSet, ProblemUpload
 from webapp.tutoring.models import Attempt
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 
 def in_pool_q(prefix: str = "") -> Q:
@@ -42,7 +46,7 @@ def _not_found(what: str) -> ServiceError:
     return ServiceError(f"That {what} does not exist.", code="not_found", status=404)
 
 
-def problem_set_list(*, teacher) -> QuerySet[ProblemSet]:
+def problem_set_list(*, teacher: User) -> QuerySet[ProblemSet]:
     """The teacher's sets, newest first, with `problem_count`, `pool_count` and `class_count`."""
     return (
         ProblemSet.objects.filter(owner=teacher)
@@ -55,7 +59,7 @@ def problem_set_list(*, teacher) -> QuerySet[ProblemSet]:
     )
 
 
-def problem_set_get(*, teacher, problem_set_id: int) -> ProblemSet:
+def problem_set_get(*, teacher: User, problem_set_id: int) -> ProblemSet:
     problem_set = ProblemSet.objects.filter(owner=teacher, pk=problem_set_id).first()
     if problem_set is None:
         raise _not_found("problem set")
@@ -103,7 +107,7 @@ def problem_delete_consequences(*, problem: Problem) -> list[str]:
     return [f"{attempts} attempt(s) students made on it, with their answers"] if attempts else []
 
 
-def problem_get(*, teacher, problem_id: int) -> Problem:
+def problem_get(*, teacher: User, problem_id: int) -> Problem:
     problem = (
         Problem.objects.select_related("problem_set")
         .filter(pk=problem_id, problem_set__owner=teacher)
@@ -114,7 +118,7 @@ def problem_get(*, teacher, problem_id: int) -> Problem:
     return problem
 
 
-def problem_upload_get(*, teacher, token) -> ProblemUpload:
+def problem_upload_get(*, teacher: User, token: str) -> ProblemUpload:
     upload = ProblemUpload.objects.filter(owner=teacher, token=token).first()
     if upload is None:
         raise ServiceError(
@@ -126,7 +130,7 @@ def problem_upload_get(*, teacher, token) -> ProblemUpload:
     return upload
 
 
-def existing_problems_by_key(*, teacher, keys: list[str]) -> dict[str, str]:
+def existing_problems_by_key(*, teacher: User, keys: list[str]) -> dict[str, str]:
     """content_key → the title of the teacher's set that already holds that problem."""
     found: dict[str, str] = {}
     unique = list(dict.fromkeys(keys))

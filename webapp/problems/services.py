@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -34,6 +35,9 @@ from webapp.problems.importers import Issue, RawItem, ValidatedItem, read_proble
 from webapp.problems.importers.validation import check_reference, validate_item
 from webapp.problems.models import OnError, Problem, ProblemSet, ProblemUpload
 from webapp.problems.selectors import existing_problems_by_key
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 # A file may hold at most this many problems (10,000 is the benchmarked size).
 MAX_ITEMS_PER_UPLOAD = 20_000
@@ -80,7 +84,7 @@ class ImportResult:
 
 def problem_upload_preview(
     *,
-    teacher,
+    teacher: User,
     data: bytes,
     filename: str,
     format: str = "auto",
@@ -193,7 +197,7 @@ def _stage_items(validated: list[ValidatedItem], *, teacher) -> list[dict]:
 
 
 def problem_upload_import(
-    *, upload: ProblemUpload, teacher, on_error: str, title: str = ""
+    *, upload: ProblemUpload, teacher: User, on_error: str, title: str = ""
 ) -> ImportResult:
     """Create the previewed problems, all in one transaction, and delete the staged upload.
 
@@ -267,7 +271,7 @@ def problem_upload_import(
     )
 
 
-def problem_upload_discard(*, upload: ProblemUpload, teacher) -> None:
+def problem_upload_discard(*, upload: ProblemUpload, teacher: User) -> None:
     if upload.owner_id != teacher.pk:
         raise ServiceError("That upload does not exist.", code="not_found", status=404)
     upload.delete()
@@ -287,7 +291,7 @@ def _title_from_filename(filename: str) -> str:
 
 
 def problem_set_create(
-    *, teacher, title: str, description: str = "", is_practice: bool = False
+    *, teacher: User, title: str, description: str = "", is_practice: bool = False
 ) -> ProblemSet:
     if is_practice:
         ensure_may_publish(teacher)
@@ -300,7 +304,7 @@ def problem_set_create(
 
 
 def problem_set_update(
-    *, problem_set: ProblemSet, teacher, title: str, description: str, is_practice: bool
+    *, problem_set: ProblemSet, teacher: User, title: str, description: str, is_practice: bool
 ) -> ProblemSet:
     _ensure_owner(problem_set, teacher)
     if is_practice and not problem_set.is_practice:
@@ -315,7 +319,7 @@ def problem_set_update(
     return problem_set
 
 
-def problem_set_delete(*, problem_set: ProblemSet, teacher) -> None:
+def problem_set_delete(*, problem_set: ProblemSet, teacher: User) -> None:
     """Delete the set with its problems, assignments and students' attempts on them."""
     _ensure_owner(problem_set, teacher)
     problem_set.delete()
@@ -327,7 +331,9 @@ def _ensure_owner(problem_set: ProblemSet, teacher) -> None:
 
 
 @transaction.atomic
-def problem_set_visibility_update(*, problem_set: ProblemSet, actor, public: bool) -> ProblemSet:
+def problem_set_visibility_update(
+    *, problem_set: ProblemSet, actor: User, public: bool
+) -> ProblemSet:
     """An admin lists a practice set for every student (public), or only for the students of its
     teacher's classes again."""
     if not getattr(actor, "is_site_admin", False):
@@ -356,7 +362,7 @@ def problem_set_visibility_update(*, problem_set: ProblemSet, actor, public: boo
 
 @transaction.atomic
 def problem_set_training_approval_update(
-    *, problem_set: ProblemSet, actor, approved: bool
+    *, problem_set: ProblemSet, actor: User, approved: bool
 ) -> ProblemSet:
     """Let the set's problems into the training pool, or take them out. An admin may do this for
     any set; a teacher only for their own sets, and only when an admin trusts them for training."""
@@ -415,7 +421,7 @@ def _training_approval_lapse(problem_set: ProblemSet, *, teacher, why: str) -> N
 # --- single problems -------------------------------------------------------------------------
 
 
-def problem_create(*, problem_set: ProblemSet, teacher, fields: dict) -> Problem:
+def problem_create(*, problem_set: ProblemSet, teacher: User, fields: dict) -> Problem:
     """Add one problem typed into the form; `fields` uses the upload field names."""
     _ensure_owner(problem_set, teacher)
     values = _checked_values(fields, teacher=teacher, exclude_id=None)
@@ -430,7 +436,7 @@ def problem_create(*, problem_set: ProblemSet, teacher, fields: dict) -> Problem
         )
 
 
-def problem_update(*, problem: Problem, teacher, fields: dict) -> Problem:
+def problem_update(*, problem: Problem, teacher: User, fields: dict) -> Problem:
     if problem.problem_set is None or problem.problem_set.owner_id != teacher.pk:
         raise ServiceError("That problem does not exist.", code="not_found", status=404)
     values = _checked_values(fields, teacher=teacher, exclude_id=problem.pk)
@@ -444,13 +450,15 @@ def problem_update(*, problem: Problem, teacher, fields: dict) -> Problem:
     return problem
 
 
-def problem_delete(*, problem: Problem, teacher) -> None:
+def problem_delete(*, problem: Problem, teacher: User) -> None:
     if problem.problem_set is None or problem.problem_set.owner_id != teacher.pk:
         raise ServiceError("That problem does not exist.", code="not_found", status=404)
     problem.delete()
 
 
-def problem_training_exclusion_update(*, problem: Problem, teacher, excluded: bool) -> Problem:
+def problem_training_exclusion_update(
+    *, problem: Problem, teacher: User, excluded: bool
+) -> Problem:
     """Keep a problem out of (or let it back into) the pool fine-tuning draws from."""
     if problem.problem_set is None or problem.problem_set.owner_id != teacher.pk:
         raise ServiceError("That problem does not exist.", code="not_found", status=404)

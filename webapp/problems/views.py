@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from webapp.classes.charts import wrong_answers_chart
 from webapp.classes.selectors import problem_set_model_struggles
 from webapp.core.errors import ServiceError
-from webapp.core.http import HtmxHttpRequest, found_or_404
+from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest, found_or_404
 from webapp.core.params import param_text
 from webapp.core.roles import role_required
 from webapp.problems import selectors, services
@@ -52,7 +52,7 @@ PREVIEW_TABS = {
 
 
 @role_required("teacher")
-def problem_set_list(request: HtmxHttpRequest) -> HttpResponse:
+def problem_set_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     sets = Paginator(selectors.problem_set_list(teacher=request.user), SETS_PER_PAGE)
     return render(
         request, "problems/problem_set_list.html", {"page": sets.get_page(request.GET.get("page"))}
@@ -60,7 +60,7 @@ def problem_set_list(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @role_required("teacher")
-def problem_set_create(request: HtmxHttpRequest) -> HttpResponse:
+def problem_set_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ProblemSetForm(request.POST or None, may_publish=request.user.may_publish)
     if request.method == "POST" and form.is_valid():
         try:
@@ -104,7 +104,7 @@ def problem_set_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpRes
 
 
 @role_required("teacher")
-def problem_set_edit(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+def problem_set_edit(request: AuthenticatedHttpRequest, problem_set_id: int) -> HttpResponse:
     problem_set = found_or_404(
         selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
     )
@@ -151,7 +151,7 @@ def problem_set_delete(request: HtmxHttpRequest, problem_set_id: int) -> HttpRes
 
 
 @role_required("teacher")
-def upload(request: HtmxHttpRequest) -> HttpResponse:
+def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     initial = {"target_set": request.GET.get("into", NEW_SET)}
     form = UploadForm(
         request.POST or None, request.FILES or None, teacher=request.user, initial=initial
@@ -195,7 +195,7 @@ def upload(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @role_required("teacher")
-def upload_preview(request: HtmxHttpRequest, token) -> HttpResponse:
+def upload_preview(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
     staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
     form = ImportForm(
         request.POST or None, initial={"title": staged.title, "on_error": staged.on_error}
@@ -255,7 +255,7 @@ def _import_message(result: services.ImportResult) -> str:
 
 
 @role_required("teacher")
-def upload_status(request: HtmxHttpRequest, token) -> HttpResponse:
+def upload_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
     """Polled by the preview while answers are checked in the background; reloads it when done."""
     staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
     if not staged.pending_checks:
@@ -267,7 +267,7 @@ def upload_status(request: HtmxHttpRequest, token) -> HttpResponse:
 
 @role_required("teacher")
 @require_POST
-def upload_discard(request: HtmxHttpRequest, token) -> HttpResponse:
+def upload_discard(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
     staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
     services.problem_upload_discard(upload=staged, teacher=request.user)
     messages.success(request, "Discarded; nothing was imported.")
@@ -275,7 +275,7 @@ def upload_discard(request: HtmxHttpRequest, token) -> HttpResponse:
 
 
 @role_required("teacher")
-def upload_report(request: HtmxHttpRequest, token) -> HttpResponse:
+def upload_report(request: HtmxHttpRequest, token: str) -> HttpResponse:
     """Every error, warning and duplicate of a staged upload as a spreadsheet-safe CSV."""
     staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
     rows = []
@@ -316,7 +316,7 @@ def example_file(request: HtmxHttpRequest, format: str) -> HttpResponse:
 
 
 @role_required("teacher")
-def problem_create(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+def problem_create(request: AuthenticatedHttpRequest, problem_set_id: int) -> HttpResponse:
     problem_set = found_or_404(
         selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id
     )
@@ -347,7 +347,7 @@ def _last_page_url(problem_set) -> str:
 
 
 @role_required("teacher")
-def problem_edit(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
+def problem_edit(request: AuthenticatedHttpRequest, problem_id: int) -> HttpResponse:
     problem = found_or_404(selectors.problem_get, teacher=request.user, problem_id=problem_id)
     form = ProblemForm(request.POST or None, initial=ProblemForm.initial_for(problem))
     if request.method == "POST" and form.is_valid():
@@ -375,7 +375,7 @@ def _problem_url(problem) -> str:
 
 
 @role_required("teacher")
-def problem_delete(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
+def problem_delete(request: AuthenticatedHttpRequest, problem_id: int) -> HttpResponse:
     problem = found_or_404(selectors.problem_get, teacher=request.user, problem_id=problem_id)
     set_url = reverse("problems:problem_set_detail", args=[problem.problem_set_id])
     if request.method == "POST":
@@ -395,7 +395,7 @@ def problem_delete(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
 
 @role_required("teacher")
 @require_POST
-def problem_training(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
+def problem_training(request: AuthenticatedHttpRequest, problem_id: int) -> HttpResponse:
     """Exclude a problem from the training pool, or let it back in."""
     problem = found_or_404(selectors.problem_get, teacher=request.user, problem_id=problem_id)
     excluded = request.POST.get("excluded") == "1"
@@ -413,7 +413,7 @@ def problem_training(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
 
 @role_required("teacher")
 @require_POST
-def problem_set_training(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+def problem_set_training(request: AuthenticatedHttpRequest, problem_set_id: int) -> HttpResponse:
     """A teacher trusted for training approves their own set for the pool, or withdraws it."""
     problem_set = found_or_404(
         selectors.problem_set_get, teacher=request.user, problem_set_id=problem_set_id

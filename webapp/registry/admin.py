@@ -1,7 +1,12 @@
 """Django admin views of the registry, read-mostly: promotion and jobs go through the dashboard's
 services (gate, swap broadcast, Celery), so editing those rows here would bypass them."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from webapp.registry.models import (
     Evaluation,
@@ -11,6 +16,9 @@ from webapp.registry.models import (
     TrainingMetric,
     TrainingSample,
 )
+
+if TYPE_CHECKING:
+    from django.db.models import Model
 
 
 @admin.register(ModelVersion)
@@ -39,7 +47,7 @@ class PromotionEventAdmin(admin.ModelAdmin):
     ]
     list_filter = ["action", "override"]
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 

@@ -7,6 +7,10 @@ handler per event `type`. Anonymous sockets are closed with 4401, other roles wi
 job with 4404.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -56,7 +60,7 @@ class TrainingJobConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group_name"):
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
-    async def receive_json(self, content: dict, **kwargs) -> None:
+    async def receive_json(self, content: dict, **kwargs: Any) -> None:
         # The feed is one-way; cancel goes through the page's POST (a service, with CSRF).
         return
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -35,6 +35,9 @@ from webapp.registry.models import (
 from webapp.registry.promotion_gate import DEFAULT_TOLERANCE, GateDecision, compare_evaluations
 from webapp.registry.selectors import model_version_champion, model_version_latest_evaluation
 from worker.inference.control import publish_swap
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -307,7 +310,7 @@ def _make_champion(
 
 @transaction.atomic
 def model_version_promote(
-    *, model_version: ModelVersion, actor, override: bool = False, reason: str = ""
+    *, model_version: ModelVersion, actor: User, override: bool = False, reason: str = ""
 ) -> PromotionEvent:
     """Make `model_version` the champion if it does not regress the current one.
 
@@ -359,7 +362,7 @@ def model_version_previous_champion() -> ModelVersion | None:
 
 
 @transaction.atomic
-def model_version_rollback(*, actor, reason: str = "") -> PromotionEvent:
+def model_version_rollback(*, actor: User, reason: str = "") -> PromotionEvent:
     """Promote the previous champion again. The gate is reported, not enforced: rollback is the
     way back from a bad promotion and must always work."""
     _lock_promotions()

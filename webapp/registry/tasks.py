@@ -9,7 +9,10 @@ When a worker starts, jobs whose runner died (dead pid on this host, or a stale 
 evaluations whose worker died are re-queued, so restarting a crashed worker is enough.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 from celery import shared_task
 from celery.signals import worker_ready
@@ -20,11 +23,14 @@ from webapp.registry.training_services import (
     training_job_run,
 )
 
+if TYPE_CHECKING:
+    from celery import Task
+
 logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def training_job_run_task(self, job_id: int) -> str:
+def training_job_run_task(self: Task, job_id: int) -> str:
     try:
         return training_job_run(job_id=job_id)
     except JobHeldElsewhere as exc:

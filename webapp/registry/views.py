@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from webapp.accounts.selectors import teacher_status_counts
 from webapp.core.errors import ServiceError
-from webapp.core.http import HtmxHttpRequest
+from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest
 from webapp.core.params import param_text
 from webapp.core.roles import role_required
 from webapp.registry import selectors, services, training_bridge, training_services
@@ -100,7 +100,7 @@ def _registry_result(
 
 @role_required("admin")
 @require_POST
-def model_version_promote(request: HtmxHttpRequest, version_id: int) -> HttpResponse:
+def model_version_promote(request: AuthenticatedHttpRequest, version_id: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=version_id)
     form = PromoteForm(request.POST)
     form.is_valid()
@@ -121,7 +121,7 @@ def model_version_promote(request: HtmxHttpRequest, version_id: int) -> HttpResp
 
 @role_required("admin")
 @require_POST
-def model_version_rollback(request: HtmxHttpRequest) -> HttpResponse:
+def model_version_rollback(request: AuthenticatedHttpRequest) -> HttpResponse:
     try:
         event = services.model_version_rollback(
             actor=request.user, reason=param_text(request.POST, "reason", max_chars=2000)

@@ -12,9 +12,12 @@ before going on, so the page can always rebuild the stored text.
 The client may send `{"type": "cancel"}`, which stops the generation inside the engine.
 """
 
+from __future__ import annotations
+
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -106,7 +109,7 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("following generation %s failed", self.generation.pk, exc_info=True)
             await self.close(code=1011)
 
-    async def receive_json(self, content, **kwargs) -> None:
+    async def receive_json(self, content: object, **kwargs: Any) -> None:
         if not isinstance(content, dict) or content.get("type") != "cancel":
             await self.send_json(
                 events.error(code="unknown_message", message="Only a stop request is understood.")

@@ -6,12 +6,17 @@ travel through the generation's own event log (worker/inference/event_log.py), w
 socket follows; events that follow a database write are appended on commit (`send_on_commit`).
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
 from webapp.core.redis_client import redis_client
 from worker.inference.event_log import append_events
+
+if TYPE_CHECKING:
+    from webapp.tutoring.models import Generation
 
 EVENT_TYPES = ("status", "delta", "snapshot", "done", "error")
 CHANNELS = ("reasoning", "answer")
@@ -73,7 +78,7 @@ def done(
     }
 
 
-def done_from_generation(generation) -> Event:
+def done_from_generation(generation: Generation) -> Event:
     """The `done` event of a finished Generation row (for a client that connects afterwards)."""
     return done(
         status=generation.status,

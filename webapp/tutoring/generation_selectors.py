@@ -5,6 +5,10 @@ so far — from the row once the generation is finished, from the generation's e
 while it runs — followed by the `done` event or the queue position, and the log id to follow from.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 
 from webapp.core.redis_client import redis_client
@@ -12,17 +16,24 @@ from webapp.tutoring import events
 from webapp.tutoring.models import Generation, GenerationStatus
 from worker.inference.event_log import read_log
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
+    from webapp.accounts.models import User
+
 ACTIVE_STATUSES = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 
 
-def generation_visible_to(*, generation: Generation, user) -> bool:
+def generation_visible_to(*, generation: Generation, user: User | AnonymousUser | None) -> bool:
     """The attempt's student and site admins may watch a generation; nobody else."""
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     return user.is_site_admin or generation.attempt.student_id == user.pk
 
 
-def generation_get_for_viewer(*, generation_id: int, user) -> Generation | None:
+def generation_get_for_viewer(
+    *, generation_id: int, user: User | AnonymousUser | None
+) -> Generation | None:
     """The generation if `user` may watch it, else None (unknown and forbidden look the same)."""
     generation = Generation.objects.select_related("attempt").filter(pk=generation_id).first()
     if generation is None or not generation_visible_to(generation=generation, user=user):
@@ -30,7 +41,7 @@ def generation_get_for_viewer(*, generation_id: int, user) -> Generation | None:
     return generation
 
 
-def generation_active_count(*, user) -> int:
+def generation_active_count(*, user: User) -> int:
     """Generations of `user` that are queued or running (the per-user concurrency limit)."""
     return Generation.objects.filter(attempt__student=user, status__in=ACTIVE_STATUSES).count()
 

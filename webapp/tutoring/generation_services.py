@@ -9,7 +9,10 @@ worker running one to abort it inside the engine. `worker_swap_broadcast` is wha
 on commit to move every worker to the new champion.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -27,6 +30,10 @@ from webapp.tutoring.models import Attempt, Generation, GenerationKind, Generati
 from webapp.tutoring.quotas import generation_quota
 from worker.inference.control import publish_cancel, publish_swap
 from worker.inference.request_queue import enqueue_generation
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
+    from webapp.registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +85,7 @@ def generation_enqueue(
     return generation
 
 
-def generation_cancel(*, generation: Generation, user) -> None:
+def generation_cancel(*, generation: Generation, user: User) -> None:
     """Stop a generation: at once when queued; inside the worker's engine when running.
 
     Finished generations are left as they are (a late click on Stop is not an error).
@@ -103,7 +110,7 @@ def generation_cancel(*, generation: Generation, user) -> None:
     generation.refresh_from_db()
 
 
-def worker_swap_broadcast(*, model_version) -> int:
+def worker_swap_broadcast(*, model_version: ModelVersion) -> int:
     """Ask every inference worker to serve `model_version` (a registry ModelVersion).
 
     Call it on commit of the promotion. Each worker loads the checkpoint next to the one it serves,

@@ -7,14 +7,20 @@ failed on the site's side does not count; one the student stopped does (it was q
 used the engine). Site admins are exempt. GENERATION_QUOTA_PER_HOUR / _PER_DAY set the limits.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from webapp.tutoring.models import Generation, GenerationStatus
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -76,7 +82,7 @@ def _frees_at(counted, *, used: int, limit: int, span: timedelta) -> datetime | 
     return oldest[max(used - limit, 0)] + span
 
 
-def generation_quota(*, user) -> GenerationQuota:
+def generation_quota(*, user: User) -> GenerationQuota:
     """The student's use of both windows, in one query (a second only when a window is full)."""
     now = timezone.now()
     day = Generation.objects.filter(attempt__student_id=user.pk, queued_at__gte=now - DAY).exclude(

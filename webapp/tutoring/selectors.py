@@ -9,7 +9,10 @@ flow (next hint, full solution, regenerate): the pages draw their buttons from i
 refuse whatever it does not allow, so nothing depends on hiding text in the page.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
@@ -27,6 +30,9 @@ from webapp.tutoring.models import (
     OwnAnswer,
 )
 from worker.protocol import HINTS_PER_ATTEMPT
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 _ACTIVE = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 _ENDED_WITHOUT_RESULT = (GenerationStatus.CANCELLED, GenerationStatus.FAILED)
@@ -46,7 +52,7 @@ def _practice_q(student) -> Q:
     return Q(is_practice=True) & (Q(is_public=True) | Q(owner_id__in=own_teachers))
 
 
-def practice_sets_for_student(*, student) -> QuerySet[ProblemSet]:
+def practice_sets_for_student(*, student: User) -> QuerySet[ProblemSet]:
     return ProblemSet.objects.filter(_practice_q(student)).annotate(
         problem_count=Count("problems", distinct=True)
     )
@@ -58,14 +64,14 @@ def _problem_sets_open_to(student) -> QuerySet[ProblemSet]:
     ).distinct()
 
 
-def problem_set_get_for_student(*, problem_set_id: int, student) -> ProblemSet:
+def problem_set_get_for_student(*, problem_set_id: int, student: User) -> ProblemSet:
     problem_set = _problem_sets_open_to(student).filter(pk=problem_set_id).first()
     if problem_set is None:
         raise _not_found("problem set")
     return problem_set
 
 
-def assignment_get_for_student(*, assignment_id: int, student) -> Assignment:
+def assignment_get_for_student(*, assignment_id: int, student: User) -> Assignment:
     assignment = (
         Assignment.objects.filter(pk=assignment_id, classroom__enrollments__student=student)
         .select_related("classroom", "problem_set")
@@ -76,7 +82,7 @@ def assignment_get_for_student(*, assignment_id: int, student) -> Assignment:
     return assignment
 
 
-def problems_open_to_student(*, student) -> QuerySet[Problem]:
+def problems_open_to_student(*, student: User) -> QuerySet[Problem]:
     """Every problem the student may start an attempt on."""
     return Problem.objects.filter(
         Q(problem_set__in=_problem_sets_open_to(student))
@@ -84,7 +90,7 @@ def problems_open_to_student(*, student) -> QuerySet[Problem]:
     )
 
 
-def problem_get_for_student(*, problem_id: int, student) -> Problem:
+def problem_get_for_student(*, problem_id: int, student: User) -> Problem:
     problem = problems_open_to_student(student=student).filter(pk=problem_id).first()
     if problem is None:
         raise _not_found("problem")
@@ -99,14 +105,14 @@ def problem_get_for_student(*, problem_id: int, student) -> Problem:
 # next to the latest one when they differ.
 
 
-def solving_answers(*, student, problem) -> QuerySet[OwnAnswer]:
+def solving_answers(*, student: User, problem: Problem | int | OuterRef) -> QuerySet[OwnAnswer]:
     """The student's correct own answers to `problem` (an id or an OuterRef), first first."""
     return OwnAnswer.objects.filter(
         attempt__student=student, attempt__problem=problem, is_correct=True
     ).order_by("created_at", "pk")
 
 
-def problem_list_with_progress(*, problem_set: ProblemSet, student) -> QuerySet[Problem]:
+def problem_list_with_progress(*, problem_set: ProblemSet, student: User) -> QuerySet[Problem]:
     """The set's problems, each with `solved` (see the rule above), `solved_with` (the answer
     that solved it) and `latest_attempt_id` (to reopen the last try)."""
     own_attempts = Attempt.objects.filter(student=student, problem=OuterRef("pk"))
@@ -121,7 +127,7 @@ def problem_list_with_progress(*, problem_set: ProblemSet, student) -> QuerySet[
 # --- attempts and generations ---------------------------------------------------------------
 
 
-def attempt_get_for_user(*, attempt_id: int, user) -> Attempt:
+def attempt_get_for_user(*, attempt_id: int, user: User) -> Attempt:
     """An attempt its student (or a site admin) may read; 404 for anyone else's."""
     attempts = Attempt.objects.select_related(
         "problem", "problem__problem_set", "assignment", "assignment__classroom"
@@ -134,7 +140,7 @@ def attempt_get_for_user(*, attempt_id: int, user) -> Attempt:
     return attempt
 
 
-def generation_get_for_user(*, generation_id: int, user) -> Generation:
+def generation_get_for_user(*, generation_id: int, user: User) -> Generation:
     generations = Generation.objects.select_related("attempt", "attempt__problem")
     if not user.is_site_admin:
         generations = generations.filter(attempt__student=user)
@@ -162,7 +168,7 @@ def timeline_generation(*, attempt: Attempt, generation_id: int) -> Generation:
     return next(g for g in attempt_timeline(attempt=attempt) if g.pk == generation_id)
 
 
-def attempt_list_for_student(*, student, query: str = "") -> QuerySet[Attempt]:
+def attempt_list_for_student(*, student: User, query: str = "") -> QuerySet[Attempt]:
     """The student's attempts, newest first, optionally filtered by words of the problem or of a
     final answer; each carries its latest solution (`latest_*`), its latest own answer
     (`own_answer`, `own_answer_correct`) and whether the problem is solved by the one rule

@@ -9,6 +9,10 @@ the model, so "correct" means the same thing for both; it runs through `webapp.c
 whose time limit turns an answer too costly to work out into "couldn't check" (`is_correct` None).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 from django.db.models import F
 
@@ -31,6 +35,9 @@ from webapp.tutoring.selectors import (
     attempt_next_steps,
     problems_open_to_student,
 )
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 MAX_OWN_ANSWER_CHARS = 300
 MAX_FEEDBACK_TEXT_CHARS = 2000
@@ -61,7 +68,7 @@ def _hint_enqueue(*, attempt: Attempt, hint_index: int) -> Generation:
     return generation_enqueue(attempt=attempt, kind=GenerationKind.HINT, hint_index=hint_index)
 
 
-def problem_for_typed_statement(*, student, statement: str) -> Problem:
+def problem_for_typed_statement(*, student: User, statement: str) -> Problem:
     """The problem a student typed. A statement that matches a problem the student may already open
     (a practice or assigned one) is that problem, so its reference answer gives a verdict; the same
     typed text twice is one problem."""
@@ -89,7 +96,11 @@ def problem_for_typed_statement(*, student, statement: str) -> Problem:
 
 @transaction.atomic
 def attempt_create(
-    *, student, problem: Problem, mode: str = AttemptMode.SOLVE, assignment_id: int | None = None
+    *,
+    student: User,
+    problem: Problem,
+    mode: str = AttemptMode.SOLVE,
+    assignment_id: int | None = None,
 ) -> Attempt:
     """Start an attempt and queue its first generation: the solution, or in tutor mode the first
     hint. Raises ServiceError when a limit (concurrency, prompt length) refuses the request; then
@@ -117,13 +128,15 @@ def attempt_create(
 
 
 @transaction.atomic
-def attempt_create_from_text(*, student, statement: str, mode: str = AttemptMode.SOLVE) -> Attempt:
+def attempt_create_from_text(
+    *, student: User, statement: str, mode: str = AttemptMode.SOLVE
+) -> Attempt:
     problem = problem_for_typed_statement(student=student, statement=statement)
     return attempt_create(student=student, problem=problem, mode=mode)
 
 
 @transaction.atomic
-def attempt_hint_request(*, attempt: Attempt, user) -> Generation:
+def attempt_hint_request(*, attempt: Attempt, user: User) -> Generation:
     """Queue the next hint. `Attempt.hints_revealed` counts the hints asked for; a hint that was
     stopped or failed is asked for again without using up another."""
     _ensure_own(attempt, user)
@@ -142,7 +155,7 @@ def attempt_hint_request(*, attempt: Attempt, user) -> Generation:
 
 
 @transaction.atomic
-def attempt_solution_request(*, attempt: Attempt, user) -> Generation:
+def attempt_solution_request(*, attempt: Attempt, user: User) -> Generation:
     """Queue a full solution: the first one in tutor mode ("show the full solution"), or another
     one (regenerate) once a solution has been asked for."""
     _ensure_own(attempt, user)
@@ -153,7 +166,7 @@ def attempt_solution_request(*, attempt: Attempt, user) -> Generation:
     return generation_enqueue(attempt=attempt, kind=GenerationKind.SOLUTION)
 
 
-def own_answer_create(*, attempt: Attempt, user, answer: str) -> OwnAnswer:
+def own_answer_create(*, attempt: Attempt, user: User, answer: str) -> OwnAnswer:
     """Record the student's own answer and, when the problem has a reference, whether it is right
     (`is_correct` stays None when there is nothing to check against, or the check ran out of
     time)."""
@@ -181,7 +194,12 @@ def own_answer_create(*, attempt: Attempt, user, answer: str) -> OwnAnswer:
 
 
 def feedback_save(
-    *, generation: Generation, user, rating: int, tags: list[str] | None = None, text: str = ""
+    *,
+    generation: Generation,
+    user: User,
+    rating: int,
+    tags: list[str] | None = None,
+    text: str = "",
 ) -> Feedback:
     """Store (or replace) the student's rating of a solution or hint, kept for training."""
     _ensure_own(generation.attempt, user)

@@ -8,7 +8,7 @@ page's alert region); anything else is left to Django's error handling and never
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from webapp.classes.selectors import assignments_for_student
 from webapp.core.errors import ServiceError
 from webapp.core.health import inference_workers
-from webapp.core.http import HtmxHttpRequest, found_or_404
+from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest, found_or_404
 from webapp.core.roles import role_required
 from webapp.tutoring import check_selectors, selectors, services
 from webapp.tutoring.forms import (
@@ -53,7 +53,7 @@ def _error(request: HtmxHttpRequest, error: ServiceError, *, fallback: str) -> H
 # --- asking ---------------------------------------------------------------------------------
 
 
-def _home_context(request: HttpRequest, ask_form: AskForm) -> dict:
+def _home_context(request: AuthenticatedHttpRequest, ask_form: AskForm) -> dict:
     student = request.user
     return {
         "ask_form": ask_form,
@@ -65,13 +65,13 @@ def _home_context(request: HttpRequest, ask_form: AskForm) -> dict:
 
 
 @role_required("student")
-def student_home(request: HtmxHttpRequest) -> HttpResponse:
+def student_home(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "tutoring/student_home.html", _home_context(request, AskForm()))
 
 
 @role_required("student")
 @require_POST
-def attempt_create(request: HtmxHttpRequest) -> HttpResponse:
+def attempt_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = AskForm(request.POST)
     if form.is_valid():
         try:
@@ -89,7 +89,9 @@ def attempt_create(request: HtmxHttpRequest) -> HttpResponse:
     return response
 
 
-def _problem_set_page(request: HttpRequest, problem_set, assignment=None) -> HttpResponse:
+def _problem_set_page(
+    request: AuthenticatedHttpRequest, problem_set, assignment=None
+) -> HttpResponse:
     problems = selectors.problem_list_with_progress(problem_set=problem_set, student=request.user)
     return render(
         request,
@@ -100,7 +102,7 @@ def _problem_set_page(request: HttpRequest, problem_set, assignment=None) -> Htt
 
 @role_required("student")
 @require_GET
-def problem_set_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpResponse:
+def problem_set_detail(request: AuthenticatedHttpRequest, problem_set_id: int) -> HttpResponse:
     problem_set = found_or_404(
         selectors.problem_set_get_for_student, problem_set_id=problem_set_id, student=request.user
     )
@@ -109,7 +111,7 @@ def problem_set_detail(request: HtmxHttpRequest, problem_set_id: int) -> HttpRes
 
 @role_required("student")
 @require_GET
-def assignment_detail(request: HtmxHttpRequest, assignment_id: int) -> HttpResponse:
+def assignment_detail(request: AuthenticatedHttpRequest, assignment_id: int) -> HttpResponse:
     assignment = found_or_404(
         selectors.assignment_get_for_student, assignment_id=assignment_id, student=request.user
     )
@@ -118,7 +120,7 @@ def assignment_detail(request: HtmxHttpRequest, assignment_id: int) -> HttpRespo
 
 @role_required("student")
 @require_POST
-def problem_start(request: HtmxHttpRequest, problem_id: int) -> HttpResponse:
+def problem_start(request: AuthenticatedHttpRequest, problem_id: int) -> HttpResponse:
     problem = found_or_404(
         selectors.problem_get_for_student, problem_id=problem_id, student=request.user
     )
@@ -253,7 +255,7 @@ def _request_generation(request: HtmxHttpRequest, attempt_id: int, ask) -> HttpR
 
 @role_required("student")
 @require_POST
-def own_answer_create(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
+def own_answer_create(request: AuthenticatedHttpRequest, attempt_id: int) -> HttpResponse:
     attempt = found_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
     form = OwnAnswerForm(request.POST)
     error = None
@@ -310,7 +312,7 @@ def generation_footer(request: HtmxHttpRequest, generation_id: int) -> HttpRespo
 
 @role_required("student")
 @require_POST
-def generation_stop(request: HtmxHttpRequest, generation_id: int) -> HttpResponse:
+def generation_stop(request: AuthenticatedHttpRequest, generation_id: int) -> HttpResponse:
     generation = found_or_404(
         selectors.generation_get_for_user, generation_id=generation_id, user=request.user
     )
@@ -327,7 +329,7 @@ def generation_stop(request: HtmxHttpRequest, generation_id: int) -> HttpRespons
 
 @role_required("student")
 @require_POST
-def feedback_save(request: HtmxHttpRequest, generation_id: int) -> HttpResponse:
+def feedback_save(request: AuthenticatedHttpRequest, generation_id: int) -> HttpResponse:
     generation = found_or_404(
         selectors.generation_get_for_user, generation_id=generation_id, user=request.user
     )
@@ -371,7 +373,7 @@ def feedback_save(request: HtmxHttpRequest, generation_id: int) -> HttpResponse:
 
 @role_required("student")
 @require_GET
-def attempt_history(request: HtmxHttpRequest) -> HttpResponse:
+def attempt_history(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = HistorySearchForm(request.GET)
     query = form.cleaned_data["q"] if form.is_valid() else ""
     attempts = selectors.attempt_list_for_student(student=request.user, query=query)

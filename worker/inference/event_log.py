@@ -14,13 +14,19 @@ read from the start, so nothing can be in one and not in the other. The stream e
 after the generation's last event; the row stays the source of truth.
 """
 
+from __future__ import annotations
+
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 import redis.asyncio as aioredis
 
 from worker.protocol import EVENT_LOG_TTL_SECONDS, event_log_key
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 EVENTS_FIELD = "e"
 
@@ -61,12 +67,14 @@ class LogSnapshot:
                 self.seq = max(self.seq, event.get("seq") or 0)
 
 
-def decode(entries) -> list[tuple[str, list[dict]]]:
+def decode(entries: Iterable[tuple[str, dict[str, str]]]) -> list[tuple[str, list[dict]]]:
     """(entry id, events) of raw stream entries."""
     return [(entry_id, json.loads(fields[EVENTS_FIELD])) for entry_id, fields in entries]
 
 
-def fold(entries, snapshot: LogSnapshot | None = None) -> LogSnapshot:
+def fold(
+    entries: Iterable[tuple[str, dict[str, str]]], snapshot: LogSnapshot | None = None
+) -> LogSnapshot:
     snapshot = snapshot or LogSnapshot()
     for entry_id, events in decode(entries):
         snapshot.apply(entry_id, events)

@@ -1,13 +1,16 @@
 """The generation WebSocket consumer, in process, with the real channel layer and Redis.
 
 The worker's part (events appended to the generation's log) is played by the test with the module
-the worker uses; the real worker is in tests/worker/test_inference_integration.py.
+the worker uses; the real worker is in tests/worker/inference/test_inference_integration.py.
+The tests' own database calls go through the async ORM, so Django's check against sync ORM calls
+from the event loop stays on and would catch the consumer making one.
 """
 
 import asyncio
 
 import pytest
 import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -71,7 +74,7 @@ async def test_a_queued_generation_opens_with_a_snapshot_and_its_place(generatio
 
 
 async def test_a_late_client_gets_the_text_so_far_then_only_newer_events(generation, student, log):
-    Generation.objects.filter(pk=generation.pk).update(status="running")
+    await Generation.objects.filter(pk=generation.pk).aupdate(status="running")
     await log.append(generation.pk, [events.status_running(model_version="ring-tiny")])
     await log.append(generation.pk, [events.delta(seq=1, channel="reasoning", text="Half is ")])
     await log.append(generation.pk, [events.delta(seq=2, channel="reasoning", text="3/6.")])
@@ -96,7 +99,7 @@ async def test_a_late_client_gets_the_text_so_far_then_only_newer_events(generat
 
 
 async def test_a_finished_generation_replays_from_the_row(generation, student, log):
-    Generation.objects.filter(pk=generation.pk).update(
+    await Generation.objects.filter(pk=generation.pk).aupdate(
         status="done",
         reasoning="1/2 = 3/6, 1/3 = 2/6.",
         answer="\\boxed{5/6}",
@@ -128,7 +131,7 @@ async def test_cancel_from_the_client_stops_a_queued_generation(generation, stud
     done = await communicator.receive_json_from(timeout=5)
     assert (done["type"], done["status"]) == ("done", "cancelled")
     await asyncio.sleep(0)
-    generation.refresh_from_db()
+    await generation.arefresh_from_db()
     assert generation.status == "cancelled"
     await communicator.disconnect()
 
@@ -144,7 +147,9 @@ async def test_an_unknown_message_gets_an_error_event(generation, student):
 
 
 async def test_an_admin_may_watch_any_generation(generation, transactional_db):
-    admin = user_create(username="root", password="x", role="admin", validate=False)
+    admin = await sync_to_async(user_create)(
+        username="root", password="x", role="admin", validate=False
+    )
     communicator = await _connect(generation.pk, admin)
     assert (await communicator.receive_json_from())["type"] == "snapshot"
     await communicator.disconnect()
@@ -153,14 +158,14 @@ async def test_an_admin_may_watch_any_generation(generation, transactional_db):
 async def test_a_done_past_the_last_delta_resends_the_stored_row_first(generation, student, log):
     """The worker could not write its last delta (Redis down past its retries) but stored the row
     and then sent `done`, numbered after that delta: the page gets the row's text first."""
-    Generation.objects.filter(pk=generation.pk).update(status="running")
+    await Generation.objects.filter(pk=generation.pk).aupdate(status="running")
     communicator = await _connect(generation.pk, student)
     await communicator.receive_json_from()  # snapshot
     await communicator.receive_json_from()  # running
     await log.append(generation.pk, [events.delta(seq=1, channel="reasoning", text="1/2 = 3/6")])
     assert (await communicator.receive_json_from())["seq"] == 1
 
-    Generation.objects.filter(pk=generation.pk).update(
+    await Generation.objects.filter(pk=generation.pk).aupdate(
         status="done", reasoning="1/2 = 3/6", answer="\\boxed{5/6}", final_answer="5/6"
     )
     await log.append(generation.pk, [events.done(status="done", final_answer="5/6", seq=2)])

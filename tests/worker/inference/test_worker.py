@@ -3,7 +3,7 @@
 Everything but the engine is real: the worker claims from a Redis Stream (a private one per test),
 appends events to each generation's event log (the test follows it like a page's consumer would)
 and stores rows in the test database. The real vLLM
-engine is exercised in tests/worker/test_inference_integration.py.
+engine is exercised in tests/worker/inference/test_inference_integration.py.
 """
 
 import asyncio
@@ -226,7 +226,7 @@ async def test_a_generation_streams_coalesced_deltas_and_is_stored(
 ):
     engines = Engines()
     worker = scripted_worker(config, engines)
-    generation = new_generation(student, problem)
+    generation = await sync_to_async(new_generation)(student, problem)
     async with serving(worker), LogListener(generation.pk) as listener:
         await enqueue(aredis, config, generation)
         done = await listener.until("done")
@@ -243,7 +243,7 @@ async def test_a_generation_streams_coalesced_deltas_and_is_stored(
     assert done["verdict"] == "correct"
     assert done["model_version"] == "v1-path"
 
-    generation.refresh_from_db()
+    await generation.arefresh_from_db()
     assert generation.status == "done"
     assert generation.reasoning == text_of(listener.events, "reasoning")
     assert generation.answer == text_of(listener.events, "answer")
@@ -268,21 +268,21 @@ async def test_a_generation_streams_coalesced_deltas_and_is_stored(
 async def test_the_answers_confidence_and_a_cut_off_are_stored(config, aredis, student, problem):
     engines = Engines(weakest_logprob=math.log(0.25))
     worker = scripted_worker(config, engines)
-    finished = new_generation(student, problem)
+    finished = await sync_to_async(new_generation)(student, problem)
     async with serving(worker), LogListener(finished.pk) as listener:
         await enqueue(aredis, config, finished)
         await listener.until("done")
-    finished.refresh_from_db()
+    await finished.arefresh_from_db()
     assert finished.confidence == pytest.approx(0.25)
     assert not finished.cut_off
 
     short = dataclasses.replace(config, sampling=SamplingDefaults(max_new_tokens=12))
     worker = scripted_worker(short, Engines())
-    cut = new_generation(student, problem)
+    cut = await sync_to_async(new_generation)(student, problem)
     async with serving(worker), LogListener(cut.pk) as listener:
         await enqueue(aredis, short, cut)
         done = await listener.until("done")
-    cut.refresh_from_db()
+    await cut.arefresh_from_db()
     assert done["status"] == "done" and cut.cut_off
     assert cut.confidence == pytest.approx(math.exp(-0.01))
 
@@ -296,8 +296,8 @@ async def test_a_hint_streams_only_the_step_the_server_cut_never_the_answer(
         "add the ones: 7 + 8 = 15\ntogether 70 + 15 = 85</think>The sum is \\boxed{85}."
     )
     worker = scripted_worker(config, engines)
-    attempt = Attempt.objects.create(student=student, problem=problem)
-    generation = Generation.objects.create(attempt=attempt, kind="hint", hint_index=1)
+    attempt = await Attempt.objects.acreate(student=student, problem=problem)
+    generation = await Generation.objects.acreate(attempt=attempt, kind="hint", hint_index=1)
     async with serving(worker), LogListener(generation.pk) as listener:
         await enqueue(aredis, config, generation, hint_index=1)
         done = await listener.until("done")
@@ -309,7 +309,7 @@ async def test_a_hint_streams_only_the_step_the_server_cut_never_the_answer(
     # Nothing the model wrote beyond the hint went out: not its reasoning, not its answer.
     assert "85" not in json.dumps(listener.events)
     assert (done["status"], done["final_answer"], done["verdict"]) == ("done", "", "")
-    generation.refresh_from_db()
+    await generation.arefresh_from_db()
     assert (generation.reasoning, generation.answer) == ("", "add the tens: 40 + 30 = 70")
     assert (generation.final_answer, generation.thinking_ms) == ("", None)
     # The hint's own length, not the hidden solution's (which every hint would share).
@@ -319,7 +319,7 @@ async def test_a_hint_streams_only_the_step_the_server_cut_never_the_answer(
 
 
 async def test_the_heartbeat_reports_the_served_version_and_load(config, aredis, student, problem):
-    version = ModelVersion.objects.create(
+    version = await ModelVersion.objects.acreate(
         label="ring-tiny-v7", path="v7-path", status=VersionStatus.CHAMPION
     )
     worker = scripted_worker(config, Engines())
@@ -340,7 +340,7 @@ async def test_cancel_aborts_the_request_inside_the_engine(config, aredis, stude
     engines = Engines(step_delay_s=0.02)
     engines.completions["v1-path"] = "<think>" + "a long line of reasoning " * 40
     worker = scripted_worker(config, engines)
-    generation = new_generation(student, problem)
+    generation = await sync_to_async(new_generation)(student, problem)
     async with serving(worker), LogListener(generation.pk) as listener:
         await enqueue(aredis, config, generation)
         await listener.until("delta")
@@ -350,7 +350,7 @@ async def test_cancel_aborts_the_request_inside_the_engine(config, aredis, stude
     engine = engines.started[0]
     assert engine.aborted == set(engine.requests)
     assert done["status"] == "cancelled"
-    generation.refresh_from_db()
+    await generation.arefresh_from_db()
     assert generation.status == "cancelled"
     assert generation.cancel_requested
     assert 0 < generation.completion_tokens < len(engines.completions["v1-path"])
@@ -365,8 +365,10 @@ async def test_a_stop_asked_before_a_reclaim_is_honoured_without_streaming(
     there when the next worker claims it."""
     engines = Engines()
     worker = scripted_worker(config, engines)
-    generation = new_generation(student, problem)
-    Generation.objects.filter(pk=generation.pk).update(status="running", cancel_requested=True)
+    generation = await sync_to_async(new_generation)(student, problem)
+    await Generation.objects.filter(pk=generation.pk).aupdate(
+        status="running", cancel_requested=True
+    )
     await aredis.set(cancel_key(generation.pk), "1", ex=60)
     async with serving(worker), LogListener(generation.pk) as listener:
         await enqueue(aredis, config, generation)
@@ -384,15 +386,17 @@ async def test_a_stop_recorded_only_in_the_row_still_ends_the_answer(
     engines = Engines(step_delay_s=0.02)
     engines.completions["v1-path"] = "<think>" + "a long line of reasoning " * 40
     worker = scripted_worker(config, engines)
-    generation = new_generation(student, problem)
-    Generation.objects.filter(pk=generation.pk).update(status="running", cancel_requested=True)
+    generation = await sync_to_async(new_generation)(student, problem)
+    await Generation.objects.filter(pk=generation.pk).aupdate(
+        status="running", cancel_requested=True
+    )
     async with serving(worker), LogListener(generation.pk) as listener:
         await enqueue(aredis, config, generation)
         done = await listener.until("done")
     assert done["status"] == "cancelled"
     engine = engines.started[0]
     assert engine.aborted == set(engine.requests)
-    generation.refresh_from_db()
+    await generation.arefresh_from_db()
     assert generation.completion_tokens < len(engines.completions["v1-path"]) / 2
 
 
@@ -401,8 +405,8 @@ async def test_a_swap_pins_running_answers_and_moves_new_ones(config, aredis, st
     engines.completions["v1-path"] = "<think>" + "old " * 50 + "</think>\\boxed{85}"
     engines.completions["v2-path"] = "<think>new</think>\\boxed{85}"
     worker = scripted_worker(config, engines)
-    first = new_generation(student, problem)
-    second = new_generation(student, problem)
+    first = await sync_to_async(new_generation)(student, problem)
+    second = await sync_to_async(new_generation)(student, problem)
     async with serving(worker):
         async with LogListener(first.pk) as old_listener:
             await enqueue(aredis, config, first)
@@ -418,8 +422,8 @@ async def test_a_swap_pins_running_answers_and_moves_new_ones(config, aredis, st
 
     assert old_done["model_version"] == "v1-path" and old_done["status"] == "done"
     assert new_done["model_version"] == "v2" and new_done["status"] == "done"
-    first.refresh_from_db()
-    second.refresh_from_db()
+    await first.arefresh_from_db()
+    await second.arefresh_from_db()
     assert "new" not in first.reasoning and first.reasoning.count("old") == 50
     assert second.reasoning == "new"
     assert (first.model_version_label, second.model_version_label) == ("v1-path", "v2")
@@ -440,7 +444,7 @@ async def test_a_refused_checkpoint_leaves_the_old_version_serving(
 ):
     engines = Engines()
     worker = scripted_worker(config, engines)
-    generation = new_generation(student, problem)
+    generation = await sync_to_async(new_generation)(student, problem)
     async with serving(worker):
         worker.request_swap(ModelSpec(3, "broken", path), explicit=True)
 
@@ -466,7 +470,7 @@ async def test_a_prompt_longer_than_the_model_takes_fails_with_a_clear_error(
     config, aredis, student, problem
 ):
     worker = scripted_worker(config, Engines())
-    generation = new_generation(student, problem)
+    generation = await sync_to_async(new_generation)(student, problem)
     async with serving(worker), LogListener(generation.pk) as listener:
         await enqueue(aredis, config, generation, prompt_text="x" * 500)
         error = await listener.until("error")
@@ -474,17 +478,19 @@ async def test_a_prompt_longer_than_the_model_takes_fails_with_a_clear_error(
     assert error["code"] == "prompt_too_long"
     assert "too long" in error["message"] and "Traceback" not in error["message"]
     assert done["status"] == "failed"
-    generation.refresh_from_db()
+    await generation.arefresh_from_db()
     assert generation.status == "failed" and "too long" in generation.error
 
 
 async def test_an_entry_left_by_a_dead_worker_is_completed(config, aredis, student, problem):
-    generation = new_generation(student, problem)
+    generation = await sync_to_async(new_generation)(student, problem)
     await aredis.xgroup_create(config.stream, config.group, id="0", mkstream=True)
     await enqueue(aredis, config, generation)
     # A worker that claimed the entry, streamed a little and died.
     await aredis.xreadgroup(config.group, "dead-worker", {config.stream: ">"}, count=1)
-    Generation.objects.filter(pk=generation.pk).update(status="running", worker_id="dead-worker")
+    await Generation.objects.filter(pk=generation.pk).aupdate(
+        status="running", worker_id="dead-worker"
+    )
     await aredis.xadd(
         event_log_key(generation.pk),
         {
@@ -504,7 +510,7 @@ async def test_an_entry_left_by_a_dead_worker_is_completed(config, aredis, stude
     first_delta = next(e for e in after_reset if e["type"] == "delta")
     assert first_delta["seq"] == 5
     assert done["status"] == "done"
-    generation.refresh_from_db()
+    await generation.arefresh_from_db()
     assert generation.worker_id == config.worker_id and generation.status == "done"
 
 
@@ -514,7 +520,7 @@ async def test_unfinished_answers_go_back_to_the_queue_on_shutdown(
     engines = Engines(step_delay_s=0.05)
     engines.completions["v1-path"] = "<think>" + "slow " * 200
     worker = scripted_worker(config, engines)
-    generation = new_generation(student, problem)
+    generation = await sync_to_async(new_generation)(student, problem)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     async with LogListener(generation.pk) as listener:
@@ -530,7 +536,7 @@ async def test_unfinished_answers_go_back_to_the_queue_on_shutdown(
         await asyncio.wait_for(task, 30)
         queued = await listener.until("status")
     assert queued["status"] == "queued"
-    generation.refresh_from_db()
+    await generation.arefresh_from_db()
     assert (generation.status, generation.worker_id) == ("queued", "")
     entries = await aredis.xrange(config.stream)
     assert entries[-1][1]["generation_id"] == str(generation.pk)
@@ -539,18 +545,18 @@ async def test_unfinished_answers_go_back_to_the_queue_on_shutdown(
 
 
 async def test_a_deleted_registry_row_does_not_stop_the_worker(config, aredis, student, problem):
-    version = ModelVersion.objects.create(
+    version = await ModelVersion.objects.acreate(
         label="ring-tiny-v8", path="v8-path", status=VersionStatus.CHAMPION
     )
     worker = scripted_worker(config, Engines())
-    generation = new_generation(student, problem)
+    generation = await sync_to_async(new_generation)(student, problem)
     async with serving(worker):
-        version.delete()
+        await version.adelete()
         async with LogListener(generation.pk) as listener:
             await enqueue(aredis, config, generation)
             done = await listener.until("done")
     assert done["status"] == "done" and done["model_version"] == "ring-tiny-v8"
-    generation.refresh_from_db()
+    await generation.arefresh_from_db()
     assert generation.model_version_id is None
     assert generation.model_version_label == "ring-tiny-v8"
 
@@ -560,7 +566,7 @@ async def test_an_entry_with_only_an_id_reads_the_problem_from_the_row(
 ):
     engines = Engines()
     worker = scripted_worker(config, engines)
-    generation = new_generation(student, problem)
+    generation = await sync_to_async(new_generation)(student, problem)
     async with serving(worker), LogListener(generation.pk) as listener:
         await aredis.xadd(config.stream, stream_entry(generation.pk))
         done = await listener.until("done")
@@ -573,8 +579,8 @@ async def test_a_request_started_before_the_claim_is_dropped_when_the_row_is_fin
 ):
     engines = Engines(step_delay_s=0.05)
     worker = scripted_worker(config, engines)
-    generation = new_generation(student, problem)
-    Generation.objects.filter(pk=generation.pk).update(status="cancelled")
+    generation = await sync_to_async(new_generation)(student, problem)
+    await Generation.objects.filter(pk=generation.pk).aupdate(status="cancelled")
     async with serving(worker):
         await enqueue(aredis, config, generation)
         await wait_until(lambda: engines.started[0].dropped, what="request dropped")
@@ -593,7 +599,7 @@ async def test_a_worker_that_missed_the_message_catches_up_with_the_champion(
     worker = scripted_worker(config.with_overrides(reconcile_interval_s=0.2), engines)
     async with serving(worker):
         assert worker.engine.spec.path == "v1-path"
-        broken = ModelVersion.objects.create(
+        broken = await ModelVersion.objects.acreate(
             label="ring-tiny-broken", path="corrupt", status=VersionStatus.CHAMPION
         )
         await wait_until(lambda: worker.last_swap is not None, what="first reconcile")
@@ -602,8 +608,8 @@ async def test_a_worker_that_missed_the_message_catches_up_with_the_champion(
         assert worker.last_swap["label"] == "ring-tiny-broken"
         assert len(engines.started) == 1
 
-        ModelVersion.objects.filter(pk=broken.pk).update(status=VersionStatus.RETIRED)
-        good = ModelVersion.objects.create(
+        await ModelVersion.objects.filter(pk=broken.pk).aupdate(status=VersionStatus.RETIRED)
+        good = await ModelVersion.objects.acreate(
             label="ring-tiny-v9", path="v9-path", status=VersionStatus.CHAMPION
         )
         await wait_until(lambda: worker.engine.spec.label == "ring-tiny-v9", what="catch-up")
@@ -679,7 +685,10 @@ async def test_a_redis_restart_mid_answer_fails_no_generation(config, student, p
     site_side = aioredis.Redis.from_url(
         own_redis.url, decode_responses=True, **async_retry_options()
     )
-    first, second = new_generation(student, problem), new_generation(student, problem)
+    first, second = (
+        await sync_to_async(new_generation)(student, problem),
+        await sync_to_async(new_generation)(student, problem),
+    )
     try:
         async with (
             serving(worker),
@@ -700,7 +709,7 @@ async def test_a_redis_restart_mid_answer_fails_no_generation(config, student, p
 
     assert (done_one["status"], done_two["status"]) == ("done", "done")
     for generation, listener in ((first, one), (second, two)):
-        generation.refresh_from_db()
+        await generation.arefresh_from_db()
         assert generation.status == "done", generation.error
         deltas = [e for e in listener.events if e["type"] == "delta"]
         assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
@@ -732,8 +741,8 @@ async def test_a_generation_costs_at_most_4_commits_and_few_redis_commands(
         config, redis_url=own_redis.url, heartbeat_interval_s=3.0, flush_interval_ms=40
     )
     worker = scripted_worker(config, Engines(step_delay_s=0.01))
-    warm_up = [new_generation(student, problem) for _ in range(4)]
-    generations = [new_generation(student, problem) for _ in range(4)]
+    warm_up = [await sync_to_async(new_generation)(student, problem) for _ in range(4)]
+    generations = [await sync_to_async(new_generation)(student, problem) for _ in range(4)]
     admin = redis.Redis.from_url(own_redis.url, decode_responses=True)
 
     def redis_calls() -> dict[str, int]:
@@ -803,6 +812,6 @@ async def test_a_generation_costs_at_most_4_commits_and_few_redis_commands(
     assert spent.get("cmdstat_xadd", 0) == entries + n  # the logs, and the queue pushes
     assert sum(spent.values()) <= 30 * n + 2 * messages, (spent, messages)
     for generation, seen in zip(generations, received, strict=True):
-        generation.refresh_from_db()
+        await generation.arefresh_from_db()
         assert generation.status == "done"
         assert text_of(seen, "answer") == generation.answer

@@ -6,6 +6,10 @@ decisions are in the audit log like any other. Idempotent: running it again chan
 already exists. Prints how to log in.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -32,7 +36,7 @@ class Command(BaseCommand):
     help = "Create demo users, a demo class and problem set, and register the default champion."
 
     @transaction.atomic
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         users = {}
         for username, password, role in DEMO_USERS:
             user = User.objects.filter(username=username).first()
