@@ -99,3 +99,13 @@ def test_every_task_of_the_site_is_named_after_its_app_and_function():
     for name, task in ours.items():
         app_label = task.__module__.split(".")[1]
         assert name == f"{app_label}.{task.__name__}", (name, task.__module__)
+
+
+def test_the_routes_go_by_task_name():
+    # Training jobs run on the `training` queue only; every other task on `default`.
+    def queue_of(name: str) -> str:
+        return celery_app.amqp.router.route({}, name)["queue"].name
+
+    assert queue_of("registry.run_training_job") == "training"
+    assert queue_of("registry.run_evaluation") == "default"
+    assert queue_of("problems.check_upload_answers") == "default"
