@@ -231,7 +231,8 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"webapp.registry.tasks.*": {"queue": "training"}}
+# Routed by the tasks' stable names (`<app>.<what it does>`); everything else goes to `default`.
+CELERY_TASK_ROUTES = {"registry.run_training_job": {"queue": "training"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

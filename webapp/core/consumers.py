@@ -11,16 +11,19 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from webapp.core.websocket import CloseCode, signed_in_user
+
 
 class ChannelLayerEchoConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+        # Accept, then check, then close with a named code (webapp.core.websocket).
+        await self.accept()
+        user = signed_in_user(self.scope)
+        if user is None:
+            await self.close(code=CloseCode.UNAUTHENTICATED)
             return
         self.group_name = f"echo.{user.pk}"
         await self.channel_layer.group_add(self.group_name, self.channel_name)
-        await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group_name"):

@@ -1,12 +1,20 @@
-"""What the apps' views share: the request types (django-htmx's, and a signed-in user's), and a
-selector's 404."""
+"""What the apps' views share: the request types (django-htmx's, and a signed-in user's), a
+selector's 404, and the one way an htmx request is refused.
+
+An htmx request that a ServiceError (or an invalid form) refuses is answered with status 422 and
+HTML that says why: `refused(response)`. Every page's htmx config (base.html) swaps 422 like a 2xx,
+so the message lands where the request's result would have; `retarget` sends it elsewhere instead
+(`HX-Retarget`, e.g. a page's alert region). Other 4xx/5xx are not swapped: htmx leaves the page as
+it was. (The status, not a custom header, says "refused", so tests, logs and the browser's network
+panel all see it.)
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django_htmx.middleware import HtmxDetails
 
 from webapp.core.errors import ServiceError
@@ -37,3 +45,21 @@ def found_or_404(selector: Callable[..., Row], **kwargs: Any) -> Row:
         if error.status == 404:
             raise Http404(error.message) from error
         raise
+
+
+REFUSED = 422  # Unprocessable Content: understood, and refused for a reason the page shows
+
+
+def refused(
+    response: HttpResponse, *, retarget: str | None = None, reswap: str = "innerHTML"
+) -> HttpResponse:
+    """Mark `response` (HTML saying why) as a refusal: status 422, which htmx swaps (base.html).
+
+    With `retarget` (a CSS selector), htmx swaps it into that element with `reswap` instead of the
+    request's own target. Also right for a page posted without htmx: the status still says it.
+    """
+    response.status_code = REFUSED
+    if retarget is not None:
+        response["HX-Retarget"] = retarget
+        response["HX-Reswap"] = reswap
+    return response

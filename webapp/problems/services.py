@@ -4,7 +4,7 @@ An upload is read whole (`importers.read_problem_file`), checked for duplicates 
 against the teacher's stored problems, and staged as a `ProblemUpload` the teacher previews. Only
 `problem_upload_import` creates problems, in one transaction: either every importable item lands or
 none does. A refused file (`UploadRefused`) stages nothing at all. When a file holds many symbolic
-answers, the verifier reads them in a Celery task (`tasks.check_upload_answers`) while the preview
+answers, the verifier reads them in a Celery task (`problems.check_upload_answers`) while the preview
 shows progress; the import waits until it is done.
 
 Publishing rules live here too: a teacher an admin has not approved cannot offer a practice set
@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
+from webapp.core.after_commit import enqueue_on_commit
 from webapp.core.errors import ServiceError
 from webapp.core.roles import ensure_may_publish
 from webapp.problems.content_key import problem_content_key
@@ -129,9 +130,7 @@ def problem_upload_preview(
         checks_total=read.pending_checks,
     )
     if read.pending_checks:
-        from webapp.problems.tasks import check_upload_answers  # tasks imports this module
-
-        transaction.on_commit(lambda: check_upload_answers.delay(staged.pk))
+        enqueue_on_commit("problems.check_upload_answers", staged.pk)
     return staged
 
 

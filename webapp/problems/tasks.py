@@ -1,14 +1,16 @@
 """Celery tasks of webapp.problems (queue `default`).
 
-Bound to the project's Celery app explicitly, so a task sent from any process (web, a script, a
-test) goes to the configured broker even before anything else has imported the app.
+Declared as every task of the site is: `@shared_task(name="<app>.<what it does>")`, taking ids and
+importing its service inside the function; services enqueue it by that name
+(webapp.core.after_commit.enqueue_on_commit) and never import this module.
 """
 
-from webapp.problems.services import problem_upload_check_answers
-from worker.celery_app import app
+from celery import shared_task
 
 
-@app.task(name="problems.check_upload_answers")
+@shared_task(name="problems.check_upload_answers")
 def check_upload_answers(upload_id: int) -> int:
     """Finish the preview of a big upload: the verifier reads its pending symbolic answers."""
+    from webapp.problems.services import problem_upload_check_answers
+
     return problem_upload_check_answers(upload_id=upload_id)

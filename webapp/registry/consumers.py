@@ -3,8 +3,8 @@
 On connect the consumer joins the job's group first and then sends a snapshot (metrics so far,
 recent samples, log tail, status), so no event is lost between the two; the page de-duplicates by
 step. After that it forwards every event the training task sends to the group (events.py), one
-handler per event `type`. Anonymous sockets are closed with 4401, other roles with 4403, an unknown
-job with 4404.
+handler per event `type`. Anonymous sockets are closed with CloseCode.UNAUTHENTICATED (4401), other
+roles with FORBIDDEN (4403), an unknown job with NOT_FOUND (4404).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from webapp.core.roles import user_has_role
+from webapp.core.websocket import CloseCode, signed_in_user
 from webapp.registry.events import snapshot_event, training_job_group_name
 from webapp.registry.selectors import (
     training_job_get,
@@ -37,22 +38,21 @@ def _snapshot(job_id: int) -> dict | None:
 
 class TrainingJobConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        # Accept before refusing so that the browser receives the close code (a refused handshake
-        # only shows up as a generic failure); nothing is sent before the check.
+        # Accept, then check, then close with a named code (webapp.core.websocket).
         await self.accept()
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+        user = signed_in_user(self.scope)
+        if user is None:
+            await self.close(code=CloseCode.UNAUTHENTICATED)
             return
         if not user_has_role(user, "admin"):
-            await self.close(code=4403)
+            await self.close(code=CloseCode.FORBIDDEN)
             return
         job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
         self.group_name = training_job_group_name(job_id)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         snapshot = await _snapshot(job_id)
         if snapshot is None:
-            await self.close(code=4404)
+            await self.close(code=CloseCode.NOT_FOUND)
             return
         await self.send_json(snapshot)
 

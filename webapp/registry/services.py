@@ -3,7 +3,8 @@
 Promotion is the one way a version starts serving: it passes the promotion gate (promotion_gate.py;
 an admin may override, with a recorded reason), becomes the single champion (the `one_champion`
 constraint), retires the previous champion and, once the transaction has committed, broadcasts the
-swap control message that every inference worker acts on. Rollback is promoting the previous
+swap control message that every inference worker acts on (`worker_swap_broadcast`, the one swap
+broadcast of the site). Rollback is promoting the previous
 champion again. Training jobs live in training_services.py.
 """
 
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
+from webapp.core.after_commit import enqueue_on_commit, send_on_commit
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import redis_client
 from webapp.registry.liveness import local_process_state, this_host
@@ -105,12 +107,7 @@ def _evaluation_is_running(evaluation: Evaluation) -> bool:
 
 
 def _enqueue_evaluation(evaluation: Evaluation) -> None:
-    from webapp.registry.tasks import evaluation_run_task
-
-    evaluation_id = evaluation.pk
-    transaction.on_commit(
-        lambda: evaluation_run_task.apply_async(args=[evaluation_id], queue="default")
-    )
+    enqueue_on_commit("registry.run_evaluation", evaluation.pk)
 
 
 def evaluation_request(
@@ -254,7 +251,16 @@ def _lock_promotions() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PROMOTION_LOCK_KEY])
 
 
-def _broadcast_swap(model_version: ModelVersion) -> None:
+def worker_swap_broadcast(*, model_version: ModelVersion) -> int:
+    """Ask every inference worker to serve `model_version`; a promotion sends it on commit.
+
+    Each worker loads the checkpoint next to the one it serves, checks it against ringmodel,
+    switches new requests to it and lets the old engine finish its answers; a checkpoint that fails
+    is refused and the worker keeps the old one. Results arrive on
+    worker.protocol.SWAP_RESULT_CHANNEL, in the workers' heartbeats (`model_version`, `last_swap`,
+    `last_swap_error`) and in `worker.inference.control.recent_swap_results`.
+    Returns the number of workers listening.
+    """
     receivers = publish_swap(
         redis_client(),
         model_version_id=model_version.pk,
@@ -262,6 +268,7 @@ def _broadcast_swap(model_version: ModelVersion) -> None:
         path=model_version.path,
     )
     logger.info("swap to %s broadcast to %d worker(s)", model_version.label, receivers)
+    return receivers
 
 
 def _make_champion(
@@ -304,7 +311,10 @@ def _make_champion(
             **({"reason": reason[:500]} if reason else {}),
         },
     )
-    transaction.on_commit(lambda: _broadcast_swap(model_version))
+    send_on_commit(
+        lambda: worker_swap_broadcast(model_version=model_version),
+        what=f"swap to {model_version.label}",
+    )
     return event
 
 

@@ -1,8 +1,9 @@
 """Celery tasks of the registry: a training job (queue `training`) and an evaluation (`default`).
 
-Each task takes ids and calls one service. Every task here is routed to `training` by
-settings.CELERY_TASK_ROUTES; evaluations are sent with `queue="default"` (services.evaluation_request),
-an explicit queue that takes precedence over the route.
+Each task takes ids and calls one service, imported inside the function; services enqueue the tasks
+by name (webapp.core.after_commit.enqueue_on_commit) and never import this module.
+`registry.run_training_job` is routed to `training` by settings.CELERY_TASK_ROUTES; everything else
+goes to the default queue.
 Training tasks rely on acks_late + reject_on_worker_lost (settings): a worker that dies mid-job
 leaves the message to be delivered again, and the service resumes from the last checkpoint.
 When a worker starts, jobs whose runner died (dead pid on this host, or a stale heartbeat) and
@@ -17,20 +18,22 @@ from typing import TYPE_CHECKING
 from celery import shared_task
 from celery.signals import worker_ready
 
-from webapp.registry.training_services import (
-    JobHeldElsewhere,
-    training_job_recover_stalled,
-    training_job_run,
-)
-
 if TYPE_CHECKING:
     from celery import Task
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def training_job_run_task(self: Task, job_id: int) -> str:
+@shared_task(
+    name="registry.run_training_job",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+)
+def run_training_job(self: Task, job_id: int) -> str:
+    from webapp.registry.training_services import JobHeldElsewhere, training_job_run
+
     try:
         return training_job_run(job_id=job_id)
     except JobHeldElsewhere as exc:
@@ -38,8 +41,8 @@ def training_job_run_task(self: Task, job_id: int) -> str:
         raise self.retry(countdown=exc.retry_after_seconds, max_retries=20) from exc
 
 
-@shared_task(acks_late=True)
-def evaluation_run_task(evaluation_id: int) -> str:
+@shared_task(name="registry.run_evaluation", acks_late=True)
+def run_evaluation(evaluation_id: int) -> str:
     from webapp.registry.models import Evaluation
     from webapp.registry.services import evaluation_run
 
@@ -53,6 +56,7 @@ def evaluation_run_task(evaluation_id: int) -> str:
 def _resume_stalled_work_on_start(sender=None, **kwargs) -> None:
     """A restarted worker picks up the jobs and evaluations its crashed predecessor left running."""
     from webapp.registry.services import evaluation_recover_stalled
+    from webapp.registry.training_services import training_job_recover_stalled
 
     for what, recover in (
         ("training jobs", training_job_recover_stalled),

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
+from webapp.core.after_commit import enqueue_on_commit, send_on_commit
 from webapp.core.errors import ServiceError
 from webapp.registry import events
 from webapp.registry.liveness import local_process_state, this_host
@@ -83,15 +84,12 @@ class RunSuperseded(Exception):
 
 
 def _send_after_commit(job_id: int, event: dict[str, Any]) -> None:
+    # A live view missing an event must not stop training: send_on_commit logs a failure.
     group = events.training_job_group_name(job_id)
-
-    def send() -> None:
-        try:
-            async_to_sync(get_channel_layer().group_send)(group, event)
-        except Exception:  # noqa: BLE001 - a live view missing an event must not stop training
-            logger.warning("could not send %s event for job %s", event["type"], job_id)
-
-    transaction.on_commit(send)
+    send_on_commit(
+        lambda: async_to_sync(get_channel_layer().group_send)(group, event),
+        what=f"{event['type']} event for training job {job_id}",
+    )
 
 
 def runner_is_alive(job: TrainingJob, *, now=None) -> bool:
@@ -109,10 +107,7 @@ def runner_is_alive(job: TrainingJob, *, now=None) -> bool:
 
 
 def _enqueue_run(job: TrainingJob) -> None:
-    from webapp.registry.tasks import training_job_run_task
-
-    job_id, task_id = job.pk, job.celery_task_id
-    transaction.on_commit(lambda: training_job_run_task.apply_async(args=[job_id], task_id=task_id))
+    enqueue_on_commit("registry.run_training_job", job.pk, task_id=job.celery_task_id)
 
 
 @transaction.atomic

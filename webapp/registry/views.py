@@ -2,7 +2,8 @@
 
 Function views typed with HtmxHttpRequest; each page is one template with `{% partialdef %}`
 blocks that htmx requests re-render (`page.html#part`). Writes go through the services; a
-ServiceError becomes a message on the page (and the status code it carries), never a stack trace.
+ServiceError becomes a message on the page, answered as a refusal (422, webapp.core.http.refused,
+which htmx swaps), never a stack trace.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from webapp.accounts.selectors import teacher_status_counts
 from webapp.core.errors import ServiceError
-from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest
+from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest, refused
 from webapp.core.params import param_text
 from webapp.core.roles import role_required
 from webapp.registry import selectors, services, training_bridge, training_services
@@ -86,11 +87,8 @@ def _registry_result(
     """Re-render the registry table with the outcome (htmx), or redirect with a message."""
     if request.htmx:
         context = {**_registry_context(), "ok_message": ok, "error_message": error}
-        # htmx swaps 2xx responses only: a refusal is still shown, with its status in a header.
         response = render(request, "registry/dashboard.html#registry", context)
-        if error is not None:
-            response["X-Service-Error"] = error.code
-        return response
+        return refused(response) if error is not None else response
     if error is not None:
         messages.error(request, error.message)
     elif ok:
@@ -191,7 +189,7 @@ def training_job_launch(request: HtmxHttpRequest) -> HttpResponse:
             **_jobs_context(),
             "serving": selectors.serving_status(),
         }
-    return render(request, template, context, status=400 if not request.htmx else 200)
+    return refused(render(request, template, context))
 
 
 def _job_context(job: TrainingJob) -> dict:
@@ -227,7 +225,8 @@ def _job_action(request: HtmxHttpRequest, job_id: int, action) -> HttpResponse:
         error = exc
     if request.htmx:
         context = {**_job_context(job), "error_message": error}
-        return render(request, "registry/job.html#controls", context)
+        response = render(request, "registry/job.html#controls", context)
+        return refused(response) if error is not None else response
     if error is not None:
         messages.error(request, error.message)
     return redirect("registry:job", job_id=job.pk)

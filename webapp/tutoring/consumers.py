@@ -25,6 +25,7 @@ from django.db import transaction
 
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import async_redis_client
+from webapp.core.websocket import CloseCode, signed_in_user
 from webapp.tutoring import events
 from webapp.tutoring.generation_selectors import generation_get_for_viewer, generation_replay
 from webapp.tutoring.generation_services import generation_cancel
@@ -33,8 +34,6 @@ from worker.protocol import event_log_key
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
 # A blocking read returns at least this often, so a socket whose page went away is noticed.
 FOLLOW_BLOCK_MS = 15_000
 
@@ -65,21 +64,20 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
     follower: asyncio.Task | None = None
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            # Accept first so the browser sees the close code, not a failed handshake.
-            await self.accept()
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        # Accept, then check, then close with a named code (webapp.core.websocket).
+        await self.accept()
+        user = signed_in_user(self.scope)
+        if user is None:
+            await self.close(code=CloseCode.UNAUTHENTICATED)
             return
         generation_id = int(self.scope["url_route"]["kwargs"]["generation_id"])
         self.generation, opening, last_id = await _open(generation_id, user)
         if self.generation is None:
-            await self.accept()
-            await self.close(code=CLOSE_FORBIDDEN)
+            # Not the student's, or no such generation: the same answer, so ids reveal nothing.
+            await self.close(code=CloseCode.FORBIDDEN)
             return
         self.last_seq = 0
         self.finished = False
-        await self.accept()
         for event in opening:
             await self._forward(event)
         if not self.finished:
@@ -107,7 +105,7 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
             raise
         except Exception:  # noqa: BLE001 - Redis gone past the retries: the page reconnects
             logger.warning("following generation %s failed", self.generation.pk, exc_info=True)
-            await self.close(code=1011)
+            await self.close(code=CloseCode.SERVER_ERROR)
 
     async def receive_json(self, content: object, **kwargs: Any) -> None:
         if not isinstance(content, dict) or content.get("type") != "cancel":

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
-
+from webapp.core import after_commit
 from webapp.core.redis_client import redis_client
 from worker.inference.event_log import append_events
 
@@ -107,5 +106,9 @@ def send_to_generation(generation_id: int, event: Event) -> None:
 
 
 def send_on_commit(generation_id: int, event: Event) -> None:
-    """Send `event` once the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(lambda: send_to_generation(generation_id, event))
+    """Send `event` once the current transaction commits (at once outside a transaction); a failure
+    is logged (webapp.core.after_commit): the page rebuilds from the stored row."""
+    after_commit.send_on_commit(
+        lambda: send_to_generation(generation_id, event),
+        what=f"{event['type']} event for generation {generation_id}",
+    )

@@ -1,23 +1,23 @@
-"""Writes for the streaming path: queue a generation, cancel one, broadcast a model swap.
+"""Writes for the streaming path: queue a generation, cancel one.
 
 `generation_enqueue` creates the `queued` row and, on commit, appends its id to the Redis Stream
 the inference workers consume; it refuses (ServiceError) a prompt that is too long, a student who
 already has the maximum number of generations queued or running, or one whose hourly or daily
 quota is used up (webapp.tutoring.quotas), so a limit is a clear message and
 never a page that waits forever. `generation_cancel` ends a queued generation at once and asks the
-worker running one to abort it inside the engine. `worker_swap_broadcast` is what a promotion calls
-on commit to move every worker to the new champion.
+worker running one to abort it inside the engine. (Moving the workers to a new champion is the
+registry's: webapp.registry.services.worker_swap_broadcast.)
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from webapp.core.after_commit import send_on_commit
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import redis_client
 from webapp.tutoring import events
@@ -28,14 +28,11 @@ from webapp.tutoring.generation_selectors import (
 )
 from webapp.tutoring.models import Attempt, Generation, GenerationKind, GenerationStatus
 from webapp.tutoring.quotas import generation_quota
-from worker.inference.control import publish_cancel, publish_swap
+from worker.inference.control import publish_cancel
 from worker.inference.request_queue import enqueue_generation
 
 if TYPE_CHECKING:
     from webapp.accounts.models import User
-    from webapp.registry.models import ModelVersion
-
-logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -73,6 +70,8 @@ def generation_enqueue(
     if quota.exhausted is not None:
         raise ServiceError(quota.refusal_message(), code="quota_exceeded", status=429)
     generation = Generation.objects.create(attempt=attempt, kind=kind, hint_index=hint_index)
+    # Work for the inference workers, like enqueue_on_commit's tasks (not a Celery task, so not
+    # that helper): a failure to reach the queue is raised, never only logged.
     transaction.on_commit(
         lambda: enqueue_generation(
             redis_client(),
@@ -106,25 +105,8 @@ def generation_cancel(*, generation: Generation, user: User) -> None:
             events.send_on_commit(locked.pk, events.done_from_generation(locked))
         else:
             locked.save(update_fields=["cancel_requested"])
-            transaction.on_commit(lambda: publish_cancel(redis_client(), generation_id=locked.pk))
+            send_on_commit(
+                lambda: publish_cancel(redis_client(), generation_id=locked.pk),
+                what=f"cancel of generation {locked.pk}",
+            )
     generation.refresh_from_db()
-
-
-def worker_swap_broadcast(*, model_version: ModelVersion) -> int:
-    """Ask every inference worker to serve `model_version` (a registry ModelVersion).
-
-    Call it on commit of the promotion. Each worker loads the checkpoint next to the one it serves,
-    checks it against ringmodel, switches new requests to it and lets the old engine finish its
-    answers; a checkpoint that fails is refused and the worker keeps the old one. Results arrive on
-    worker.protocol.SWAP_RESULT_CHANNEL, in the workers' heartbeats (`model_version`,
-    `last_swap`, `last_swap_error`) and in `worker.inference.control.recent_swap_results`.
-    Returns the number of workers listening.
-    """
-    receivers = publish_swap(
-        redis_client(),
-        model_version_id=model_version.pk,
-        label=model_version.label,
-        path=model_version.path,
-    )
-    logger.info("swap to %s broadcast to %d worker(s)", model_version.label, receivers)
-    return receivers

@@ -2,8 +2,8 @@
 
 Views parse input, call one selector or service and render. htmx requests get the matching partial
 (`page.html#part`); the same forms work without JavaScript through ordinary posts and redirects.
-ServiceError becomes a message in the page (a form error, or 422 with the message swapped into the
-page's alert region); anything else is left to Django's error handling and never shown raw.
+ServiceError becomes a message in the page (a form error, or a refusal, webapp.core.http.refused:
+422 with the message swapped into the page's alert region); anything else is left to Django's error handling and never shown raw.
 """
 
 from django.contrib import messages
@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from webapp.classes.selectors import assignments_for_student
 from webapp.core.errors import ServiceError
 from webapp.core.health import inference_workers
-from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest, found_or_404
+from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest, found_or_404, refused
 from webapp.core.roles import role_required
 from webapp.tutoring import check_selectors, selectors, services
 from webapp.tutoring.forms import (
@@ -40,10 +40,7 @@ def _error(request: HtmxHttpRequest, error: ServiceError, *, fallback: str) -> H
     message on the page the student came from."""
     if request.htmx:
         response = render(request, "tutoring/alert.html", {"message": error.message})
-        response.status_code = 422  # the one status htmx swaps in: see base_student.html
-        response["HX-Retarget"] = "#page-alert"
-        response["HX-Reswap"] = "innerHTML"
-        return response
+        return refused(response, retarget="#page-alert")
     if error.status == 404:
         raise Http404(error.message)
     messages.error(request, error.message)
@@ -84,9 +81,7 @@ def attempt_create(request: AuthenticatedHttpRequest) -> HttpResponse:
             form.add_error(None, error.message)
         else:
             return redirect("tutoring:attempt_detail", attempt_id=attempt.pk)
-    response = render(request, "tutoring/student_home.html", _home_context(request, form))
-    response.status_code = 422
-    return response
+    return refused(render(request, "tutoring/student_home.html", _home_context(request, form)))
 
 
 def _problem_set_page(
@@ -285,9 +280,7 @@ def own_answer_create(request: AuthenticatedHttpRequest, attempt_id: int) -> Htt
             "own_answers": attempt.own_answers.all()[:10],
         },
     )
-    if error:
-        response.status_code = 422
-    return response
+    return refused(response) if error else response
 
 
 # --- one generation -------------------------------------------------------------------------
@@ -363,9 +356,7 @@ def feedback_save(request: AuthenticatedHttpRequest, generation_id: int) -> Http
             "just_saved": error is None,
         },
     )
-    if error:
-        response.status_code = 422
-    return response
+    return refused(response) if error else response
 
 
 # --- history --------------------------------------------------------------------------------

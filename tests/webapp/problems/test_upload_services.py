@@ -236,12 +236,15 @@ def test_many_symbolic_answers_are_checked_after_the_request(
 ):
     monkeypatch.setattr(services, "INLINE_ANSWER_CHECKS", 5)
     enqueued = []
-    monkeypatch.setattr("webapp.problems.tasks.check_upload_answers.delay", enqueued.append)
+    monkeypatch.setattr(
+        "webapp.celery_app.send_task", lambda name, args, **options: enqueued.append((name, args))
+    )
     with django_capture_on_commit_callbacks(execute=True):
         staged = services.problem_upload_preview(
             teacher=teacher, data=symbolic_csv(12), filename="algebra.csv"
         )
-    assert enqueued == [staged.pk]  # the task is sent once the staged row is committed
+    # The task is sent, by its name, once the staged row is committed.
+    assert enqueued == [("problems.check_upload_answers", [staged.pk])]
     assert (staged.pending_checks, staged.checks_total, staged.flagged_count) == (13, 13, 0)
     with pytest.raises(ServiceError, match="still reading 13"):
         services.problem_upload_import(upload=staged, teacher=teacher, on_error=OnError.SKIP)

@@ -20,6 +20,7 @@ from webapp.registry.services import (
     model_version_promote,
     model_version_register,
     model_version_rollback,
+    worker_swap_broadcast,
 )
 from worker.protocol import CONTROL_CHANNEL
 
@@ -164,6 +165,16 @@ def test_the_swap_message_is_published_after_commit(
         "label": "better",
         "path": "/checkpoints/better",
     }
+
+
+def test_the_swap_broadcast_reports_how_many_workers_listen(champion):
+    subscriber = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True).pubsub()
+    subscriber.subscribe(CONTROL_CHANNEL)
+    assert subscriber.get_message(timeout=5)["type"] == "subscribe"
+    assert worker_swap_broadcast(model_version=champion) >= 1
+    message = subscriber.get_message(timeout=5)
+    subscriber.close()
+    assert json.loads(message["data"])["model_version_id"] == champion.pk
 
 
 def test_register_is_idempotent_per_label_and_path(champion):

@@ -86,13 +86,16 @@ def test_the_dashboard_shows_registry_serving_jobs_and_the_launch_form(client, u
     # Documented defaults are in the form: the ring-tiny preset's Φ and lr.
     assert 'name="hp_budget_tokens"' in page and "Default 4096." in page
     assert "Ring-lite paper: 409600." in page
+    # Every page's htmx swaps a refusal (422), so the dashboard's refusals show (base.html).
+    assert '{"code":"422","swap":true}' in page
 
 
 def test_a_refused_promotion_is_shown_in_the_table(client, users, champion):
     worse = make_version("worse", results={"math": domain_result(20, 100)})
     client.force_login(users["admin"])
     response = client.post(reverse("registry:promote", args=[worse.pk]), HTTP_HX_REQUEST="true")
-    assert response.status_code == 200 and response["X-Service-Error"] == "regression"
+    # A refusal (webapp.core.http.refused): 422, which the page's htmx config swaps in.
+    assert response.status_code == 422
     assert "Promotion refused" in response.content.decode()
     worse.refresh_from_db()
     assert worse.status == VersionStatus.CANDIDATE
@@ -144,7 +147,11 @@ def test_launch_creates_a_job_and_shows_errors_in_the_form(
     client.force_login(users["admin"])
     data = {"base_model": champion.pk, "stage": "c3po-math", "algorithm": "c3po", "hp_steps": 2}
     bad = client.post(reverse("registry:launch"), {**data, "hp_eps_clip": 5})
-    assert bad.status_code == 400 and not TrainingJob.objects.exists()
+    assert bad.status_code == 422 and not TrainingJob.objects.exists()
+    bad = client.post(
+        reverse("registry:launch"), {**data, "hp_eps_clip": 5}, HTTP_HX_REQUEST="true"
+    )
+    assert bad.status_code == 422 and not TrainingJob.objects.exists()
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(reverse("registry:launch"), data, HTTP_HX_REQUEST="true")
     job = TrainingJob.objects.get()

@@ -1,23 +1,15 @@
-"""generation_enqueue / generation_cancel / worker_swap_broadcast on the real database and Redis."""
-
-import json
+"""generation_enqueue / generation_cancel on the real database and Redis."""
 
 import pytest
 
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import redis_client
-from webapp.registry.models import ModelVersion
 from webapp.tutoring.generation_selectors import generation_queue_position
-from webapp.tutoring.generation_services import (
-    generation_cancel,
-    generation_enqueue,
-    worker_swap_broadcast,
-)
+from webapp.tutoring.generation_services import generation_cancel, generation_enqueue
 from webapp.tutoring.models import Attempt, Generation
 from worker.inference.event_log import read_log
 from worker.protocol import (
     CANCEL_CHANNEL,
-    CONTROL_CHANNEL,
     GENERATION_STREAM,
     cancel_key,
 )
@@ -148,19 +140,3 @@ def test_queue_position_counts_the_queued_generations_ahead(attempt):
     Generation.objects.filter(pk=first.pk).update(status="running")
     second.refresh_from_db()
     assert generation_queue_position(generation=second) == 1
-
-
-def test_swap_broadcast_publishes_the_control_message():
-    version = ModelVersion.objects.create(label="ring-tiny-c3po-1", path="/ckpt/c3po-1")
-    subscriber = redis_client().pubsub()
-    subscriber.subscribe(CONTROL_CHANNEL)
-    subscriber.get_message(timeout=2)
-    assert worker_swap_broadcast(model_version=version) >= 1
-    message = subscriber.get_message(timeout=5)
-    subscriber.close()
-    assert json.loads(message["data"]) == {
-        "type": "swap",
-        "model_version_id": version.pk,
-        "label": "ring-tiny-c3po-1",
-        "path": "/ckpt/c3po-1",
-    }

@@ -28,7 +28,8 @@ from webapp.core.redis_client import redis_client
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.models import Problem
 from webapp.registry.models import ModelVersion
-from webapp.tutoring.generation_services import generation_enqueue, worker_swap_broadcast
+from webapp.registry.services import worker_swap_broadcast
+from webapp.tutoring.generation_services import generation_enqueue
 from webapp.tutoring.models import Attempt, Generation
 from worker.inference.control import publish_swap, recent_swap_results
 
