@@ -1,6 +1,8 @@
 """Celery tasks of the registry: a training job (queue `training`) and an evaluation (`default`).
 
-Each task takes ids and calls one service. Every task here is routed to `training` by
+Each task takes ids and calls one service, imported inside the task (the services enqueue these
+tasks, so a module-level import would make a cycle); the training-job services live in
+training_jobs/services.py. Every task here is routed to `training` by
 settings.CELERY_TASK_ROUTES; evaluations are sent with `queue="default"` (services.evaluation_request),
 an explicit queue that takes precedence over the route.
 Training tasks rely on acks_late + reject_on_worker_lost (settings): a worker that dies mid-job
@@ -14,17 +16,13 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
-from webapp.registry.training_services import (
-    JobHeldElsewhere,
-    training_job_recover_stalled,
-    training_job_run,
-)
-
 logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def training_job_run_task(self, job_id: int) -> str:
+    from webapp.registry.training_jobs.services import JobHeldElsewhere, training_job_run
+
     try:
         return training_job_run(job_id=job_id)
     except JobHeldElsewhere as exc:
@@ -47,6 +45,7 @@ def evaluation_run_task(evaluation_id: int) -> str:
 def _resume_stalled_work_on_start(sender=None, **kwargs) -> None:
     """A restarted worker picks up the jobs and evaluations its crashed predecessor left running."""
     from webapp.registry.services import evaluation_recover_stalled
+    from webapp.registry.training_jobs.services import training_job_recover_stalled
 
     for what, recover in (
         ("training jobs", training_job_recover_stalled),
