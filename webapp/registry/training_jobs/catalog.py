@@ -11,7 +11,7 @@ from webapp.problems.models import Domain
 # Ring-lite's order (docs/c3po-spec.md §4): RL on math first, then code + science jointly; a job runs one
 # stage, or both in order ("staged", each stage `steps` long, the second starting from the
 # first's final checkpoint). Long-CoT SFT is not launched from here: training.sft has no
-# per-step callbacks (live metrics, cooperative cancel) yet; it runs from the command line.
+# per-step observer (live metrics, cooperative cancel) yet; it runs from the command line.
 STAGES: dict[str, str] = {
     "c3po-math": "C3PO stage 1: math",
     "c3po-code-science": "C3PO stage 2: code + science",
