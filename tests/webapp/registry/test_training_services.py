@@ -117,6 +117,19 @@ def test_the_pool_split_keeps_held_out_problems_out_of_training(admin, pool):
     assert record["kind"] == "number" and record["id"].startswith("site-")
 
 
+def test_the_pool_and_the_trainer_hold_out_the_same_problems(admin, pool):
+    """One held-out rule: the side the site puts a record on is the side the trainer's own
+    curation would (training.c3po.data.split_held_out on the same records)."""
+    from training.c3po.data import as_rl_problem, split_held_out
+
+    split = pool_split(problem_filter={"domains": ["math"]})
+    records = split.train + split.held_out
+    assert split.held_out, "the fixture pool should have a held-out side"
+    train, held_out = split_held_out([as_rl_problem(r) for r in records])
+    assert {p.problem_id for p in held_out} == {r["id"] for r in split.held_out}
+    assert {p.problem_id for p in train} == {r["id"] for r in split.train}
+
+
 def test_cancel_a_queued_job_ends_it_and_a_running_one_asks_it_to_stop(admin, base, pool):
     queued = create(admin, base)
     assert training_job_cancel(job=queued, actor=admin).status == JobStatus.CANCELLED
