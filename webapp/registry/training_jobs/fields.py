@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from training.c3po.config import C3POConfig
+from training.c3po.config import Algorithm, C3POConfig
 from webapp.core.errors import ServiceError
 from webapp.registry.training_jobs.evaluation import evaluation_options
 
@@ -236,4 +236,5 @@ def trainer_config(*, algorithm: str, hyperparameters: dict[str, Any]) -> C3POCo
     """The C3POConfig of a job: the ring-tiny preset with the job's values."""
     config_names = {f.name for f in hyperparameter_fields() if f.config_field}
     overrides = {k: v for k, v in hyperparameters.items() if k in config_names}
-    return dataclasses.replace(_preset(), algorithm=algorithm, **overrides)
+    # validate_hyperparameters and the services have checked `algorithm` against catalog.ALGORITHMS.
+    return dataclasses.replace(_preset(), algorithm=cast(Algorithm, algorithm), **overrides)

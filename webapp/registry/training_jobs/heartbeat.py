@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -27,7 +27,7 @@ def stale_after_seconds() -> float:
     return float(getattr(settings, "TRAINING_STALE_SECONDS", 60))
 
 
-def runner_is_alive(job: TrainingJob, *, now=None) -> bool:
+def runner_is_alive(job: TrainingJob, *, now: datetime | None = None) -> bool:
     """Whether the run recorded on the job is still alive.
 
     A heartbeat older than stale_after_seconds() means dead. On this very host the pid is checked

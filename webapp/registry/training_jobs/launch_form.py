@@ -6,9 +6,10 @@ parses input; the services decide.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
+from django.db.models import QuerySet
 
 from webapp.core.errors import ServiceError
 from webapp.problems.models import ProblemSet
@@ -16,6 +17,24 @@ from webapp.registry.models import ModelVersion, VersionStatus
 from webapp.registry.training_jobs.catalog import ALGORITHMS, DEFAULT_STAGE, DOMAINS, STAGES
 from webapp.registry.training_jobs.fields import hyperparameter_fields
 from webapp.registry.training_jobs.plan import job_plan, plan_summary
+
+
+def _base_model_choices() -> QuerySet[ModelVersion]:
+    """The versions a job may start from, the champion and candidates first."""
+    return ModelVersion.objects.exclude(status=VersionStatus.RETIRED).order_by(
+        "status", "-created_at"
+    )
+
+
+class _ApprovedSetsField(forms.ModelMultipleChoiceField):
+    """Problem sets labelled with their owner and who approved them for training, and when."""
+
+    def label_from_instance(self, obj: ProblemSet) -> str:
+        approver = obj.training_approved_by
+        return (
+            f"{obj.title} ({obj.owner.username}; approved by "
+            f"{approver.username if approver else '?'} {obj.training_approved_at:%Y-%m-%d})"
+        )
 
 
 class LaunchJobForm(forms.Form):
@@ -36,7 +55,7 @@ class LaunchJobForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Leave empty for the stage's own domains.",
     )
-    problem_sets = forms.ModelMultipleChoiceField(
+    problem_sets = _ApprovedSetsField(
         label="Problem sets approved for training",
         queryset=ProblemSet.objects.none(),
         required=False,
@@ -47,34 +66,35 @@ class LaunchJobForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["base_model"].queryset = ModelVersion.objects.exclude(
-            status=VersionStatus.RETIRED
-        ).order_by("status", "-created_at")
+        # self.fields holds this form's own copies of the fields declared above.
+        base_model = cast(forms.ModelChoiceField, self.fields["base_model"])
+        base_model.queryset = _base_model_choices()
         champion = ModelVersion.objects.filter(status=VersionStatus.CHAMPION).first()
         if champion is not None:
-            self.fields["base_model"].initial = champion.pk
-        self.fields["stage"].choices = list(STAGES.items())
+            base_model.initial = champion.pk
+        cast(forms.ChoiceField, self.fields["stage"]).choices = list(STAGES.items())
         self.fields["stage"].initial = DEFAULT_STAGE
-        self.fields["algorithm"].choices = list(ALGORITHMS.items())
+        cast(forms.ChoiceField, self.fields["algorithm"]).choices = list(ALGORITHMS.items())
         self.fields["algorithm"].initial = "c3po"
-        self.fields["domains"].choices = list(DOMAINS.items())
+        cast(forms.ChoiceField, self.fields["domains"]).choices = list(DOMAINS.items())
         # Only sets approved for training have problems in the pool.
-        self.fields["problem_sets"].queryset = (
+        problem_sets = cast(forms.ModelMultipleChoiceField, self.fields["problem_sets"])
+        problem_sets.queryset = (
             ProblemSet.objects.filter(training_approved_at__isnull=False)
             .select_related("owner", "training_approved_by")
             .order_by("title")
         )
-        self.fields["problem_sets"].label_from_instance = _set_label
         self.hyperparameter_names = []
         for spec in hyperparameter_fields():
             field_class = forms.IntegerField if spec.kind == "int" else forms.FloatField
+            # An int knob's bounds are ints (fields.py), a float knob's floats.
+            bounds: dict[str, Any] = {"min_value": spec.minimum, "max_value": spec.maximum}
             self.fields[f"hp_{spec.name}"] = field_class(
                 label=spec.label,
                 initial=spec.default,
-                min_value=spec.minimum,
-                max_value=spec.maximum,
                 help_text=f"{spec.help} Default {spec.default}.",
                 required=False,
+                **bounds,
             )
             self.hyperparameter_names.append(spec.name)
 
@@ -100,7 +120,7 @@ class LaunchJobForm(forms.Form):
             base = self.cleaned_data.get("base_model")
             values = self.hyperparameters()
         if base is None:
-            base = self.fields["base_model"].queryset.filter(pk=self["base_model"].initial).first()
+            base = _base_model_choices().filter(pk=self["base_model"].initial).first()
         if base is None:
             return None
         try:
@@ -116,11 +136,3 @@ class LaunchJobForm(forms.Form):
             for name in self.hyperparameter_names
             if self.cleaned_data.get(f"hp_{name}") is not None
         }
-
-
-def _set_label(problem_set: ProblemSet) -> str:
-    approver = problem_set.training_approved_by
-    return (
-        f"{problem_set.title} ({problem_set.owner.username}; approved by "
-        f"{approver.username if approver else '?'} {problem_set.training_approved_at:%Y-%m-%d})"
-    )

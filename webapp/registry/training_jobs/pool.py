@@ -69,7 +69,10 @@ def pool_split(*, problem_filter: dict[str, Any]) -> PoolSplit:
     """Pool problems matching the filter (domains, problem sets), de-duplicated by normalised
     statement, split into the training side and the held-out side that training never sees."""
     set_ids = set(problem_filter.get("problem_set_ids") or [])
-    train, held_out, seen, duplicates = [], [], set(), 0
+    train: list[dict[str, Any]] = []
+    held_out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    duplicates = 0
     sources: dict[str, int] = {}
     sets: dict[int | None, dict[str, Any]] = {}
     for problem in training_pool_problems(domains=problem_filter.get("domains") or None):

@@ -15,7 +15,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -47,6 +47,9 @@ from webapp.registry.training_jobs.recorder import (
     append_lines,
     send_after_commit,
 )
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ def _enqueue_run(job: TrainingJob) -> None:
 @transaction.atomic
 def training_job_create(
     *,
-    created_by,
+    created_by: User | None,
     base_model: ModelVersion,
     stage: str,
     algorithm: str,
@@ -140,7 +143,7 @@ def training_job_create(
 
 
 @transaction.atomic
-def training_job_cancel(*, job: TrainingJob, actor) -> TrainingJob:
+def training_job_cancel(*, job: TrainingJob, actor: User | None) -> TrainingJob:
     """Ask a job to stop. A queued job is cancelled at once; a running one stops at the end of the
     current step (the trainer checks between steps) and keeps its last checkpoint."""
     job = TrainingJob.objects.select_for_update().get(pk=job.pk)
@@ -171,7 +174,7 @@ def training_job_is_stalled(job: TrainingJob) -> bool:
 
 
 @transaction.atomic
-def training_job_resume(*, job: TrainingJob, actor) -> TrainingJob:
+def training_job_resume(*, job: TrainingJob, actor: User | None) -> TrainingJob:
     """Queue a stalled (runner dead) or failed job again; it continues from its last checkpoint."""
     job = TrainingJob.objects.select_for_update().get(pk=job.pk)
     if job.status in ACTIVE_STATUSES and runner_is_alive(job):
@@ -290,7 +293,7 @@ def _finish(job_id: int, run_token: str, *, status: str, error: str = "", line: 
             # The page's log panel gets the closing line live, as it got every line before it.
             send_after_commit(job.pk, events.log_event(lines=[line]))
         send_after_commit(job.pk, events.job_status_event(job))
-        if status == JobStatus.SUCCEEDED and job.result_model_id:
+        if status == JobStatus.SUCCEEDED and job.result_model is not None:
             # Before and after on the same held-out problems: the result, and the base model
             # (and the champion) unless they were already evaluated on that set.
             protocol = {
@@ -298,7 +301,8 @@ def _finish(job_id: int, run_token: str, *, status: str, error: str = "", line: 
                 "max_new_tokens": job.hyperparameters.get("eval_max_new_tokens"),
             }
             evaluation_request(model_version=job.result_model, **protocol)
-            for version in {job.base_model, model_version_champion()} - {None}:
+            champion = model_version_champion()
+            for version in {job.base_model} | ({champion} if champion is not None else set()):
                 evaluation_request(model_version=version, only_if_missing=True, **protocol)
     return status
 
