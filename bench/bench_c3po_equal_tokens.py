@@ -57,8 +57,9 @@ from ringmodel import load_checkpoint, save_checkpoint
 from training.c3po.config import C3POConfig
 from training.c3po.data import as_rl_problem, prompt_ids_for
 from training.c3po.rollout import PolicyRolloutEngine, sample_groups
-from training.c3po.trainer import C3POTrainer, PromptSampler, TrainerCallbacks, latest_checkpoint
+from training.c3po.trainer import C3POTrainer, PromptSampler, latest_checkpoint
 from training.evaluate import evaluate_with_ringmodel, wilson_interval
+from training.observer import FunctionObserver
 from training.problems import Problem, training_sample
 from training.sft import training_loss
 from training.sft_data import SFTBatch, collate, encode_problem
@@ -267,7 +268,7 @@ def train_arm(args, out: Path, arm: str, seed: int, budget: int, deadline: float
         problems=problems,
         config=_config(args, arm, budget),
         output_dir=run,
-        callbacks=TrainerCallbacks(
+        observer=FunctionObserver(
             samples=on_samples, should_stop=lambda: deadline and time.time() > deadline
         ),
         seed=seed,

@@ -29,8 +29,9 @@ import torch
 
 from ringmodel import load_checkpoint
 from training.c3po.config import C3POConfig
-from training.c3po.pipeline import JobCallbacks, JobSpec, StageSpec, run_job
+from training.c3po.pipeline import JobSpec, StageSpec, run_job
 from training.evaluate import evaluate_with_ringmodel, format_table
+from training.observer import FunctionObserver
 from training.problems import DOMAINS, topics, training_sample
 
 
@@ -242,20 +243,20 @@ def main() -> None:
     train_started = time.perf_counter()
     share = args.math_share if len(stages) == 2 else 1.0
     deadline = train_started + args.minutes * 60 * share
-    callbacks = JobCallbacks(
+    observer = FunctionObserver(
         metrics=on_metrics,
         # The trainer's own per-step line repeats on_metrics; keep the other events.
         log=lambda line: None if line.startswith("step ") else print(line, flush=True),
         should_stop=lambda: time.perf_counter() > deadline,
     )
-    result = run_job(spec, callbacks)
+    result = run_job(spec, observer)
     if len(stages) == 2:
         stage1_steps = result.stages[0].steps
         spec = dataclasses.replace(
             spec, stages=[dataclasses.replace(stages[0], steps=stage1_steps), stages[1]]
         )
         deadline = train_started + args.minutes * 60
-        result = run_job(spec, callbacks)
+        result = run_job(spec, observer)
     train_minutes = (time.perf_counter() - train_started) / 60
     assert result.final_checkpoint is not None, "the job trained nothing"
 

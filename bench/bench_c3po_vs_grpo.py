@@ -27,7 +27,8 @@ from ringmodel import load_checkpoint
 from training.c3po.config import C3POConfig
 from training.c3po.data import as_rl_problem, curate, prompt_ids_for
 from training.c3po.rollout import PolicyRolloutEngine, sample_groups
-from training.c3po.trainer import C3POTrainer, TrainerCallbacks
+from training.c3po.trainer import C3POTrainer
+from training.observer import FunctionObserver
 from training.problems import training_sample
 
 
@@ -167,7 +168,7 @@ def main() -> None:
             problems=problems,
             config=config,
             output_dir=out / name,
-            callbacks=TrainerCallbacks(metrics=lambda step, m, n=name: results[n].append(m)),
+            observer=FunctionObserver(metrics=lambda step, m, n=name: results[n].append(m)),
             seed=args.seed,
             checkpoint_every=0,
         )

@@ -35,7 +35,8 @@ from ringmodel import build_prompt_messages, load_checkpoint
 from training.answers import reward as verifier_reward
 from training.c3po.config import C3POConfig
 from training.c3po.data import as_rl_problem, prompt_ids_for
-from training.c3po.trainer import C3POTrainer, TrainerCallbacks
+from training.c3po.trainer import C3POTrainer
+from training.observer import FunctionObserver
 from training.problems import training_sample
 
 
@@ -76,7 +77,7 @@ def ours(args: argparse.Namespace, problems: list[Any], algorithm: str, out: Pat
         problems=problems,
         config=config,
         output_dir=out,
-        callbacks=TrainerCallbacks(metrics=lambda step, m: rows.append(m)),
+        observer=FunctionObserver(metrics=lambda step, m: rows.append(m)),
         seed=args.seed,
         checkpoint_every=0,
         tensorboard=False,

@@ -11,127 +11,35 @@ batched sampling (what the C3PO trainer and the tests use). Results are plain JS
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ringmodel.chat import build_prompt_ids
 from training.answers import extract_final_answer, reward
-from training.problems import DOMAINS, LEVELS, Domain, Problem, eval_set, topics
+from training.problems import DOMAINS, LEVELS, Domain, Problem
 from training.problems.registry import EvalSplit
+from training.scoring import (
+    evaluation_problems,
+    evaluation_report,
+    score_completions,
+    wilson_interval,
+)
 
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (95% for z = 1.96)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def evaluation_problems(
-    domains: Sequence[Domain],
-    levels: Sequence[int],
-    n_per_level: int,
-    seed: int,
-    topic_names: Sequence[str] | None = None,
-    split: EvalSplit = "held_out",
-) -> list[Problem]:
-    """The problems of an evaluation, grouped by domain then level (all topics, or only
-    `topic_names`; a domain with none of them contributes nothing), from the held-out side or
-    from only its validation or test split (`eval_set`)."""
-    return [
-        p
-        for d in domains
-        for lvl in levels
-        if topic_names is None or set(topics(d)) & set(topic_names)
-        for p in eval_set(d, lvl, n_per_level, seed, topic_names, split)
-    ]
-
-
-def score_completions(
-    problems: Sequence[Problem], completions: Sequence[str], finished: Sequence[bool]
-) -> list[dict[str, Any]]:
-    """Accuracy per (domain, level) with Wilson intervals, unfinished counts and per-topic hits.
-
-    A completion that hit the length limit (`finished` False) scores 0 whatever it contains.
-    """
-    groups: dict[tuple[str, int], list[tuple[Problem, float, bool]]] = defaultdict(list)
-    for problem, text, done in zip(problems, completions, finished, strict=True):
-        score = reward(text, problem) if done else 0.0
-        groups[(problem.domain, problem.level)].append((problem, score, done))
-    results = []
-    for (domain, level), rows in groups.items():
-        correct = int(sum(score for _, score, _ in rows))
-        low, high = wilson_interval(correct, len(rows))
-        topics: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for problem, score, _ in rows:
-            topics[problem.topic][0] += int(score)
-            topics[problem.topic][1] += 1
-        results.append(
-            {
-                "domain": domain,
-                "level": level,
-                "n": len(rows),
-                "correct": correct,
-                "accuracy": correct / len(rows),
-                "ci95": [round(low, 4), round(high, 4)],
-                "unfinished": sum(not done for _, _, done in rows),
-                "by_topic": {t: {"correct": c, "n": n} for t, (c, n) in sorted(topics.items())},
-            }
-        )
-    return results
-
-
-def _report(
-    engine: str,
-    problems: Sequence[Problem],
-    completions: Sequence[str],
-    finished: Sequence[bool],
-    *,
-    n_per_level: int,
-    seed: int,
-    seconds: float,
-    checkpoint: str | None,
-    examples: int = 0,
-) -> dict[str, Any]:
-    results = score_completions(problems, completions, finished)
-    correct = sum(r["correct"] for r in results)
-    total = sum(r["n"] for r in results)
-    low, high = wilson_interval(correct, total)
-    report: dict[str, Any] = {
-        "engine": engine,
-        "checkpoint": checkpoint,
-        "decoding": "greedy",
-        "n_per_level": n_per_level,
-        "seed": seed,
-        "seconds": round(seconds, 1),
-        "results": results,
-        "overall": {
-            "n": total,
-            "correct": correct,
-            "accuracy": correct / max(total, 1),
-            "ci95": [round(low, 4), round(high, 4)],
-        },
-    }
-    if examples:
-        report["examples"] = [
-            {
-                "statement": p.statement,
-                "reference": p.answer,
-                "extracted": extract_final_answer(c),
-                "completion": c,
-            }
-            for p, c in list(zip(problems, completions, strict=True))[:examples]
-        ]
-    return report
+# The pure half (which problems, how completions are scored) lives in training.scoring, which
+# the web side imports without a tokenizer or an engine; these names stay importable from here.
+__all__ = [
+    "evaluate_with_ringmodel",
+    "evaluate_with_vllm",
+    "evaluation_problems",
+    "evaluation_report",
+    "format_table",
+    "open_vllm_engine",
+    "score_completions",
+    "wilson_interval",
+]
 
 
 def evaluate_with_ringmodel(
@@ -147,8 +55,13 @@ def evaluate_with_ringmodel(
     examples: int = 0,
     topic_names: Sequence[str] | None = None,
     split: EvalSplit = "held_out",
+    max_new_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """Greedy held-out accuracy using ringmodel's batched KV-cache sampling."""
+    """Greedy held-out accuracy using ringmodel's batched KV-cache sampling.
+
+    Answers run to the model's context unless `max_new_tokens` caps them (the registry caps them
+    at what serving allows: a model that rarely stops would otherwise cost minutes per batch on
+    a CPU); a capped answer that did not stop is unfinished and scores 0."""
     from ringmodel.generation import sample
 
     started = time.perf_counter()
@@ -165,7 +78,7 @@ def evaluate_with_ringmodel(
         samples = sample(
             model,
             prompts,
-            max_new_tokens=limit - max(len(p) for p in prompts),
+            max_new_tokens=_answer_room(limit - max(len(p) for p in prompts), max_new_tokens),
             temperature=0.0,
             eos_token_id=tokenizer.eos_token_id,
         )
@@ -175,7 +88,7 @@ def evaluate_with_ringmodel(
     for i in range(len(problems)):
         completions.append(by_index[i][0])
         finished.append(by_index[i][1])
-    return _report(
+    return evaluation_report(
         "ringmodel",
         problems,
         completions,
@@ -185,7 +98,13 @@ def evaluate_with_ringmodel(
         seconds=time.perf_counter() - started,
         checkpoint=checkpoint,
         examples=examples,
+        max_new_tokens=max_new_tokens,
     )
+
+
+def _answer_room(room: int, cap: int | None) -> int:
+    """Tokens an answer may take: what the context leaves, at most `cap`, at least one."""
+    return max(1, min(room, cap) if cap is not None else room)
 
 
 def open_vllm_engine(checkpoint: str | Path) -> Any:
@@ -238,7 +157,7 @@ def evaluate_with_vllm(
     )
     completions = [o.outputs[0].text for o in outputs]
     finished = [o.outputs[0].finish_reason == "stop" for o in outputs]
-    return _report(
+    return evaluation_report(
         "vllm",
         problems,
         completions,

@@ -16,7 +16,6 @@ from django.db import connection
 from playwright.sync_api import expect
 
 from tests.webapp.registry.factories import domain_result
-from webapp.registry import training_bridge, training_services
 from webapp.registry.models import (
     Evaluation,
     EvaluationStatus,
@@ -25,6 +24,8 @@ from webapp.registry.models import (
     TrainingJob,
     VersionStatus,
 )
+from webapp.registry.training_jobs import services as training_services
+from webapp.registry.training_jobs.evaluation import evaluation_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,7 +38,7 @@ def screenshot(page, name: str) -> None:
 
 
 def evaluate(version: ModelVersion, results: dict, **options) -> Evaluation:
-    protocol = training_bridge.evaluation_options(**options)
+    protocol = evaluation_options(**options)
     return Evaluation.objects.create(
         model_version=version,
         status=EvaluationStatus.DONE,

@@ -22,7 +22,7 @@ from webapp.core.errors import ServiceError
 from webapp.problems import services as problem_services
 from webapp.problems.models import ProblemSet
 from webapp.problems.selectors import training_pool_problems
-from webapp.registry import training_bridge
+from webapp.registry.training_jobs import pool as training_pool
 
 pytestmark = pytest.mark.django_db
 
@@ -183,11 +183,11 @@ def test_problems_from_unapproved_sets_are_not_in_the_default_pool(client, admin
     default = {"domains": [], "problem_set_ids": []}
 
     assert training_pool_problems() == []
-    counts = training_bridge.pool_counts(problem_filter=default, stage="c3po-math")
+    counts = training_pool.pool_counts(problem_filter=default, stage="c3po-math")
     assert counts["train"] + counts["held_out"] == 0
     # Naming the set in a job's filter does not let it in either.
     by_id = {"problem_set_ids": [poisoned.pk]}
-    assert training_bridge.pool_split(problem_filter=by_id).train == []
+    assert training_pool.pool_split(problem_filter=by_id).train == []
     # Nor can its teacher approve it herself.
     with pytest.raises(ServiceError) as refused:
         problem_services.problem_set_training_approval_update(

@@ -21,7 +21,7 @@ from typing import Any
 from ringmodel import build_prompt_ids
 from training.answers import reward as verifier_reward
 from training.c3po.rollout import RewardFn, RolloutEngine, sample_groups
-from training.problems.base import HELD_OUT_PER_MILLE, held_out_bucket, problem_key
+from training.problems.base import HELD_OUT_PER_MILLE, is_held_out_key, problem_key
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,9 @@ def deduplicate(problems: Iterable[RLProblem]) -> tuple[list[RLProblem], int]:
 
 
 def is_held_out(problem: RLProblem, per_mille: int = HELD_OUT_PER_MILLE) -> bool:
-    """The evaluation side of the split: a stable hash of the split key (never trained on)."""
-    return held_out_bucket(problem.split_key) < per_mille
+    """The evaluation side of the split (never trained on): training.problems' rule on the
+    problem's split key."""
+    return is_held_out_key(problem.split_key, per_mille)
 
 
 def split_held_out(

@@ -1,6 +1,6 @@
 """A C3PO job as a torchrun process group: the rank side and the supervisor that watches it.
 
-`run_under_torchrun(spec, callbacks, nproc_per_node=N, control_dir=...)` (the supervisor, run by
+`run_under_torchrun(spec, observer, nproc_per_node=N, control_dir=...)` (the supervisor, run by
 the Celery training task) writes the spec as JSON and starts
 
     torchrun --nproc-per-node N [rendezvous] -m training.c3po.launch --spec ... --control ...
@@ -9,7 +9,7 @@ Every rank runs `main()`: it joins the process group (`init_from_environment`), 
 `heartbeat-<rank>.json` in the control directory every few seconds (pid, time, host), and runs
 `pipeline.run_job` with its communicator; rank 0 appends what the job reports (metrics, logs,
 samples, checkpoints) to `events.jsonl` and polls for a `STOP` file as its `should_stop`. The
-supervisor tails the events into the caller's `JobCallbacks`, turns the caller's should_stop()
+supervisor tails the events into the caller's observer (training.observer), turns its should_stop()
 into the STOP file (so a cancel ends the group within one step, with a checkpoint), and watches
 every rank's heartbeat: a rank that stops beating, or a process group that exits non-zero, kills
 the group and raises `RankFailure` naming the rank. Running the same spec again resumes from the
@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from training.c3po.config import C3POConfig
-from training.c3po.pipeline import JobCallbacks, JobResult, JobSpec, StageResult, StageSpec
+from training.c3po.pipeline import JobResult, JobSpec, StageResult, StageSpec
+from training.observer import SilentObserver, TrainingObserver
 
 EVENTS_NAME = "events.jsonl"
 STOP_NAME = "STOP"
@@ -109,6 +110,30 @@ def _append_event(path: Path, event: dict[str, Any]) -> None:
         handle.flush()
 
 
+class _EventFileObserver:
+    """Rank 0's observer: every report appended to the events file for the supervisor to relay
+    (`_dispatch` reads it back), and a STOP file the supervisor touches as should_stop."""
+
+    def __init__(self, events: Path, stop_file: Path) -> None:
+        self.events, self.stop_file = events, stop_file
+
+    def metrics(self, step: int, metrics: dict[str, float]) -> None:
+        _append_event(self.events, {"type": "metrics", "step": step, "metrics": metrics})
+
+    def log(self, line: str) -> None:
+        _append_event(self.events, {"type": "log", "line": line})
+
+    def samples(self, step: int, samples: list[dict[str, Any]]) -> None:
+        _append_event(self.events, {"type": "samples", "step": step, "samples": samples})
+
+    def checkpoint_written(self, step: int, path: str, info: dict[str, Any]) -> None:
+        event = {"type": "checkpoint", "step": step, "path": path, "info": info}
+        _append_event(self.events, event)
+
+    def should_stop(self) -> bool:
+        return self.stop_file.exists()
+
+
 def main(argv: list[str] | None = None) -> int:
     """One rank of the job (torchrun starts one process per rank)."""
     from training.c3po.distributed import init_from_environment
@@ -126,23 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     events = args.control / EVENTS_NAME
     stop_file = args.control / STOP_NAME
     spec = spec_from_json(json.loads(args.spec.read_text()))
-    callbacks = JobCallbacks()
-    if comm.is_main:
-        callbacks = JobCallbacks(
-            metrics=lambda step, m: _append_event(
-                events, {"type": "metrics", "step": step, "metrics": m}
-            ),
-            log=lambda line: _append_event(events, {"type": "log", "line": line}),
-            sample=lambda step, s: _append_event(
-                events, {"type": "sample", "step": step, "samples": s}
-            ),
-            should_stop=stop_file.exists,
-            checkpoint_written=lambda path, info: _append_event(
-                events, {"type": "checkpoint", "path": path, "info": info}
-            ),
-        )
+    observer: TrainingObserver = (
+        _EventFileObserver(events, stop_file) if comm.is_main else SilentObserver()
+    )
     try:
-        result = run_job(spec, callbacks, comm)
+        result = run_job(spec, observer, comm)
         if comm.is_main:
             tmp = args.control / f".{RESULT_NAME}.tmp"
             tmp.write_text(json.dumps(result.to_dict()))
@@ -183,16 +196,17 @@ def torchrun_command(*, nproc_per_node: int, spec_path: Path, control: Path) -> 
     ]
 
 
-def _dispatch(event: dict[str, Any], callbacks: JobCallbacks) -> None:
+def _dispatch(event: dict[str, Any], observer: TrainingObserver) -> None:
+    """One line of rank 0's events file, told to the supervisor's caller."""
     kind = event.get("type")
-    if kind == "metrics" and callbacks.metrics is not None:
-        callbacks.metrics(int(event["step"]), event["metrics"])
-    elif kind == "log" and callbacks.log is not None:
-        callbacks.log(event["line"])
-    elif kind == "sample" and callbacks.sample is not None:
-        callbacks.sample(int(event["step"]), event["samples"])
-    elif kind == "checkpoint" and callbacks.checkpoint_written is not None:
-        callbacks.checkpoint_written(event["path"], event["info"])
+    if kind == "metrics":
+        observer.metrics(int(event["step"]), event["metrics"])
+    elif kind == "log":
+        observer.log(event["line"])
+    elif kind == "samples":
+        observer.samples(int(event["step"]), event["samples"])
+    elif kind == "checkpoint":
+        observer.checkpoint_written(int(event["step"]), event["path"], event["info"])
 
 
 def rank_heartbeats(control: Path) -> dict[int, float]:
@@ -210,7 +224,7 @@ def rank_heartbeats(control: Path) -> dict[int, float]:
 
 def run_under_torchrun(
     spec: JobSpec,
-    callbacks: JobCallbacks | None = None,
+    observer: TrainingObserver | None = None,
     *,
     nproc_per_node: int,
     control_dir: str | Path,
@@ -221,10 +235,10 @@ def run_under_torchrun(
     """Run (or resume) `spec` as a torchrun process group and relay what it reports.
 
     Raises `RankFailure` when a rank dies or stops beating for `stale_after_seconds` (the group
-    is killed first); a cancel (callbacks.should_stop) ends the group cleanly at a checkpoint and
+    is killed first); a cancel (observer.should_stop) ends the group cleanly at a checkpoint and
     returns the result with `stopped=True`.
     """
-    callbacks = callbacks or JobCallbacks()
+    observer = observer or SilentObserver()
     control = Path(control_dir)
     control.mkdir(parents=True, exist_ok=True)
     for stale in (
@@ -258,12 +272,12 @@ def run_under_torchrun(
         offset = 0
         try:
             while True:
-                offset = _relay_events(control / EVENTS_NAME, offset, callbacks)
+                offset = _relay_events(control / EVENTS_NAME, offset, observer)
                 code = process.poll()
                 if code is not None:
-                    offset = _relay_events(control / EVENTS_NAME, offset, callbacks)
+                    offset = _relay_events(control / EVENTS_NAME, offset, observer)
                     break
-                if callbacks.should_stop is not None and callbacks.should_stop():
+                if observer.should_stop():
                     (control / STOP_NAME).touch()
                 beats = rank_heartbeats(control)
                 if on_heartbeats is not None and beats:
@@ -289,7 +303,7 @@ def run_under_torchrun(
     return JobResult(**result)
 
 
-def _relay_events(path: Path, offset: int, callbacks: JobCallbacks) -> int:
+def _relay_events(path: Path, offset: int, observer: TrainingObserver) -> int:
     with open(path) as handle:
         handle.seek(offset)
         while True:
@@ -297,7 +311,7 @@ def _relay_events(path: Path, offset: int, callbacks: JobCallbacks) -> int:
             if not line.endswith("\n"):
                 return offset  # a line still being written is read next time
             offset += len(line.encode())
-            _dispatch(json.loads(line), callbacks)
+            _dispatch(json.loads(line), observer)
 
 
 def _kill_group(process: subprocess.Popen) -> None:

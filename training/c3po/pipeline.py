@@ -4,7 +4,8 @@ Ring-lite's recipe (docs/c3po-spec.md §4): after Long-CoT SFT, RL stage 1 train
 on code and science jointly; each stage has its own data, budget and length cap, and starts from
 the previous stage's final checkpoint. A job is described by a `JobSpec` (plain data, so the
 Django side can build it from a form and a queryset of verified problems) and reports through
-`JobCallbacks`. Every stage writes into its own directory under the job's output directory and
+a `training.observer.TrainingObserver` (steps counted across stages; metrics carry "stage_index"
+and "stage_step", samples their "stage", checkpoints {"stage", "stage_step", "step"}). Every stage writes into its own directory under the job's output directory and
 the job records its progress in `job_state.json`, so running the same spec again resumes: finished
 stages are skipped and the interrupted one continues from its last checkpoint.
 
@@ -34,7 +35,8 @@ from training.c3po.distributed import Communicator, SingleProcess
 from training.c3po.lora import LoraSpec, apply_lora, save_merged_checkpoint
 from training.c3po.rollout import PolicyRolloutEngine, RolloutEngine, VllmRolloutEngine
 from training.c3po.start_checkpoint import PAPER_BAND, Preference, select_start_checkpoint
-from training.c3po.trainer import C3POTrainer, TrainerCallbacks, latest_checkpoint
+from training.c3po.trainer import C3POTrainer, latest_checkpoint
+from training.observer import SilentObserver, TrainingObserver
 
 JOB_STATE_NAME = "job_state.json"
 EngineName = Literal["policy", "vllm"]
@@ -128,24 +130,6 @@ class JobSpec:
 
 
 @dataclass
-class JobCallbacks:
-    """What the job reports, each optional. `step` is counted across stages (1, 2, ...).
-
-    metrics(step, dict): the trainer's metrics plus "stage_index" and "stage_step".
-    log(line): progress lines (stage starts, curation, checkpoints, resume).
-    sample(step, [dict]): a few completions per step; each dict also names its "stage".
-    should_stop() -> bool: cooperative cancel, honoured within one step.
-    checkpoint_written(path, info): info = {"stage", "stage_step", "step"}.
-    """
-
-    metrics: Callable[[int, dict[str, float]], None] | None = None
-    log: Callable[[str], None] | None = None
-    sample: Callable[[int, list[dict[str, Any]]], None] | None = None
-    should_stop: Callable[[], bool] | None = None
-    checkpoint_written: Callable[[str, dict[str, Any]], None] | None = None
-
-
-@dataclass
 class StageResult:
     name: str
     steps: int
@@ -189,6 +173,53 @@ def _make_engine(name: EngineName, policy: Any, tokenizer: Any, work_dir: Path) 
 def _merged_path(adapter_checkpoint: Path) -> Path:
     """Where a LoRA checkpoint's merged full copy lives: `<stage>/merged/step-NNNNNN`."""
     return adapter_checkpoint.parent.parent / "merged" / adapter_checkpoint.name
+
+
+class _StageObserver:
+    """The job's observer as one stage's trainer sees it: the stage's steps become the job's
+    (offset by the steps of the stages before), metrics and samples name their stage, and a LoRA
+    checkpoint is merged into a full copy before it is announced."""
+
+    def __init__(
+        self,
+        job: TrainingObserver,
+        *,
+        index: int,
+        name: str,
+        offset: int,
+        start: str,
+        merge_lora: bool,
+    ) -> None:
+        self.job, self.index, self.name, self.offset = job, index, name, offset
+        self.start, self.merge_lora = start, merge_lora
+
+    def metrics(self, step: int, metrics: dict[str, float]) -> None:
+        enriched = {**metrics, "stage_index": float(self.index), "stage_step": float(step)}
+        self.job.metrics(self.offset + step, enriched)
+
+    def log(self, line: str) -> None:
+        self.job.log(line)
+
+    def samples(self, step: int, samples: list[dict[str, Any]]) -> None:
+        self.job.samples(self.offset + step, [{**s, "stage": self.name} for s in samples])
+
+    def checkpoint_written(self, step: int, path: str, info: dict[str, Any]) -> None:
+        if self.merge_lora:
+            # The adapter resumes the run; the merged copy is what evaluation, the registry
+            # and a serving engine without LoRA support load (docs/c3po.md, "LoRA").
+            path = str(
+                save_merged_checkpoint(
+                    base_checkpoint=self.start,
+                    adapter_dir=Path(path),
+                    path=_merged_path(Path(path)),
+                    manifest_extra={"c3po_job": {"stage": self.name, "start": self.start}},
+                )
+            )
+        info = {"stage": self.name, "stage_step": step, "step": self.offset + step}
+        self.job.checkpoint_written(self.offset + step, path, info)
+
+    def should_stop(self) -> bool:
+        return self.job.should_stop()
 
 
 def _stage_problems(
@@ -242,15 +273,15 @@ def _stage_problems(
 
 def run_job(
     spec: JobSpec,
-    callbacks: JobCallbacks | None = None,
+    observer: TrainingObserver | None = None,
     communicator: Communicator | None = None,
 ) -> JobResult:
     """Run (or resume) a staged C3PO job; see the module docstring. Raises on real errors
     (bad checkpoint, engine mismatch); a cancel returns normally with `stopped=True`.
 
     In a data-parallel run every rank calls this with the same spec and its `communicator`;
-    rank 0 alone writes the job's records and reports through `callbacks`."""
-    callbacks = callbacks or JobCallbacks()
+    rank 0 alone writes the job's records and reports to `observer`."""
+    observer = observer or SilentObserver()
     comm = communicator or SingleProcess()
     output_dir = Path(spec.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -258,8 +289,8 @@ def run_job(
         torch.set_num_threads(spec.torch_threads)
 
     def log(line: str) -> None:
-        if callbacks.log is not None and comm.is_main:
-            callbacks.log(line)
+        if comm.is_main:
+            observer.log(line)
 
     def write_state(payload: dict[str, Any]) -> None:
         if comm.is_main:
@@ -325,36 +356,14 @@ def run_job(
             global_offset += stage.steps
             continue
 
-        offset = global_offset
-        stage_name = stage.name
-
-        def on_metrics(step: int, metrics: dict[str, float], offset=offset, index=index) -> None:
-            if callbacks.metrics is not None:
-                enriched = {**metrics, "stage_index": float(index), "stage_step": float(step)}
-                callbacks.metrics(offset + step, enriched)
-
-        def on_samples(step: int, samples: list[dict[str, Any]], offset=offset, name=stage_name):
-            if callbacks.sample is not None:
-                callbacks.sample(offset + step, [{**s, "stage": name} for s in samples])
-
-        stage_start = current
-
-        def on_checkpoint(
-            step: int, path: Path, offset=offset, name=stage_name, base=stage_start
-        ) -> None:
-            if spec.lora_rank:
-                # The adapter resumes the run; the merged copy is what evaluation, the registry
-                # and a serving engine without LoRA support load (docs/c3po.md, "LoRA").
-                path = save_merged_checkpoint(
-                    base_checkpoint=base,
-                    adapter_dir=path,
-                    path=_merged_path(path),
-                    manifest_extra={"c3po_job": {"stage": name, "start": base}},
-                )
-            if callbacks.checkpoint_written is not None:
-                info = {"stage": name, "stage_step": step, "step": offset + step}
-                callbacks.checkpoint_written(str(path), info)
-
+        stage_observer = _StageObserver(
+            observer,
+            index=index,
+            name=stage.name,
+            offset=global_offset,
+            start=current,
+            merge_lora=bool(spec.lora_rank),
+        )
         if spec.lora_rank:
             policy = apply_lora(policy, LoraSpec(rank=spec.lora_rank, alpha=2 * spec.lora_rank))
         if spec.activation_checkpointing:
@@ -367,13 +376,7 @@ def run_job(
             config=config,
             output_dir=stage_dir,
             engine=engine,
-            callbacks=TrainerCallbacks(
-                metrics=on_metrics,
-                log=log,
-                samples=on_samples,
-                should_stop=callbacks.should_stop,
-                checkpoint_written=on_checkpoint,
-            ),
+            observer=stage_observer,
             seed=spec.seed + index,
             checkpoint_every=spec.checkpoint_every,
             keep_checkpoints=spec.keep_checkpoints,

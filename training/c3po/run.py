@@ -28,8 +28,9 @@ from typing import Any
 from tqdm import tqdm
 
 from training.c3po.config import C3POConfig
-from training.c3po.pipeline import JobCallbacks, JobSpec, StageSpec, run_job
+from training.c3po.pipeline import JobSpec, StageSpec, run_job
 from training.c3po.start_checkpoint import PAPER_BAND, RING_TINY_BAND, sft_epoch_checkpoints
+from training.observer import ConsoleObserver
 
 
 def _parse_value(text: str) -> Any:
@@ -96,6 +97,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ProgressObserver(ConsoleObserver):
+    """The console observer with a progress bar: log lines above it (stderr; stdout carries only
+    the final JSON result), each step's headline metrics on it."""
+
+    def __init__(self, bar: tqdm) -> None:
+        super().__init__(sys.stderr)
+        self.bar = bar
+
+    def log(self, line: str) -> None:
+        tqdm.write(line, file=self.stream)
+
+    def metrics(self, step: int, metrics: dict[str, float]) -> None:
+        self.bar.n = step
+        self.bar.set_postfix(
+            reward=f"{metrics['reward_mean']:.3f}",
+            tokens=int(metrics["tokens_trained"]),
+            H=f"{metrics['entropy']:.3f}",
+            refresh=False,
+        )
+        self.bar.refresh()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     preset = C3POConfig.ring_tiny if args.preset == "ring_tiny" else C3POConfig.ring_lite
@@ -130,21 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         torch_threads=args.threads,
     )
     bar = tqdm(total=sum(s.steps for s in stages), unit="step", dynamic_ncols=True)
-
-    def on_metrics(step: int, metrics: dict[str, float]) -> None:
-        bar.n = step
-        bar.set_postfix(
-            reward=f"{metrics['reward_mean']:.3f}",
-            tokens=int(metrics["tokens_trained"]),
-            H=f"{metrics['entropy']:.3f}",
-            refresh=False,
-        )
-        bar.refresh()
-
-    def on_log(line: str) -> None:
-        tqdm.write(line, file=sys.stderr)  # stdout carries only the final JSON result
-
-    result = run_job(spec, JobCallbacks(metrics=on_metrics, log=on_log))
+    result = run_job(spec, _ProgressObserver(bar))
     bar.close()
     print(json.dumps(dataclasses.asdict(result), indent=2))
     return 0

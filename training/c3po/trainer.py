@@ -13,7 +13,7 @@ One `C3POTrainer.train_step` is one optimiser update:
    divided by the GLOBAL Φ (or, for GRPO, the update's global valid-token count), so the summed
    gradient equals that of one big batch. Grad clipping, AdamW, warm-up then constant lr.
 4. The engine is refreshed with the new weights (and verified, for vLLM), metrics go to the
-   callback, TensorBoard and metrics.jsonl, and every N steps an atomic checkpoint is written.
+   observer (training.observer), TensorBoard and metrics.jsonl, and every N steps an atomic checkpoint is written.
 
 Checkpoints live in `<output_dir>/checkpoints/step-NNNNNN/` (ringmodel's HF layout plus
 `training_state.pt`: optimiser, RNG, prompt sampler, rollout buffer, step); `latest.json` names
@@ -30,7 +30,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ from training.c3po.lora import (
 from training.c3po.rollout import PolicyRolloutEngine, RewardFn, RolloutEngine, sample_groups
 from training.c3po.rollout_buffer import Rollout, RolloutBuffer, SelectedRollout
 from training.c3po.update import c3po_update, fill_logprobs, model_device
+from training.observer import SilentObserver, TrainingObserver
 
 logger = logging.getLogger(__name__)
 
@@ -102,27 +103,6 @@ METRIC_KEYS = (
     "finished_fraction",
     "buffer_tokens",
 )
-
-
-@dataclass
-class TrainerCallbacks:
-    """Hooks the caller (the Celery task, a script, a test) passes in; every one optional.
-
-    metrics(step, {key: float}): once per completed optimiser step (keys: METRIC_KEYS).
-    log(line): human-readable progress lines.
-    samples(step, [ {problem_id, statement, completion, reward, advantage, finished, tokens} ]):
-        a few recent completions per step.
-    should_stop() -> bool: polled at the start of a step, after every rollout batch and before
-        the update; True abandons the current step (its rollouts are discarded), so a cancel
-        takes effect within one step and leaves the state of the last completed step.
-    checkpoint_written(step, path): after a checkpoint is completely on disk.
-    """
-
-    metrics: Callable[[int, dict[str, float]], None] | None = None
-    log: Callable[[str], None] | None = None
-    samples: Callable[[int, list[dict[str, Any]]], None] | None = None
-    should_stop: Callable[[], bool] | None = None
-    checkpoint_written: Callable[[int, Path], None] | None = None
 
 
 @dataclass
@@ -217,7 +197,7 @@ class C3POTrainer:
         output_dir: str | Path,
         reference: BailingMoeForCausalLM | None = None,
         engine: RolloutEngine | None = None,
-        callbacks: TrainerCallbacks | None = None,
+        observer: TrainingObserver | None = None,
         seed: int = 0,
         checkpoint_every: int = 10,
         keep_checkpoints: int = 0,
@@ -235,7 +215,7 @@ class C3POTrainer:
         self.config = config
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.callbacks = callbacks or TrainerCallbacks()
+        self.observer: TrainingObserver = observer or SilentObserver()
         self.seed = seed
         self.checkpoint_every = checkpoint_every
         self.keep_checkpoints = keep_checkpoints
@@ -411,8 +391,7 @@ class C3POTrainer:
             )
             self._prune_checkpoints(keep=path)
             self._log(f"checkpoint step {self.step} -> {path}")
-            if self.callbacks.checkpoint_written is not None:
-                self.callbacks.checkpoint_written(self.step, path)
+            self.observer.checkpoint_written(self.step, str(path), {})
         # No rank runs ahead of a checkpoint that may yet fail on rank 0.
         self.comm.barrier()
         self._last_checkpoint_step = self.step
@@ -628,8 +607,7 @@ class C3POTrainer:
             # Every rank holds the same (reduced) metrics; one reports them.
             return
         step = self.step
-        if self.callbacks.metrics is not None:
-            self.callbacks.metrics(step, dict(metrics))
+        self.observer.metrics(step, dict(metrics))
         with open(self.metrics_path, "a") as handle:
             handle.write(json.dumps({k: _json_number(v) for k, v in metrics.items()}) + "\n")
         if self._writer is not None:
@@ -649,8 +627,7 @@ class C3POTrainer:
             for r in fresh[: self.samples_per_step]
         ]
         if samples:
-            if self.callbacks.samples is not None:
-                self.callbacks.samples(step, samples)
+            self.observer.samples(step, samples)
             if self._writer is not None:
                 text = "\n\n".join(
                     f"reward {s['reward']:.0f} | {s['statement']}\n\n    {s['completion']}"
@@ -679,14 +656,13 @@ class C3POTrainer:
         if not self.comm.is_main:
             return
         logger.info(line)
-        if self.callbacks.log is not None:
-            self.callbacks.log(line)
+        self.observer.log(line)
 
     def _stop_requested(self) -> bool:
         """Rank 0 asks should_stop(); every rank gets its answer, so all abandon the same step."""
         wanted = False
         if self.comm.is_main:
-            wanted = self.callbacks.should_stop is not None and bool(self.callbacks.should_stop())
+            wanted = bool(self.observer.should_stop())
         return bool(self.comm.broadcast_object(wanted))
 
     def _prune_checkpoints(self, keep: Path) -> None:

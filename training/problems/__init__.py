@@ -16,6 +16,7 @@ from training.problems.base import (
     Split,
     calculation_key,
     is_held_out,
+    is_held_out_key,
     problem_key,
     split_of,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "eval_set",
     "generate_problem",
     "is_held_out",
+    "is_held_out_key",
     "problem_key",
     "split_of",
     "topics",

@@ -117,14 +117,19 @@ def held_out_bucket(key: str) -> int:
     return int.from_bytes(digest[:8], "big") % 1000
 
 
+def is_held_out_key(split_key: str, per_mille: int = HELD_OUT_PER_MILLE) -> bool:
+    """The held-out rule, the one every caller uses (the generators' splits, the trainer's
+    curation, the site's problem pool): a (normalised) split key whose stable bucket falls in the
+    first `per_mille` of 1000 is never trained on."""
+    return held_out_bucket(split_key) < per_mille
+
+
 def split_of_key(split_key: str) -> Split:
-    """The split a (normalised) split key belongs to; the one rule every caller uses."""
-    bucket = held_out_bucket(split_key)
-    if bucket < TEST_PER_MILLE:
-        return "test"
-    if bucket < HELD_OUT_PER_MILLE:
-        return "validation"
-    return "train"
+    """The split a (normalised) split key belongs to: train unless held out; a held-out key is
+    in the test split or the validation split by the same bucket."""
+    if not is_held_out_key(split_key):
+        return "train"
+    return "test" if held_out_bucket(split_key) < TEST_PER_MILLE else "validation"
 
 
 def split_of(problem: Problem) -> Split:
@@ -133,7 +138,7 @@ def split_of(problem: Problem) -> Split:
 
 def is_held_out(problem: Problem) -> bool:
     """True when the problem is never trained on (the test or the validation split)."""
-    return split_of(problem) != "train"
+    return is_held_out_key(problem.split_key)
 
 
 # --- calculation keys: topics that write one calculation under several surfaces --------------

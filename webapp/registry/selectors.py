@@ -22,6 +22,7 @@ from webapp.registry.models import (
     TrainingSample,
     VersionStatus,
 )
+from webapp.registry.training_jobs.evaluation import evaluation_options
 
 
 def model_version_champion() -> ModelVersion | None:
@@ -44,9 +45,7 @@ def model_version_latest_evaluation(
 def evaluation_is_reference(evaluation: Evaluation) -> bool:
     """Was this evaluation run with the site's reference protocol (the default problem count,
     seed and answer cap)? Anything else is a quick check: its figures are not comparable."""
-    from webapp.registry import training_bridge
-
-    reference = training_bridge.evaluation_options()
+    reference = evaluation_options()
     return all(evaluation.options.get(key) == value for key, value in reference.items())
 
 

@@ -4,8 +4,8 @@ Promotion is the one way a version starts serving: it passes the promotion gate 
 an admin may override, with a recorded reason), becomes the single champion (the `one_champion`
 constraint), retires the previous champion and, once the transaction has committed, broadcasts the
 swap control message that every inference worker acts on (`worker_swap_broadcast`, the one swap
-broadcast of the site). Rollback is promoting the previous
-champion again. Training jobs live in training_services.py.
+broadcast of the site). Rollback is promoting the previous champion again. Training jobs live in
+the training_jobs package.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from training.scoring import domain_results
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
 from webapp.core.after_commit import enqueue_on_commit, send_on_commit
@@ -36,6 +37,8 @@ from webapp.registry.models import (
 )
 from webapp.registry.promotion_gate import DEFAULT_TOLERANCE, GateDecision, compare_evaluations
 from webapp.registry.selectors import model_version_champion, model_version_latest_evaluation
+from webapp.registry.training_jobs.bridge import held_out_evaluation
+from webapp.registry.training_jobs.evaluation import evaluation_fingerprint, evaluation_options
 from worker.inference.control import publish_swap
 
 if TYPE_CHECKING:
@@ -122,12 +125,8 @@ def evaluation_request(
     An evaluation of the same version with the same protocol that is pending or running is
     returned instead of a second one; with `only_if_missing`, so is a finished one.
     """
-    from webapp.registry import training_bridge
-
-    options = training_bridge.evaluation_options(
-        n_per_level=n_per_level, max_new_tokens=max_new_tokens
-    )
-    fingerprint = training_bridge.evaluation_fingerprint(options)
+    options = evaluation_options(n_per_level=n_per_level, max_new_tokens=max_new_tokens)
+    fingerprint = evaluation_fingerprint(options)
     with transaction.atomic():
         same = model_version.evaluations.filter(problems_fingerprint=fingerprint).order_by(
             "-created_at"
@@ -178,8 +177,6 @@ def evaluation_run(*, evaluation: Evaluation) -> Evaluation:
     row per domain (what the gate compares). A checkpoint that is missing or unreadable fails the
     evaluation with the reason, it does not raise.
     """
-    from webapp.registry import training_bridge
-
     with transaction.atomic():
         evaluation = Evaluation.objects.select_for_update().get(pk=evaluation.pk)
         if evaluation.status == EvaluationStatus.RUNNING and _evaluation_is_running(evaluation):
@@ -192,9 +189,9 @@ def evaluation_run(*, evaluation: Evaluation) -> Evaluation:
         evaluation.started_at = timezone.now()
         evaluation.save(update_fields=["status", "worker_hostname", "worker_pid", "started_at"])
     version = evaluation.model_version
-    options = evaluation.options or training_bridge.evaluation_options()
+    options = evaluation.options or evaluation_options()
     try:
-        report = training_bridge.held_out_evaluation(model_path=version.path, options=options)
+        report = held_out_evaluation(model_path=version.path, options=options)
     except ServiceError as exc:
         evaluation.status = EvaluationStatus.FAILED
         evaluation.error = exc.message
@@ -204,7 +201,7 @@ def evaluation_run(*, evaluation: Evaluation) -> Evaluation:
         evaluation.error = f"{type(exc).__name__}: {exc}"[:2000]
     else:
         evaluation.status = EvaluationStatus.DONE
-        evaluation.results = training_bridge.domain_results(report["results"])
+        evaluation.results = domain_results(report["results"])
         evaluation.problem_count = sum(r["n"] for r in report["results"])
         evaluation.report = {k: v for k, v in report.items() if k != "results"}
     evaluation.finished_at = timezone.now()

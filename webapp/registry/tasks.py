@@ -1,7 +1,8 @@
 """Celery tasks of the registry: a training job (queue `training`) and an evaluation (`default`).
 
 Each task takes ids and calls one service, imported inside the function; services enqueue the tasks
-by name (webapp.core.after_commit.enqueue_on_commit) and never import this module.
+by name (webapp.core.after_commit.enqueue_on_commit) and never import this module; the
+training-job services live in training_jobs/services.py.
 `registry.run_training_job` is routed to `training` by settings.CELERY_TASK_ROUTES; everything else
 goes to the default queue.
 Training tasks rely on acks_late + reject_on_worker_lost (settings): a worker that dies mid-job
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
     max_retries=None,
 )
 def run_training_job(self: Task, job_id: int) -> str:
-    from webapp.registry.training_services import JobHeldElsewhere, training_job_run
+    from webapp.registry.training_jobs.services import JobHeldElsewhere, training_job_run
 
     try:
         return training_job_run(job_id=job_id)
@@ -56,7 +57,7 @@ def run_evaluation(evaluation_id: int) -> str:
 def _resume_stalled_work_on_start(sender=None, **kwargs) -> None:
     """A restarted worker picks up the jobs and evaluations its crashed predecessor left running."""
     from webapp.registry.services import evaluation_recover_stalled
-    from webapp.registry.training_services import training_job_recover_stalled
+    from webapp.registry.training_jobs.services import training_job_recover_stalled
 
     for what, recover in (
         ("training jobs", training_job_recover_stalled),

@@ -20,9 +20,13 @@ from webapp.core.errors import ServiceError
 from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest, refused
 from webapp.core.params import param_text
 from webapp.core.roles import role_required
-from webapp.registry import selectors, services, training_bridge, training_services
-from webapp.registry.forms import LaunchJobForm, PromoteForm
+from webapp.registry import selectors, services
+from webapp.registry.forms import PromoteForm
 from webapp.registry.models import ModelVersion, TrainingJob
+from webapp.registry.training_jobs import services as training_services
+from webapp.registry.training_jobs.catalog import DEFAULT_STAGE, METRIC_CHARTS
+from webapp.registry.training_jobs.launch_form import LaunchJobForm
+from webapp.registry.training_jobs.pool import pool_counts
 
 
 def _registry_context() -> dict:
@@ -55,7 +59,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         **_jobs_context(),
         "serving": selectors.serving_status(),
         "form": LaunchJobForm(),
-        "pool": training_bridge.pool_counts(problem_filter={}, stage=training_bridge.DEFAULT_STAGE),
+        "pool": pool_counts(problem_filter={}, stage=DEFAULT_STAGE),
         "pending_teacher_count": teacher_status_counts()["pending"],
     }
     return render(request, "registry/dashboard.html", context)
@@ -148,8 +152,8 @@ def pool_count(request: HtmxHttpRequest) -> HttpResponse:
         "domains": list(form.cleaned_data.get("domains") or []),
         "problem_set_ids": [s.pk for s in form.cleaned_data.get("problem_sets") or []],
     }
-    stage = form.cleaned_data.get("stage") or training_bridge.DEFAULT_STAGE
-    pool = training_bridge.pool_counts(problem_filter=problem_filter, stage=stage)
+    stage = form.cleaned_data.get("stage") or DEFAULT_STAGE
+    pool = pool_counts(problem_filter=problem_filter, stage=stage)
     return render(request, "registry/dashboard.html#pool-count", {"pool": pool})
 
 
@@ -177,9 +181,9 @@ def training_job_launch(request: HtmxHttpRequest) -> HttpResponse:
         "domains": list(form.cleaned_data.get("domains") or []),
         "problem_set_ids": [s.pk for s in form.cleaned_data.get("problem_sets") or []],
     }
-    pool = training_bridge.pool_counts(
+    pool = pool_counts(
         problem_filter=problem_filter,
-        stage=form.cleaned_data.get("stage") or training_bridge.DEFAULT_STAGE,
+        stage=form.cleaned_data.get("stage") or DEFAULT_STAGE,
     )
     template = "registry/dashboard.html#launch" if request.htmx else "registry/dashboard.html"
     context = {"form": form, "pool": pool}
@@ -199,7 +203,7 @@ def _job_context(job: TrainingJob) -> dict:
         "checkpoints": selectors.training_job_checkpoints(job=job),
         "problem_accuracy": selectors.training_job_problem_accuracy(job=job),
         "samples": selectors.training_job_recent_samples(job=job),
-        "charts": training_bridge.METRIC_CHARTS,
+        "charts": METRIC_CHARTS,
     }
 
 

@@ -12,7 +12,8 @@ import torch
 from ringmodel import BailingMoeConfig, BailingMoeForCausalLM, build_tokenizer, save_checkpoint
 from training.c3po.config import C3POConfig
 from training.c3po.launch import RankFailure, run_under_torchrun, spec_from_json, spec_to_json
-from training.c3po.pipeline import JobCallbacks, JobSpec, StageSpec
+from training.c3po.pipeline import JobSpec, StageSpec
+from training.observer import FunctionObserver
 
 pytestmark = pytest.mark.slow
 
@@ -68,13 +69,13 @@ def test_two_ranks_cancel_at_a_checkpoint_and_resume_to_the_end(tmp_path):
     def collect_beats(beats):
         seen_ranks.update(beats)
 
-    callbacks = JobCallbacks(
+    observer = FunctionObserver(
         metrics=lambda step, m: metrics.append(step),
-        checkpoint_written=lambda path, info: checkpoints.append(info["step"]),
+        checkpoint_written=lambda step, path, info: checkpoints.append(info["step"]),
         should_stop=lambda: bool(metrics),  # cancel once the first step is reported
     )
     first = run_under_torchrun(
-        spec, callbacks, nproc_per_node=2, control_dir=control, on_heartbeats=collect_beats
+        spec, observer, nproc_per_node=2, control_dir=control, on_heartbeats=collect_beats
     )
     assert first.stopped and seen_ranks == {0, 1}
     assert metrics and checkpoints and checkpoints[-1] == metrics[-1]
@@ -84,7 +85,7 @@ def test_two_ranks_cancel_at_a_checkpoint_and_resume_to_the_end(tmp_path):
     resumed_metrics = []
     result = run_under_torchrun(
         spec,
-        JobCallbacks(metrics=lambda step, m: resumed_metrics.append((step, m))),
+        FunctionObserver(metrics=lambda step, m: resumed_metrics.append((step, m))),
         nproc_per_node=2,
         control_dir=control,
     )
@@ -107,7 +108,7 @@ def test_a_dead_rank_fails_the_job_and_names_it(tmp_path):
     with pytest.raises(RankFailure, match="rank") as failure:
         run_under_torchrun(
             spec,
-            JobCallbacks(),
+            FunctionObserver(),
             nproc_per_node=2,
             control_dir=tmp_path / "job" / "control",
             on_heartbeats=kill_rank_one,

@@ -28,7 +28,8 @@ from training.c3po.lora import (
     reference_mode,
     save_adapter,
 )
-from training.c3po.pipeline import JobCallbacks, JobSpec, StageSpec, run_job
+from training.c3po.pipeline import JobSpec, StageSpec, run_job
+from training.observer import FunctionObserver
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -122,7 +123,9 @@ def test_a_lora_job_writes_adapters_and_merged_checkpoints_and_chains_stages(tmp
         lora_rank=4,
         activation_checkpointing=True,
     )
-    result = run_job(spec, JobCallbacks(checkpoint_written=lambda p, info: written.append(p)))
+    result = run_job(
+        spec, FunctionObserver(checkpoint_written=lambda step, p, info: written.append(p))
+    )
     assert not result.stopped and [s.steps for s in result.stages] == [2, 1]
     # Every reported checkpoint is a full, verified ringmodel checkpoint (servable, evaluable).
     assert len(written) == 3

@@ -1,4 +1,4 @@
-"""Staged C3PO jobs through `run_job`: stages in order on their own domains, callbacks, skip of a
+"""Staged C3PO jobs through `run_job`: stages in order on their own domains, the observer, skip of a
 stage without problems, cancel and resume, and the command-line entry point."""
 
 import json
@@ -10,7 +10,8 @@ from ringmodel import BailingMoeConfig, BailingMoeForCausalLM, build_tokenizer, 
 from tests.fixtures.c3po_pool import PROBLEMS
 from training.c3po import run as run_script
 from training.c3po.config import C3POConfig
-from training.c3po.pipeline import JobCallbacks, JobSpec, StageSpec, run_job
+from training.c3po.pipeline import JobSpec, StageSpec, run_job
+from training.observer import FunctionObserver
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")  # tests/fixtures/micro_model.py
 
@@ -44,15 +45,15 @@ def spec_for(tmp_path, **kwargs) -> JobSpec:
     return JobSpec(**values)
 
 
-def test_two_stages_run_in_order_and_report_through_the_callbacks(tmp_path):
+def test_two_stages_run_in_order_and_report_to_the_observer(tmp_path):
     metrics, samples, checkpoints, lines = [], [], [], []
-    callbacks = JobCallbacks(
+    observer = FunctionObserver(
         metrics=lambda step, m: metrics.append((step, m)),
         log=lines.append,
-        sample=lambda step, s: samples.append((step, s)),
-        checkpoint_written=lambda path, info: checkpoints.append(info),
+        samples=lambda step, s: samples.append((step, s)),
+        checkpoint_written=lambda step, path, info: checkpoints.append(info),
     )
-    result = run_job(spec_for(tmp_path), callbacks)
+    result = run_job(spec_for(tmp_path), observer)
     assert not result.stopped
     assert [(s.name, s.steps) for s in result.stages] == [("math", 2), ("science-code", 1)]
     assert [step for step, _ in metrics] == [1, 2, 3]
@@ -82,7 +83,7 @@ def test_two_stages_run_in_order_and_report_through_the_callbacks(tmp_path):
 def test_a_stage_without_trainable_problems_is_skipped(tmp_path):
     lines = []
     spec = spec_for(tmp_path, problems=[p for p in PROBLEMS if p["domain"] == "math"])
-    result = run_job(spec, JobCallbacks(log=lines.append))
+    result = run_job(spec, FunctionObserver(log=lines.append))
     assert result.stages[1].skipped and result.stages[1].steps == 0
     assert result.final_checkpoint.endswith("stage-1-math/checkpoints/step-000002")
     assert any("skipped" in line for line in lines)
@@ -108,11 +109,13 @@ def test_cancel_then_rerun_resumes_where_it_stopped(tmp_path):
     spec = spec_for(tmp_path)
     first = run_job(
         spec,
-        JobCallbacks(metrics=lambda step, m: seen.append(step), should_stop=stop_after_first_step),
+        FunctionObserver(
+            metrics=lambda step, m: seen.append(step), should_stop=stop_after_first_step
+        ),
     )
     assert first.stopped and first.stages[0].steps == 1
     second_steps = []
-    second = run_job(spec, JobCallbacks(metrics=lambda step, m: second_steps.append(step)))
+    second = run_job(spec, FunctionObserver(metrics=lambda step, m: second_steps.append(step)))
     assert not second.stopped
     assert second_steps == [2, 3]  # stage 1 continues at its step 2, then stage 2
 

@@ -22,7 +22,8 @@ from training.answers import reward as verifier_reward
 from training.c3po import trainer as trainer_module
 from training.c3po.config import C3POConfig
 from training.c3po.data import RLProblem
-from training.c3po.trainer import METRIC_KEYS, C3POTrainer, TrainerCallbacks, latest_checkpoint
+from training.c3po.trainer import METRIC_KEYS, C3POTrainer, latest_checkpoint
+from training.observer import FunctionObserver
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")  # tests/fixtures/micro_model.py
 
@@ -76,7 +77,7 @@ def tiny_config(**overrides) -> C3POConfig:
     return C3POConfig.ring_tiny(**values)
 
 
-def make_trainer(base_state, tmp_path, config=None, callbacks=None, **kwargs) -> C3POTrainer:
+def make_trainer(base_state, tmp_path, config=None, observer=None, **kwargs) -> C3POTrainer:
     kwargs.setdefault("reward_fn", digit_reward)
     return C3POTrainer(
         policy=fresh_model(base_state),
@@ -84,7 +85,7 @@ def make_trainer(base_state, tmp_path, config=None, callbacks=None, **kwargs) ->
         problems=PROBLEMS,
         config=config or tiny_config(),
         output_dir=tmp_path,
-        callbacks=callbacks,
+        observer=observer,
         seed=1,
         **kwargs,
     )
@@ -94,12 +95,12 @@ def test_two_c3po_steps_train_exactly_phi_tokens_and_report_sane_metrics(base_st
     seen: list[tuple[int, dict]] = []
     samples: list[tuple[int, list]] = []
     written: list[int] = []
-    callbacks = TrainerCallbacks(
+    observer = FunctionObserver(
         metrics=lambda step, m: seen.append((step, m)),
         samples=lambda step, s: samples.append((step, s)),
-        checkpoint_written=lambda step, path: written.append(step),
+        checkpoint_written=lambda step, path, info: written.append(step),
     )
-    trainer = make_trainer(base_state, tmp_path, callbacks=callbacks, checkpoint_every=2)
+    trainer = make_trainer(base_state, tmp_path, observer=observer, checkpoint_every=2)
     before = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
     result = trainer.train(2)
     trainer.close()
@@ -136,8 +137,8 @@ def test_two_c3po_steps_train_exactly_phi_tokens_and_report_sane_metrics(base_st
 def test_grpo_baseline_trains_every_sampled_token_and_counts_vary(base_state, tmp_path):
     seen: list[dict] = []
     config = tiny_config(algorithm="grpo", group_size=6)
-    callbacks = TrainerCallbacks(metrics=lambda step, m: seen.append(m))
-    trainer = make_trainer(base_state, tmp_path, config, callbacks, checkpoint_every=0)
+    observer = FunctionObserver(metrics=lambda step, m: seen.append(m))
+    trainer = make_trainer(base_state, tmp_path, config, observer, checkpoint_every=0)
     trainer.train(3)
     trainer.close()
     assert [m["tokens_trained"] for m in seen] == [m["sampled_tokens"] for m in seen]
@@ -149,7 +150,7 @@ def test_underfill_carry_samples_more_prompts_until_phi(base_state, tmp_path):
     seen: list[dict] = []
     config = tiny_config(budget_tokens=300, max_underfill_batches=10)  # one batch has <= 192
     trainer = make_trainer(
-        base_state, tmp_path, config, TrainerCallbacks(metrics=lambda s, m: seen.append(m))
+        base_state, tmp_path, config, FunctionObserver(metrics=lambda s, m: seen.append(m))
     )
     trainer.train(1)
     trainer.close()
@@ -161,7 +162,7 @@ def test_underfill_accept_trains_what_there_is_and_still_divides_by_phi(base_sta
     seen: list[dict] = []
     config = tiny_config(budget_tokens=300, underfill="accept")
     trainer = make_trainer(
-        base_state, tmp_path, config, TrainerCallbacks(metrics=lambda s, m: seen.append(m))
+        base_state, tmp_path, config, FunctionObserver(metrics=lambda s, m: seen.append(m))
     )
     trainer.train(1)
     trainer.close()
@@ -176,7 +177,7 @@ def test_real_verifier_reward_on_random_model_is_zero_and_step_still_sane(base_s
     trainer = make_trainer(
         base_state,
         tmp_path,
-        callbacks=TrainerCallbacks(metrics=lambda s, m: seen.append(m)),
+        observer=FunctionObserver(metrics=lambda s, m: seen.append(m)),
         reward_fn=verifier_reward,
     )
     trainer.train(1)
@@ -192,7 +193,7 @@ def test_resume_continues_from_the_saved_step_with_identical_state(base_state, t
     straight = make_trainer(
         base_state,
         straight_dir,
-        callbacks=TrainerCallbacks(metrics=lambda s, m: straight_metrics.append(m)),
+        observer=FunctionObserver(metrics=lambda s, m: straight_metrics.append(m)),
         checkpoint_every=2,
     )
     straight.train(2)
@@ -205,7 +206,7 @@ def test_resume_continues_from_the_saved_step_with_identical_state(base_state, t
     resumed = make_trainer(
         base_state,
         resumed_dir,
-        callbacks=TrainerCallbacks(metrics=lambda s, m: resumed_metrics.append(m)),
+        observer=FunctionObserver(metrics=lambda s, m: resumed_metrics.append(m)),
     )
     assert resumed.resume() is True
     assert resumed.step == 2
@@ -280,7 +281,7 @@ def test_should_stop_stops_within_one_step_and_checkpoints_the_last_completed(ba
     trainer = make_trainer(
         base_state,
         tmp_path,
-        callbacks=TrainerCallbacks(metrics=on_metrics, should_stop=should_stop),
+        observer=FunctionObserver(metrics=on_metrics, should_stop=should_stop),
         checkpoint_every=0,
     )
     result = trainer.train(10)
@@ -295,7 +296,7 @@ def test_should_stop_stops_within_one_step_and_checkpoints_the_last_completed(ba
     resumed = make_trainer(
         base_state,
         tmp_path,
-        callbacks=TrainerCallbacks(samples=lambda s, x: resumed_samples.append((s, x))),
+        observer=FunctionObserver(samples=lambda s, x: resumed_samples.append((s, x))),
         samples_per_step=100,
     )
     assert resumed.resume() and resumed.step == 1
@@ -304,7 +305,7 @@ def test_should_stop_stops_within_one_step_and_checkpoints_the_last_completed(ba
     straight = make_trainer(
         base_state,
         tmp_path / "straight",
-        callbacks=TrainerCallbacks(samples=lambda s, x: straight_samples.append((s, x))),
+        observer=FunctionObserver(samples=lambda s, x: straight_samples.append((s, x))),
         samples_per_step=100,
     )
     straight.train(2)

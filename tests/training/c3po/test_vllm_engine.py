@@ -8,7 +8,8 @@ from ringmodel import BailingMoeConfig, BailingMoeForCausalLM, build_tokenizer
 from training.c3po.config import C3POConfig
 from training.c3po.data import RLProblem
 from training.c3po.rollout import EngineMismatchError, VllmRolloutEngine
-from training.c3po.trainer import C3POTrainer, TrainerCallbacks
+from training.c3po.trainer import C3POTrainer
+from training.observer import FunctionObserver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,7 +42,7 @@ def test_vllm_engine_follows_the_policy_and_refuses_when_it_does_not(tmp_path):
             ),
             output_dir=tmp_path / "run",
             engine=engine,
-            callbacks=TrainerCallbacks(metrics=lambda step, m: seen.append(m)),
+            observer=FunctionObserver(metrics=lambda step, m: seen.append(m)),
             reward_fn=lambda text, problem: float("3" in text),
             checkpoint_every=0,
             tensorboard=False,

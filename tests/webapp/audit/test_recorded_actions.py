@@ -15,7 +15,7 @@ from webapp.audit.models import AuditEvent
 from webapp.problems import services as problem_services
 from webapp.registry.models import JobStatus, TrainingJob, VersionStatus
 from webapp.registry.services import model_version_promote, model_version_rollback
-from webapp.registry.training_services import (
+from webapp.registry.training_jobs.services import (
     training_job_cancel,
     training_job_create,
     training_job_resume,

@@ -4,9 +4,9 @@ quick check (another problem count or token cap) is kept apart and never takes i
 import pytest
 
 from tests.webapp.registry.factories import domain_result
-from webapp.registry import training_bridge
 from webapp.registry.models import Evaluation, EvaluationStatus, ModelVersion, VersionStatus
 from webapp.registry.selectors import evaluation_is_reference, model_version_rows
+from webapp.registry.training_jobs.evaluation import evaluation_options
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +15,7 @@ def _evaluation(version, correct: int, n: int, **options) -> Evaluation:
     return Evaluation.objects.create(
         model_version=version,
         status=EvaluationStatus.DONE,
-        options=training_bridge.evaluation_options(**options),
+        options=evaluation_options(**options),
         results={"math": domain_result(correct, n)},
     )
 

@@ -19,7 +19,7 @@ from tests.webapp.registry.test_training_integration import (  # noqa: F401 (fix
     wait_for,
 )
 from webapp.registry.models import JobStatus
-from webapp.registry.training_services import training_job_cancel, training_job_resume
+from webapp.registry.training_jobs.services import training_job_cancel, training_job_resume
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

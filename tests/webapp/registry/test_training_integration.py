@@ -39,7 +39,7 @@ from webapp.registry.models import (
     VersionStatus,
 )
 from webapp.registry.services import model_version_promote
-from webapp.registry.training_services import training_job_cancel, training_job_create
+from webapp.registry.training_jobs.services import training_job_cancel, training_job_create
 from webapp.tutoring.generation_services import generation_enqueue
 from webapp.tutoring.models import Attempt, Generation
 from worker.celery_app import app as celery_app

@@ -9,9 +9,9 @@ import ringmodel as rm
 from tests.webapp.registry.factories import make_pool_problems, make_version
 from webapp.accounts.services import user_create
 from webapp.core.errors import ServiceError
-from webapp.registry.forms import LaunchJobForm
 from webapp.registry.models import TrainingJob, VersionStatus
-from webapp.registry.training_services import training_job_create
+from webapp.registry.training_jobs.launch_form import LaunchJobForm
+from webapp.registry.training_jobs.services import training_job_create
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ from webapp.registry.models import (
     TrainingMetric,
     VersionStatus,
 )
-from webapp.registry.training_services import (
-    JobRecorder,
+from webapp.registry.training_jobs.recorder import JobRecorder
+from webapp.registry.training_jobs.services import (
     training_job_create,
     training_job_run,
 )
@@ -95,7 +95,7 @@ def test_cancel_stops_within_one_step(setup, monkeypatch):
         hyperparameters={**TINY_JOB_HYPERPARAMETERS, "steps": 50},
         problem_filter={},
     )
-    original = JobRecorder.step_finished
+    original = JobRecorder.metrics
 
     def cancel_after_first_step(self, step, metrics):
         original(self, step, metrics)
@@ -104,7 +104,7 @@ def test_cancel_stops_within_one_step(setup, monkeypatch):
                 cancel_requested=True, status=JobStatus.CANCELLING
             )
 
-    monkeypatch.setattr(JobRecorder, "step_finished", cancel_after_first_step)
+    monkeypatch.setattr(JobRecorder, "metrics", cancel_after_first_step)
     assert training_job_run(job_id=job.pk) == JobStatus.CANCELLED
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED and job.current_step == 1

@@ -14,8 +14,8 @@ from tests.webapp.registry.conftest import TINY_JOB_HYPERPARAMETERS
 from tests.webapp.registry.factories import make_pool_problems, make_version
 from webapp.accounts.services import user_create
 from webapp.registry.models import JobStatus, TrainingJob, VersionStatus
-from webapp.registry.training_services import (
-    JobRecorder,
+from webapp.registry.training_jobs.recorder import JobRecorder
+from webapp.registry.training_jobs.services import (
     training_job_create,
     training_job_resume,
     training_job_run,
@@ -51,7 +51,7 @@ def create_job(admin, base, steps: int) -> TrainingJob:
 def test_two_ranks_cancel_within_a_step(setup, monkeypatch):
     admin, base = setup
     job = create_job(admin, base, steps=50)
-    original = JobRecorder.step_finished
+    original = JobRecorder.metrics
 
     def cancel_after_first_step(self, step, metrics):
         original(self, step, metrics)
@@ -60,7 +60,7 @@ def test_two_ranks_cancel_within_a_step(setup, monkeypatch):
                 cancel_requested=True, status=JobStatus.CANCELLING
             )
 
-    monkeypatch.setattr(JobRecorder, "step_finished", cancel_after_first_step)
+    monkeypatch.setattr(JobRecorder, "metrics", cancel_after_first_step)
     assert training_job_run(job_id=job.pk) == JobStatus.CANCELLED
     job.refresh_from_db()
     assert job.last_checkpoint_step == job.current_step >= 1 and job.result_model is not None
@@ -77,12 +77,11 @@ def test_a_dead_rank_fails_the_job_and_resume_continues_from_the_checkpoint(setu
     job = create_job(admin, base, steps=3)
     original = JobRecorder.checkpoint_written
 
-    def kill_rank_one_after_first_checkpoint(self, step, path, manifest):
-        version = original(self, step, path, manifest)
+    def kill_rank_one_after_first_checkpoint(self, step, path, info):
+        original(self, step, path, info)
         if step == 1:
             beat = Path(TrainingJob.objects.get(pk=self.job_id).output_dir) / "control"
             os.kill(json.loads((beat / "heartbeat-1.json").read_text())["pid"], signal.SIGKILL)
-        return version
 
     monkeypatch.setattr(JobRecorder, "checkpoint_written", kill_rank_one_after_first_checkpoint)
     assert training_job_run(job_id=job.pk) == JobStatus.FAILED

@@ -1,5 +1,5 @@
 """Training-job services without a worker: validation, the queue, cancel, liveness and resume,
-and the recorder callbacks' writes (fenced by the run token)."""
+and the recorder's writes (fenced by the run token)."""
 
 import os
 import socket
@@ -11,14 +11,14 @@ from django.utils import timezone
 from tests.webapp.registry.factories import make_pool_problems, make_version
 from webapp.accounts.services import user_create
 from webapp.core.errors import ServiceError
-from webapp.registry import training_bridge
 from webapp.registry.models import JobStatus, TrainingJob, TrainingMetric, VersionStatus
-from webapp.registry.training_services import (
+from webapp.registry.training_jobs.fields import hyperparameter_fields
+from webapp.registry.training_jobs.heartbeat import runner_is_alive
+from webapp.registry.training_jobs.pool import pool_split
+from webapp.registry.training_jobs.recorder import JobRecorder, RunSuperseded
+from webapp.registry.training_jobs.services import (
     JobHeldElsewhere,
-    JobRecorder,
-    RunSuperseded,
     _claim,
-    runner_is_alive,
     training_job_cancel,
     training_job_create,
     training_job_recover_stalled,
@@ -67,7 +67,7 @@ def test_create_fills_in_the_documented_defaults_and_enqueues_on_commit(
         job = create(admin, base)
     assert len(callbacks) == 1  # the Celery task, sent only once the row is committed
     assert job.status == JobStatus.QUEUED and job.total_steps == 3 and job.celery_task_id
-    defaults = {f.name: f.default for f in training_bridge.hyperparameter_fields()}
+    defaults = {f.name: f.default for f in hyperparameter_fields()}
     assert job.hyperparameters == {**defaults, "steps": 3, "checkpoint_every": 1}
     assert job.problem_filter == {"domains": ["math"], "problem_set_ids": []}
     assert job.output_dir.endswith(f"jobs/job-{job.pk}-{job.celery_task_id[:8]}")
@@ -108,13 +108,26 @@ def test_only_admins_launch_jobs(base, pool):
 
 
 def test_the_pool_split_keeps_held_out_problems_out_of_training(admin, pool):
-    split = training_bridge.pool_split(problem_filter={"domains": ["math"]})
+    split = pool_split(problem_filter={"domains": ["math"]})
     assert len(split.train) + len(split.held_out) == 30
     train = {r["statement"] for r in split.train}
     assert not train & {r["statement"] for r in split.held_out}
     assert split.sources == {"math drills (job-admin)": 30}
     record = split.train[0]
     assert record["kind"] == "number" and record["id"].startswith("site-")
+
+
+def test_the_pool_and_the_trainer_hold_out_the_same_problems(admin, pool):
+    """One held-out rule: the side the site puts a record on is the side the trainer's own
+    curation would (training.c3po.data.split_held_out on the same records)."""
+    from training.c3po.data import as_rl_problem, split_held_out
+
+    split = pool_split(problem_filter={"domains": ["math"]})
+    records = split.train + split.held_out
+    assert split.held_out, "the fixture pool should have a held-out side"
+    train, held_out = split_held_out([as_rl_problem(r) for r in records])
+    assert {p.problem_id for p in held_out} == {r["id"] for r in split.held_out}
+    assert {p.problem_id for p in train} == {r["id"] for r in split.train}
 
 
 def test_cancel_a_queued_job_ends_it_and_a_running_one_asks_it_to_stop(admin, base, pool):
@@ -130,10 +143,10 @@ def test_cancel_a_queued_job_ends_it_and_a_running_one_asks_it_to_stop(admin, ba
 
 
 def test_the_job_pages_log_gets_the_cancel_and_closing_lines_live(admin, base, pool, monkeypatch):
-    from webapp.registry import training_services
+    from webapp.registry.training_jobs import services as training_services
 
     sent = []
-    monkeypatch.setattr(training_services, "_send_after_commit", lambda job_id, e: sent.append(e))
+    monkeypatch.setattr(training_services, "send_after_commit", lambda job_id, e: sent.append(e))
     job = create(admin, base)
     TrainingJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, run_token="run-1")
     training_job_cancel(job=job, actor=admin)
@@ -218,12 +231,10 @@ def test_the_recorder_stores_metrics_and_is_fenced_by_the_run_token(admin, base,
     job = create(admin, base)
     job = _claim(job.pk, "run-a")
     recorder = JobRecorder(job)
-    recorder.step_finished(1, {"reward_mean": 0.5, "kl": float("nan"), "tokens_trained": 100})
+    recorder.metrics(1, {"reward_mean": 0.5, "kl": float("nan"), "tokens_trained": 100})
     row = TrainingMetric.objects.get(job=job, step=1)
     assert row.metrics == {"reward_mean": 0.5, "tokens_trained": 100}  # NaN is not JSON
-    recorder.samples_taken(
-        1, [{"statement": "Compute 2 + 1.", "completion": "<b>3</b>", "reward": 1.0}]
-    )
+    recorder.samples(1, [{"statement": "Compute 2 + 1.", "completion": "<b>3</b>", "reward": 1.0}])
     assert job.samples.get().prompt == "Compute 2 + 1."
     recorder.log("step 1 done")
     assert not recorder.should_stop()
@@ -233,7 +244,7 @@ def test_the_recorder_stores_metrics_and_is_fenced_by_the_run_token(admin, base,
     TrainingJob.objects.filter(pk=job.pk).update(run_token="run-b", cancel_requested=False)
     assert recorder.should_stop()
     with pytest.raises(RunSuperseded):
-        recorder.step_finished(2, {"reward_mean": 0.7})
+        recorder.metrics(2, {"reward_mean": 0.7})
 
 
 def test_an_evaluation_whose_worker_died_is_queued_again(
@@ -260,7 +271,7 @@ def test_an_evaluation_whose_worker_died_is_queued_again(
 
 
 def test_a_superseded_run_cannot_end_the_job(admin, base, pool):
-    from webapp.registry.training_services import _finish
+    from webapp.registry.training_jobs.services import _finish
 
     job = _claim(create(admin, base).pk, "run-a")
     TrainingJob.objects.filter(pk=job.pk).update(run_token="run-b")
