@@ -9,17 +9,20 @@ engine is exercised in tests/worker/test_inference_integration.py.
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import json
 import math
 import subprocess
 import time
 import uuid
 
+import psutil
 import pytest
 import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
@@ -608,6 +611,52 @@ async def test_a_worker_that_missed_the_message_catches_up_with_the_champion(
         )
         await wait_until(lambda: worker.engine.spec.label == "ring-tiny-v9", what="catch-up")
     assert worker.engine.spec.model_version_id == good.pk
+
+
+def terminate_this_process_backends(*, opened_after: datetime.datetime) -> int:
+    """pg_terminate_backend on the PostgreSQL connections this process opened after
+    `opened_after` (the worker's, not the test's own), matched by client port: the server is
+    shared, nobody else's is touched."""
+    port = int(connection.settings_dict.get("PORT") or 5432)
+    ours = [
+        c.laddr.port
+        for c in psutil.Process().net_connections("tcp")
+        if c.raddr and c.raddr.port == port
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+            " AND client_port = ANY(%s) AND backend_start > %s",
+            [ours, opened_after],
+        )
+        return cursor.rowcount
+
+
+async def test_database_connections_killed_mid_answer_fail_no_generation(
+    config, aredis, student, problem
+):
+    """The worker's PostgreSQL connections are terminated while answers stream (what a
+    PostgreSQL restart does to them; the shared server itself is not ours to restart): every
+    answer is stored `done`, the worker reconnects."""
+    engines = Engines(step_delay_s=0.05)
+    engines.completions["v1-path"] = "<think>" + "one step; " * 20 + "</think>So \\boxed{85}."
+    worker = scripted_worker(config, engines)
+    generations = [new_generation(student, problem) for _ in range(6)]
+    worker_started = datetime.datetime.now(datetime.UTC)
+    async with serving(worker):
+        listeners = [LogListener(g.pk) for g in generations]
+        for generation in generations:
+            await enqueue(aredis, config, generation)
+        for listener in listeners:
+            await listener.until("delta")
+        assert terminate_this_process_backends(opened_after=worker_started) >= 1
+        done = [await listener.until("done", timeout=30) for listener in listeners]
+        for listener in listeners:
+            await listener.__aexit__(None, None, None)
+    assert [d["status"] for d in done] == ["done"] * len(generations)
+    for generation in generations:
+        generation.refresh_from_db()
+        assert (generation.status, generation.error) == ("done", "")
 
 
 def test_the_flush_period_stretches_to_keep_the_message_rate_bounded(config):
