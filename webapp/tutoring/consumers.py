@@ -36,6 +36,12 @@ logger = logging.getLogger(__name__)
 
 # A blocking read returns at least this often, so a socket whose page went away is noticed.
 FOLLOW_BLOCK_MS = 15_000
+# No channel layer: the consumer follows the event log itself and no one sends to it. With the
+# default layer every socket registered a channel and ran a blocking read (BZPOPMIN) that was
+# cancelled when it closed; redis-py drops a connection whose command is cancelled mid-flight, so
+# each generation's socket cost a new Redis connection (HELLO, SELECT) and five commands.
+# `get_channel_layer` returns None for an alias that is not configured.
+NO_CHANNEL_LAYER = "none: this consumer does not use a channel layer"
 
 
 @database_sync_to_async
@@ -61,6 +67,7 @@ def _cancel(generation, user) -> None:
 
 
 class GenerationConsumer(AsyncJsonWebsocketConsumer):
+    channel_layer_alias = NO_CHANNEL_LAYER
     follower: asyncio.Task | None = None
 
     async def connect(self) -> None:

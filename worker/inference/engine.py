@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from training.confidence import sampled_logprobs
 from worker.inference.config import EngineSettings
@@ -58,6 +58,34 @@ class ProbeOutput:
     completion_ids: list[int]
     prompt_logprobs: list[float]
     completion_logprobs: list[float]
+
+
+class Engine(Protocol):
+    """What the worker asks of a serving engine: `VllmEngine` here, a scripted stand-in in the
+    worker's unit tests. Every generation holds the engine it started on (blue/green swaps)."""
+
+    spec: ModelSpec
+    in_flight: int  # requests streaming now (a retiring engine is shut down at 0)
+
+    def prompt_ids(self, problem_text: str, *, reasoning_suffix: bool = True) -> list[int]: ...
+
+    def text_tokens(self, text: str) -> int: ...
+
+    def stream(
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+    ) -> AsyncIterator[Chunk]: ...
+
+    async def abort(self, request_id: str) -> None: ...
+
+    async def wait_idle(self, timeout: float) -> bool: ...
+
+    async def shutdown(self) -> None: ...
 
 
 def _engine_args(path: str, settings: EngineSettings):
