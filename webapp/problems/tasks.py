@@ -4,8 +4,8 @@ Bound to the project's Celery app explicitly, so a task sent from any process (w
 test) goes to the configured broker even before anything else has imported the app.
 """
 
+from webapp.celery import app
 from webapp.problems.services import problem_upload_check_answers
-from worker.celery_app import app
 
 
 @app.task(name="problems.check_upload_answers")

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from inference_contract.control import publish_swap
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
 from webapp.core.errors import ServiceError
@@ -34,7 +35,6 @@ from webapp.registry.models import (
 )
 from webapp.registry.promotion_gate import DEFAULT_TOLERANCE, GateDecision, compare_evaluations
 from webapp.registry.selectors import model_version_champion, model_version_latest_evaluation
-from worker.inference.control import publish_swap
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ while it runs — followed by the `done` event or the queue position, and the lo
 
 from django.conf import settings
 
+from inference_contract.event_log import read_log
 from webapp.core.redis_client import redis_client
 from webapp.tutoring import events
 from webapp.tutoring.models import Generation, GenerationStatus
-from worker.inference.event_log import read_log
 
 ACTIVE_STATUSES = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 

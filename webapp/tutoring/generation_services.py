@@ -15,6 +15,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from inference_contract.control import publish_cancel, publish_swap
+from inference_contract.request_queue import enqueue_generation
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import redis_client
 from webapp.tutoring import events
@@ -25,8 +27,6 @@ from webapp.tutoring.generation_selectors import (
 )
 from webapp.tutoring.models import Attempt, Generation, GenerationKind, GenerationStatus
 from webapp.tutoring.quotas import generation_quota
-from worker.inference.control import publish_cancel, publish_swap
-from worker.inference.request_queue import enqueue_generation
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,8 @@ def worker_swap_broadcast(*, model_version) -> int:
     Call it on commit of the promotion. Each worker loads the checkpoint next to the one it serves,
     checks it against ringmodel, switches new requests to it and lets the old engine finish its
     answers; a checkpoint that fails is refused and the worker keeps the old one. Results arrive on
-    worker.protocol.SWAP_RESULT_CHANNEL, in the workers' heartbeats (`model_version`,
-    `last_swap`, `last_swap_error`) and in `worker.inference.control.recent_swap_results`.
+    inference_contract.protocol.swap_result_channel, in the workers' heartbeats (`model_version`,
+    `last_swap`, `last_swap_error`) and in `inference_contract.control.recent_swap_results`.
     Returns the number of workers listening.
     """
     receivers = publish_swap(

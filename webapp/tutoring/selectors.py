@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 
+from inference_contract.protocol import HINTS_PER_ATTEMPT
 from training.answers import answer_unit_mismatch
 from webapp.classes.models import Assignment, Classroom
 from webapp.core.errors import ServiceError
@@ -26,7 +27,6 @@ from webapp.tutoring.models import (
     GenerationStatus,
     OwnAnswer,
 )
-from worker.protocol import HINTS_PER_ATTEMPT
 
 _ACTIVE = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 _ENDED_WITHOUT_RESULT = (GenerationStatus.CANCELLED, GenerationStatus.FAILED)

@@ -40,6 +40,18 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 
+from inference_contract.event_log import EventLogWriter
+from inference_contract.protocol import (
+    SWAP_LOG_KEY,
+    SWAP_LOG_LENGTH,
+    cancel_channel,
+    cancel_key,
+    control_channel,
+    heartbeat_key,
+    swap_result_channel,
+)
+from inference_contract.redis_retry import async_retry_options
+from inference_contract.request_queue import QueueEntry, RequestQueue, enqueue_generation_async
 from ringmodel.chat import THINK_CLOSE
 from training.confidence import ConfidenceTracker
 from webapp.tutoring import events
@@ -48,20 +60,8 @@ from worker.inference import records
 from worker.inference.config import EngineSettings, WorkerConfig
 from worker.inference.engine import ModelSpec, VllmEngine
 from worker.inference.engine_check import CheckReport, check_engine, load_reference
-from worker.inference.event_log import EventLogWriter
 from worker.inference.hints import HintStream
-from worker.inference.request_queue import QueueEntry, RequestQueue, enqueue_generation_async
 from worker.inference.streaming import Delta, GenerationStream
-from worker.protocol import (
-    CANCEL_CHANNEL,
-    CONTROL_CHANNEL,
-    SWAP_LOG_KEY,
-    SWAP_LOG_LENGTH,
-    SWAP_RESULT_CHANNEL,
-    cancel_key,
-    heartbeat_key,
-)
-from worker.redis_retry import async_retry_options
 
 logger = logging.getLogger(__name__)
 
@@ -864,11 +864,11 @@ class InferenceWorker:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(CONTROL_CHANNEL, CANCEL_CHANNEL)
+                await pubsub.subscribe(control_channel(self.redis), cancel_channel(self.redis))
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
-                    if message["channel"] == CANCEL_CHANNEL:
+                    if message["channel"] == cancel_channel(self.redis):
                         await self._on_cancel(message["data"])
                     else:
                         self._on_control(message["data"])
@@ -991,7 +991,7 @@ class InferenceWorker:
         payload = json.dumps(result)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.publish(SWAP_RESULT_CHANNEL, payload)
+                pipe.publish(swap_result_channel(self.redis), payload)
                 pipe.lpush(SWAP_LOG_KEY, payload)
                 pipe.ltrim(SWAP_LOG_KEY, 0, SWAP_LOG_LENGTH - 1)
                 await pipe.execute()

@@ -4,6 +4,13 @@ import json
 
 import pytest
 
+from inference_contract.event_log import read_log
+from inference_contract.protocol import (
+    GENERATION_STREAM,
+    cancel_channel,
+    cancel_key,
+    control_channel,
+)
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import redis_client
 from webapp.registry.models import ModelVersion
@@ -14,13 +21,6 @@ from webapp.tutoring.generation_services import (
     worker_swap_broadcast,
 )
 from webapp.tutoring.models import Attempt, Generation
-from worker.inference.event_log import read_log
-from worker.protocol import (
-    CANCEL_CHANNEL,
-    CONTROL_CHANNEL,
-    GENERATION_STREAM,
-    cancel_key,
-)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_url")]
 
@@ -112,7 +112,7 @@ def test_cancelling_a_running_generation_asks_the_worker(
     generation = generation_enqueue(attempt=attempt)
     Generation.objects.filter(pk=generation.pk).update(status="running", worker_id="w1")
     subscriber = redis_client().pubsub()
-    subscriber.subscribe(CANCEL_CHANNEL)
+    subscriber.subscribe(cancel_channel(redis_client()))
     subscriber.get_message(timeout=2)  # the subscribe confirmation
     with django_capture_on_commit_callbacks(execute=True):
         generation_cancel(generation=generation, user=student)
@@ -153,7 +153,7 @@ def test_queue_position_counts_the_queued_generations_ahead(attempt):
 def test_swap_broadcast_publishes_the_control_message():
     version = ModelVersion.objects.create(label="ring-tiny-c3po-1", path="/ckpt/c3po-1")
     subscriber = redis_client().pubsub()
-    subscriber.subscribe(CONTROL_CHANNEL)
+    subscriber.subscribe(control_channel(redis_client()))
     subscriber.get_message(timeout=2)
     assert worker_swap_broadcast(model_version=version) >= 1
     message = subscriber.get_message(timeout=5)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio as aioredis
 
-from worker.protocol import EVENT_LOG_TTL_SECONDS, event_log_key
+from inference_contract.protocol import EVENT_LOG_TTL_SECONDS, event_log_key
 
 EVENTS_FIELD = "e"
 
