@@ -33,7 +33,7 @@ from webapp.registry.models import (
     TrainingJob,
     VersionStatus,
 )
-from webapp.registry.promotion_gate import DEFAULT_TOLERANCE, GateDecision, compare_evaluations
+from webapp.registry.promotion_gate import GateDecision, compare_evaluations
 from webapp.registry.selectors import model_version_champion, model_version_latest_evaluation
 
 logger = logging.getLogger(__name__)
@@ -213,8 +213,8 @@ def evaluation_run(*, evaluation: Evaluation) -> Evaluation:
 
 
 def promotion_tolerance() -> float:
-    """The gate's tolerance (absolute accuracy), settings.PROMOTION_TOLERANCE when set."""
-    return float(getattr(settings, "PROMOTION_TOLERANCE", DEFAULT_TOLERANCE))
+    """The gate's tolerance (absolute accuracy): settings.PROMOTION_TOLERANCE."""
+    return float(settings.PROMOTION_TOLERANCE)
 
 
 def promotion_gate_check(*, candidate: ModelVersion, champion: ModelVersion | None) -> GateDecision:

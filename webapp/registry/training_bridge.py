@@ -292,7 +292,7 @@ PLAN_PROMPT_TOKENS = 384
 
 def device_memory_gib() -> float:
     """Each training device's memory: TRAINING_DEVICE_MEMORY_GIB, or this host's RAM."""
-    configured = float(getattr(settings, "TRAINING_DEVICE_MEMORY_GIB", 0) or 0)
+    configured = float(settings.TRAINING_DEVICE_MEMORY_GIB)
     if configured > 0:
         return configured
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -320,8 +320,8 @@ def job_plan(*, base_model_path: str, hyperparameters: dict[str, Any]) -> Any:
         prompt_tokens=PLAN_PROMPT_TOKENS,
         micro_batch_size=int(hp["micro_batch_size"]),
         activation_checkpointing=bool(int(hp["activation_checkpointing"])),
-        precision=getattr(settings, "TRAINING_PRECISION", "fp32"),
-        rollout_engine=getattr(settings, "TRAINING_ROLLOUT_ENGINE", "policy"),
+        precision=settings.TRAINING_PRECISION,
+        rollout_engine=settings.TRAINING_ROLLOUT_ENGINE,
     )
     return planning.make_plan(model, setup)
 
@@ -628,7 +628,7 @@ def job_spec(*, job: TrainingJob) -> tuple[Any, dict[str, Any]]:
         checkpoint_every=int(hp["checkpoint_every"]),
         curate_with_rollouts=int(hp["curation_problems"]) > 0,
         max_curated_problems=int(hp["curation_problems"]) or None,
-        engine=getattr(settings, "TRAINING_ROLLOUT_ENGINE", "policy"),
+        engine=settings.TRAINING_ROLLOUT_ENGINE,
         lora_rank=int(hp.get("lora_rank", 0)),
         activation_checkpointing=bool(int(hp.get("activation_checkpointing", 0))),
     )
@@ -678,15 +678,15 @@ def run_training(*, job: TrainingJob, recorder: JobRecorder) -> None:
         should_stop=recorder.should_stop,
         checkpoint_written=checkpoint_written,
     )
-    nproc = int(getattr(settings, "TRAINING_NPROC_PER_NODE", 1))
-    nnodes = int(getattr(settings, "TRAINING_NNODES", 1))
+    nproc = int(settings.TRAINING_NPROC_PER_NODE)
+    nnodes = int(settings.TRAINING_NNODES)
     if nproc * nnodes <= 1:
         run_job(spec, callbacks)
         return
     # A process group (training/c3po/launch.py): every rank beats a file in <job>/control/; a dead
     # or silent rank raises RankFailure, which fails the job with the rank named; resuming the
     # job runs the same spec again, from the last checkpoint.
-    from training.c3po.launch import run_under_torchrun
+    from training.c3po.launch import Rendezvous, run_under_torchrun
 
     recorder.log(f"starting {nproc * nnodes} ranks ({nnodes} node(s) × {nproc}) under torchrun")
     run_under_torchrun(
@@ -694,7 +694,13 @@ def run_training(*, job: TrainingJob, recorder: JobRecorder) -> None:
         callbacks,
         nproc_per_node=nproc,
         control_dir=Path(job.output_dir) / "control",
-        stale_after_seconds=float(getattr(settings, "TRAINING_STALE_SECONDS", 60)),
+        rendezvous=Rendezvous(
+            nnodes=nnodes,
+            node_rank=int(settings.TRAINING_NODE_RANK),
+            endpoint=settings.TRAINING_RDZV_ENDPOINT,
+            rdzv_id=settings.TRAINING_RDZV_ID,
+        ),
+        stale_after_seconds=float(settings.TRAINING_STALE_SECONDS),
     )
 
 
@@ -705,12 +711,12 @@ def evaluation_options(
     and level, `n_per_level` problems each) and the longest answer allowed, by default what
     serving allows (settings.INFERENCE["MAX_NEW_TOKENS"]): a longer answer is unfinished and
     scores 0. Defaults may be overridden by settings.REGISTRY_EVALUATION."""
-    configured = getattr(settings, "REGISTRY_EVALUATION", {})
+    configured = settings.REGISTRY_EVALUATION
     serving_cap = settings.INFERENCE["MAX_NEW_TOKENS"]
     return {
-        "n_per_level": int(n_per_level or configured.get("N_PER_LEVEL", 25)),
+        "n_per_level": int(n_per_level or configured["N_PER_LEVEL"]),
         "max_new_tokens": int(max_new_tokens or configured.get("MAX_NEW_TOKENS", serving_cap)),
-        "seed": int(seed if seed is not None else configured.get("SEED", 0)),
+        "seed": int(seed if seed is not None else configured["SEED"]),
     }
 
 
@@ -779,15 +785,15 @@ def held_out_evaluation(*, model_path: str, options: dict[str, int]) -> dict[str
 
     if not Path(model_path).exists():
         raise ServiceError(f"The checkpoint {model_path} is not on this machine.")
-    configured = getattr(settings, "REGISTRY_EVALUATION", {})
-    if configured.get("ENGINE", "ringmodel") == "vllm":
+    configured = settings.REGISTRY_EVALUATION
+    if configured["ENGINE"] == "vllm":
         return evaluate_with_vllm(
             model_path, n_per_level=options["n_per_level"], seed=options["seed"], examples=3
         )
     started = time.perf_counter()
     model, tokenizer, _ = load_checkpoint(model_path)
     problems = _evaluation_problems(options)
-    batch_size = int(configured.get("BATCH_SIZE", 64))
+    batch_size = int(configured["BATCH_SIZE"])
     context = model.config.max_position_embeddings
     # Sorting by prompt length keeps padding small inside each batch.
     order = sorted(range(len(problems)), key=lambda i: len(problems[i].statement))

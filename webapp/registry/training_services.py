@@ -54,12 +54,12 @@ SAMPLES_SENT_PER_STEP = 4
 
 def heartbeat_seconds() -> float:
     """How often a running job refreshes its heartbeat (settings.TRAINING_HEARTBEAT_SECONDS)."""
-    return float(getattr(settings, "TRAINING_HEARTBEAT_SECONDS", 5))
+    return float(settings.TRAINING_HEARTBEAT_SECONDS)
 
 
 def stale_after_seconds() -> float:
     """A heartbeat older than this means the run is gone (settings.TRAINING_STALE_SECONDS)."""
-    return float(getattr(settings, "TRAINING_STALE_SECONDS", 60))
+    return float(settings.TRAINING_STALE_SECONDS)
 
 
 def job_output_dir(job: TrainingJob) -> Path:
