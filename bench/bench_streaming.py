@@ -295,7 +295,7 @@ class Stack:
     def heartbeat(self, worker_id: str | None = None) -> dict | None:
         import redis
 
-        from worker.protocol import heartbeat_key
+        from inference_contract.protocol import heartbeat_key
 
         key = heartbeat_key(worker_id or self.worker_id)
         raw = redis.Redis.from_url(self.env["REDIS_URL"]).get(key)
@@ -481,8 +481,8 @@ class LoopLagWatch:
 async def run_stack_batch(stack: Stack, n: int, users, problems) -> dict:
     from asgiref.sync import sync_to_async
 
+    from inference_contract.request_queue import enqueue_generation
     from webapp.core.redis_client import redis_client
-    from worker.inference.request_queue import enqueue_generation
 
     ids = [
         await sync_to_async(new_generation)(users[i][0], problems[i % len(problems)])
@@ -529,7 +529,7 @@ async def request_and_wait(stack: Stack, user, cookie: str, problem, queue_clien
     Returns (the stream, when it was enqueued)."""
     from asgiref.sync import sync_to_async
 
-    from worker.inference.request_queue import enqueue_generation
+    from inference_contract.request_queue import enqueue_generation
 
     page_started = time.perf_counter()
     gid = await sync_to_async(new_generation)(user, problem)
@@ -825,8 +825,8 @@ def paired_comparison(raw_rounds: list[dict], stack_rounds: list[dict]) -> dict:
 
 
 async def swap_phase(args, stack: Stack, users, problems, checkpoint: Path, workdir: Path) -> dict:
+    from inference_contract.control import publish_swap
     from webapp.core.redis_client import redis_client
-    from worker.inference.control import publish_swap
 
     new_path = workdir / "ring-tiny-swap-copy"
     if new_path.exists():

@@ -96,8 +96,8 @@ def prepare_database(url: str) -> None:
 async def client(index, args, config, problems, student, redis, until, finished) -> None:
     from asgiref.sync import sync_to_async
 
+    from inference_contract.protocol import stream_entry
     from webapp.tutoring.models import Attempt, Generation
-    from worker.protocol import stream_entry
 
     def create(problem):
         attempt = Attempt.objects.create(student=student, problem=problem)

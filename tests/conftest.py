@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.inference",
     "tests.fixtures.micro_model",
+    "tests.fixtures.async_redis",
 ]
 
 

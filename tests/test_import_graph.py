@@ -157,7 +157,7 @@ def test_the_graph_sees_function_level_and_relative_imports():
     graph = import_graph()
     # registry.tasks imports its services inside the task functions only.
     assert "webapp.registry.services" in graph["webapp.registry.tasks"]
-    assert "worker.celery_app" in graph["webapp"]
+    assert "webapp.celery" in graph["webapp"]
 
 
 def test_cycle_finder_names_a_cycle_hidden_behind_a_third_module():

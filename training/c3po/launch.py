@@ -15,9 +15,9 @@ every rank's heartbeat: a rank that stops beating, or a process group that exits
 the group and raises `RankFailure` naming the rank. Running the same spec again resumes from the
 last checkpoint (run_job resumes by itself), at any world size.
 
-Several nodes: set TRAINING_NNODES, TRAINING_NODE_RANK, TRAINING_RDZV_ENDPOINT (host:port) and
-TRAINING_RDZV_ID in the environment of every node's supervisor (docs/c3po.md); one node uses
-torchrun's `--standalone`.
+Several nodes: the caller passes a `Rendezvous` (the site builds it from its settings
+TRAINING_NNODES, TRAINING_NODE_RANK, TRAINING_RDZV_ENDPOINT and TRAINING_RDZV_ID, set in the
+environment of every node's training worker; docs/c3po.md); one node uses torchrun's `--standalone`.
 """
 
 from __future__ import annotations
@@ -49,6 +49,17 @@ LOG_NAME = "torchrun.log"
 
 class RankFailure(RuntimeError):
     """A rank of the process group died or stopped beating; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendezvous:
+    """A process group over several nodes: torchrun's c10d rendezvous, the same on every node but
+    for `node_rank`. An empty `rdzv_id` means the job's control directory name."""
+
+    nnodes: int
+    node_rank: int
+    endpoint: str
+    rdzv_id: str = ""
 
 
 # ---- the spec as JSON -------------------------------------------------------------------------
@@ -169,20 +180,20 @@ def main(argv: list[str] | None = None) -> int:
 # ---- the supervisor ---------------------------------------------------------------------------
 
 
-def torchrun_command(*, nproc_per_node: int, spec_path: Path, control: Path) -> list[str]:
-    """torchrun's command line: standalone on one node, the environment's rendezvous on many."""
-    nnodes = int(os.environ.get("TRAINING_NNODES", "1"))
+def torchrun_command(
+    *, nproc_per_node: int, spec_path: Path, control: Path, rendezvous: Rendezvous | None = None
+) -> list[str]:
+    """torchrun's command line: standalone on one node, `rendezvous` on many."""
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc_per_node}"]
-    if nnodes > 1:
-        endpoint = os.environ.get("TRAINING_RDZV_ENDPOINT", "")
-        if not endpoint:
+    if rendezvous is not None and rendezvous.nnodes > 1:
+        if not rendezvous.endpoint:
             raise ValueError("TRAINING_NNODES > 1 needs TRAINING_RDZV_ENDPOINT (host:port)")
         command += [
-            f"--nnodes={nnodes}",
-            f"--node-rank={int(os.environ.get('TRAINING_NODE_RANK', '0'))}",
+            f"--nnodes={rendezvous.nnodes}",
+            f"--node-rank={rendezvous.node_rank}",
             "--rdzv-backend=c10d",
-            f"--rdzv-endpoint={endpoint}",
-            f"--rdzv-id={os.environ.get('TRAINING_RDZV_ID', control.name)}",
+            f"--rdzv-endpoint={rendezvous.endpoint}",
+            f"--rdzv-id={rendezvous.rdzv_id or control.name}",
         ]
     else:
         command.append("--standalone")
@@ -228,6 +239,7 @@ def run_under_torchrun(
     *,
     nproc_per_node: int,
     control_dir: str | Path,
+    rendezvous: Rendezvous | None = None,
     stale_after_seconds: float = 60.0,
     poll_seconds: float = 0.5,
     on_heartbeats: Callable[[dict[int, float]], None] | None = None,
@@ -251,7 +263,9 @@ def run_under_torchrun(
     spec_path = control / SPEC_NAME
     spec_path.write_text(json.dumps(spec_to_json(spec)))
     (control / EVENTS_NAME).touch()
-    command = torchrun_command(nproc_per_node=nproc_per_node, spec_path=spec_path, control=control)
+    command = torchrun_command(
+        nproc_per_node=nproc_per_node, spec_path=spec_path, control=control, rendezvous=rendezvous
+    )
     repo_root = str(Path(__file__).resolve().parents[2])
     env = {
         **os.environ,

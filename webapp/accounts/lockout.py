@@ -116,7 +116,7 @@ def axes_username(request: HttpRequest, credentials: dict | None = None) -> str 
     column: an overlong name was a database error (500), and a NUL byte, which PostgreSQL refuses in
     text, was one too. Cut to the User model's 150 characters and drop NULs, as the form would.
     """
-    field = getattr(settings, "AXES_USERNAME_FORM_FIELD", "username")
+    field = settings.AXES_USERNAME_FORM_FIELD  # axes.conf (imported above) sets its default
     value = credentials.get(field) if credentials else request.POST.get(field)
     if not isinstance(value, str):
         return value

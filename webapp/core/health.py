@@ -9,9 +9,9 @@ import time
 
 from django.db import connection
 
+from inference_contract.protocol import GENERATION_GROUP, GENERATION_STREAM, HEARTBEAT_PREFIX
+from webapp.celery import app as celery_app
 from webapp.core.redis_client import redis_client
-from worker.celery_app import app as celery_app
-from worker.protocol import GENERATION_GROUP, GENERATION_STREAM, HEARTBEAT_PREFIX
 
 
 def _timed(check) -> dict:

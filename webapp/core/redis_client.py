@@ -14,7 +14,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from worker.redis_retry import async_retry_options, retry_options
+from inference_contract.redis_retry import async_retry_options, retry_options
 
 _async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = (
     weakref.WeakKeyDictionary()

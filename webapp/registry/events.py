@@ -3,7 +3,7 @@
 They go to the Channels group `training_job.<id>` and on to the job page's WebSocket; each is a plain
 JSON dict whose `type` names both the client-side handler and the consumer method that forwards it.
 Nothing here sends anything: callers send after their transaction commits. (The swap control message
-for the inference workers is spelled in worker.protocol.swap_message.)
+for the inference workers is spelled in inference_contract.protocol.swap_message.)
 
 Server → browser events on `/ws/training-jobs/<id>/`:
 - `{"type": "snapshot", "job": {...status}, "metrics": [{"step": n, ...}], "samples": [...],

@@ -6,7 +6,7 @@ champion:
 
 - the candidate must have been evaluated on that domain too (otherwise: "missing");
 - it REGRESSES when both hold:
-  1. its accuracy is below the champion's by more than `tolerance` (absolute, default 0.02), and
+  1. its accuracy is below the champion's by more than `tolerance` (absolute; settings.PROMOTION_TOLERANCE), and
   2. the champion's accuracy lies above the candidate's 95% Wilson interval (`ci_high`): a drop
      that the sampling noise of a small held-out set does not explain.
 
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-DEFAULT_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ def compare_evaluations(
     candidate: dict[str, Any] | None,
     champion: dict[str, Any] | None,
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float,
 ) -> GateDecision:
     """Compare per-domain held-out results ({"math": {"accuracy", "ci_low", "ci_high", "n"}}).
 

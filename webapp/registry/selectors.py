@@ -186,9 +186,9 @@ def serving_status() -> ServingStatus:
     """Inference heartbeats (version served, in flight, tokens/s, swap errors), the generation
     queue, Celery workers and the depth of its queues. Never raises: a part that cannot be read
     is reported empty, the way /healthz reports it."""
+    from inference_contract.control import recent_swap_results
     from webapp.core.health import celery_health, generation_queue_depth, inference_workers
     from webapp.core.redis_client import redis_client
-    from worker.inference.control import recent_swap_results
 
     try:
         workers = sorted(inference_workers(), key=lambda w: str(w.get("worker_id", "")))

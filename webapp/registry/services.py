@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from inference_contract.control import publish_swap
 from training.scoring import domain_results
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
@@ -35,11 +36,10 @@ from webapp.registry.models import (
     TrainingJob,
     VersionStatus,
 )
-from webapp.registry.promotion_gate import DEFAULT_TOLERANCE, GateDecision, compare_evaluations
+from webapp.registry.promotion_gate import GateDecision, compare_evaluations
 from webapp.registry.selectors import model_version_champion, model_version_latest_evaluation
 from webapp.registry.training_jobs.bridge import held_out_evaluation
 from webapp.registry.training_jobs.evaluation import evaluation_fingerprint, evaluation_options
-from worker.inference.control import publish_swap
 
 if TYPE_CHECKING:
     from webapp.accounts.models import User
@@ -210,8 +210,8 @@ def evaluation_run(*, evaluation: Evaluation) -> Evaluation:
 
 
 def promotion_tolerance() -> float:
-    """The gate's tolerance (absolute accuracy), settings.PROMOTION_TOLERANCE when set."""
-    return float(getattr(settings, "PROMOTION_TOLERANCE", DEFAULT_TOLERANCE))
+    """The gate's tolerance (absolute accuracy): settings.PROMOTION_TOLERANCE."""
+    return float(settings.PROMOTION_TOLERANCE)
 
 
 def promotion_gate_check(*, candidate: ModelVersion, champion: ModelVersion | None) -> GateDecision:
@@ -254,8 +254,8 @@ def worker_swap_broadcast(*, model_version: ModelVersion) -> int:
     Each worker loads the checkpoint next to the one it serves, checks it against ringmodel,
     switches new requests to it and lets the old engine finish its answers; a checkpoint that fails
     is refused and the worker keeps the old one. Results arrive on
-    worker.protocol.SWAP_RESULT_CHANNEL, in the workers' heartbeats (`model_version`, `last_swap`,
-    `last_swap_error`) and in `worker.inference.control.recent_swap_results`.
+    inference_contract.protocol.swap_result_channel, in the workers' heartbeats (`model_version`, `last_swap`,
+    `last_swap_error`) and in `inference_contract.control.recent_swap_results`.
     Returns the number of workers listening.
     """
     receivers = publish_swap(

@@ -3,7 +3,7 @@
 A thin consumer: it authenticates from `scope["user"]` (anonymous: close 4401; not the attempt's
 student nor an admin: close 4403), sends what was generated so far (one `snapshot`, then `done` or
 the queue position / `running`), then follows the generation's event log (a Redis Stream, see
-worker/inference/event_log.py) from the entry that snapshot ended at, with a blocking `XREAD`, and
+inference_contract/event_log.py) from the entry that snapshot ended at, with a blocking `XREAD`, and
 forwards each event until `done`. The snapshot and the live events come from the same log, so a
 page misses nothing and sees nothing twice; deltas numbered at or below what the page already has
 are dropped all the same. Should a delta still skip a number, or `done` name a later one (an entry
@@ -23,14 +23,14 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import transaction
 
+from inference_contract.event_log import decode
+from inference_contract.protocol import event_log_key
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import async_redis_client
 from webapp.core.websocket import CloseCode, signed_in_user
 from webapp.tutoring import events
 from webapp.tutoring.generation_selectors import generation_get_for_viewer, generation_replay
 from webapp.tutoring.generation_services import generation_cancel
-from worker.inference.event_log import decode
-from worker.protocol import event_log_key
 
 logger = logging.getLogger(__name__)
 

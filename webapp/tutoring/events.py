@@ -2,7 +2,7 @@
 
 Every event is a plain JSON dict with a `type` key (`status`, `delta`, `snapshot`, `done`, `error`);
 the inference worker and the site both build them here so their shapes cannot drift apart. They
-travel through the generation's own event log (worker/inference/event_log.py), which the page's
+travel through the generation's own event log (inference_contract/event_log.py), which the page's
 socket follows; events that follow a database write are appended on commit (`send_on_commit`).
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from inference_contract.event_log import append_events
 from webapp.core import after_commit
 from webapp.core.redis_client import redis_client
-from worker.inference.event_log import append_events
 
 if TYPE_CHECKING:
     from webapp.tutoring.models import Generation

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from inference_contract.event_log import read_log
 from webapp.core.redis_client import redis_client
 from webapp.tutoring import events
 from webapp.tutoring.models import Generation, GenerationStatus
-from worker.inference.event_log import read_log
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser

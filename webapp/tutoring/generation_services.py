@@ -17,6 +17,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from inference_contract.control import publish_cancel
+from inference_contract.request_queue import enqueue_generation
 from webapp.core.after_commit import send_on_commit
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import redis_client
@@ -28,8 +30,6 @@ from webapp.tutoring.generation_selectors import (
 )
 from webapp.tutoring.models import Attempt, Generation, GenerationKind, GenerationStatus
 from webapp.tutoring.quotas import generation_quota
-from worker.inference.control import publish_cancel
-from worker.inference.request_queue import enqueue_generation
 
 if TYPE_CHECKING:
     from webapp.accounts.models import User

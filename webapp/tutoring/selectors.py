@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 
+from inference_contract.protocol import HINTS_PER_ATTEMPT
 from training.answers import answer_unit_mismatch
 from webapp.classes.models import Assignment, Classroom
 from webapp.core.errors import ServiceError
@@ -29,7 +30,6 @@ from webapp.tutoring.models import (
     GenerationStatus,
     OwnAnswer,
 )
-from worker.protocol import HINTS_PER_ATTEMPT
 
 if TYPE_CHECKING:
     from webapp.accounts.models import User

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from inference_contract.protocol import HINTS_PER_ATTEMPT
 from webapp.classes.selectors import assignments_for_student
 from webapp.core.errors import ServiceError
 from webapp.core.health import inference_workers
@@ -29,7 +30,6 @@ from webapp.tutoring.forms import (
 from webapp.tutoring.generation_services import generation_cancel
 from webapp.tutoring.models import Attempt, Generation
 from webapp.tutoring.quotas import generation_quota
-from worker.protocol import HINTS_PER_ATTEMPT
 
 HISTORY_PAGE_SIZE = 20
 FEEDBACK_TAG_CHOICES = list(services.FEEDBACK_TAGS.items())

@@ -7,8 +7,8 @@ Start as many as the machine holds; they share the queue. SIGTERM (or Ctrl-C) st
 lets short answers finish and hands the rest back to the queue.
 
 Settings come from the environment through webapp.settings: DATABASE_URL, REDIS_URL, RING_MODEL,
-INFERENCE_DTYPE, INFERENCE_MAX_MODEL_LEN, INFERENCE_MAX_NEW_TOKENS, VLLM_CPU_KVCACHE_SPACE, and the
-worker's own INFERENCE_* variables (see worker/inference/config.py and docs/inference-worker.md).
+INFERENCE_DTYPE, INFERENCE_MAX_MODEL_LEN, INFERENCE_MAX_NEW_TOKENS, VLLM_CPU_KVCACHE_SPACE, LOG_LEVEL
+and the worker's own INFERENCE_* variables (settings.INFERENCE; docs/inference-worker.md).
 """
 
 import argparse
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="skip torch.compile (starts twice as fast, generates a little slower)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", help="root log level (default: LOG_LEVEL or INFO)")
     parser.add_argument(
         "--check-heartbeat",
         action="store_true",
@@ -69,14 +69,12 @@ def check_heartbeat() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
     import django
 
-    django.setup()
+    django.setup()  # settings.LOGGING configures the root logger at settings.LOG_LEVEL
+    if args.log_level:
+        logging.getLogger().setLevel(args.log_level.upper())
     if args.check_heartbeat:
         return check_heartbeat()
 

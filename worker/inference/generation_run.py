@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from inference_contract.protocol import cancel_key
+from inference_contract.request_queue import QueueEntry, enqueue_generation_async
 from ringmodel.chat import THINK_CLOSE
 from training.confidence import ConfidenceTracker
 from webapp.tutoring import events
@@ -37,9 +39,7 @@ from worker.inference import records
 from worker.inference.db_calls import db_call
 from worker.inference.engine import Chunk, Engine
 from worker.inference.hints import HintStream
-from worker.inference.request_queue import QueueEntry, enqueue_generation_async
 from worker.inference.streaming import Delta, GenerationStream
-from worker.protocol import cancel_key
 
 if TYPE_CHECKING:
     from worker.inference.worker import InferenceWorker

@@ -18,7 +18,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from worker.protocol import heartbeat_key
+from inference_contract.protocol import heartbeat_key
 
 if TYPE_CHECKING:
     from worker.inference.worker import InferenceWorker

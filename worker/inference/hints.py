@@ -19,10 +19,10 @@ Pure functions: the worker feeds the finished text in and streams what comes out
 
 import re
 
+from inference_contract.protocol import HINTS_PER_ATTEMPT
 from ringmodel.chat import split_reasoning
 from training.answers import extract_final_answer
 from worker.inference.streaming import Delta, GenerationStream
-from worker.protocol import HINTS_PER_ATTEMPT
 
 NO_FURTHER_HINT = (
     "The next step already gives the answer away. Try it yourself, or ask for the full solution."

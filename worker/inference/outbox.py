@@ -15,9 +15,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from inference_contract.event_log import EventLogWriter
 from webapp.tutoring import events
 from worker.inference.config import WorkerConfig
-from worker.inference.event_log import EventLogWriter
 from worker.inference.streaming import Delta
 
 if TYPE_CHECKING:

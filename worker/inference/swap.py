@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from inference_contract.protocol import SWAP_LOG_KEY, SWAP_LOG_LENGTH, swap_result_channel
 from worker.inference import records
 from worker.inference.config import EngineSettings
 from worker.inference.db_calls import db_call
@@ -29,7 +30,6 @@ from worker.inference.engine import Engine, ModelSpec
 from worker.inference.engine_check import CheckReport, check_engine
 from worker.inference.generation_run import AbortReason
 from worker.inference.heartbeat import now_iso
-from worker.protocol import SWAP_LOG_KEY, SWAP_LOG_LENGTH, SWAP_RESULT_CHANNEL
 
 if TYPE_CHECKING:
     from worker.inference.worker import InferenceWorker
@@ -187,7 +187,7 @@ class BlueGreen:
         payload = json.dumps(result)
         try:
             async with self.worker.redis.pipeline(transaction=False) as pipe:
-                pipe.publish(SWAP_RESULT_CHANNEL, payload)
+                pipe.publish(swap_result_channel(self.worker.redis), payload)
                 pipe.lpush(SWAP_LOG_KEY, payload)
                 pipe.ltrim(SWAP_LOG_KEY, 0, SWAP_LOG_LENGTH - 1)
                 await pipe.execute()

@@ -31,6 +31,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.db import connections
 
+from inference_contract.event_log import EventLogWriter
+from inference_contract.protocol import cancel_channel, control_channel, heartbeat_key
+from inference_contract.redis_retry import async_retry_options
+from inference_contract.request_queue import QueueEntry, RequestQueue
 from webapp.tutoring import events
 from webapp.tutoring.models import GenerationStatus
 from worker.inference import records
@@ -38,14 +42,10 @@ from worker.inference.config import WorkerConfig
 from worker.inference.db_calls import db_call
 from worker.inference.engine import Engine, ModelSpec, VllmEngine
 from worker.inference.engine_check import load_reference
-from worker.inference.event_log import EventLogWriter
 from worker.inference.generation_run import AbortReason, GenerationRun
 from worker.inference.heartbeat import Heartbeat, WorkerStats
 from worker.inference.outbox import Outbox, flush_period_s
-from worker.inference.request_queue import QueueEntry, RequestQueue
 from worker.inference.swap import BlueGreen, EngineChecker, EngineFactory
-from worker.protocol import CANCEL_CHANNEL, CONTROL_CHANNEL, heartbeat_key
-from worker.redis_retry import async_retry_options
 
 logger = logging.getLogger(__name__)
 
@@ -259,11 +259,11 @@ class InferenceWorker:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(CONTROL_CHANNEL, CANCEL_CHANNEL)
+                await pubsub.subscribe(control_channel(self.redis), cancel_channel(self.redis))
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
-                    if message["channel"] == CANCEL_CHANNEL:
+                    if message["channel"] == cancel_channel(self.redis):
                         await self._on_cancel(message["data"])
                     else:
                         self._on_control(message["data"])

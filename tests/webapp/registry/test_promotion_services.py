@@ -1,6 +1,6 @@
 """Promotion, override, rollback and the one-champion rule, through the registry services.
 
-The swap control message is checked on the real test Redis: a subscriber on CONTROL_CHANNEL must
+The swap control message is checked on the real test Redis: a subscriber on the control channel must
 receive it once the promotion's transaction has committed, and not before.
 """
 
@@ -12,6 +12,7 @@ import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from inference_contract.protocol import control_channel
 from tests.webapp.registry.factories import domain_result, make_version
 from webapp.accounts.services import user_create
 from webapp.core.errors import ServiceError
@@ -22,7 +23,6 @@ from webapp.registry.services import (
     model_version_rollback,
     worker_swap_broadcast,
 )
-from worker.protocol import CONTROL_CHANNEL
 
 pytestmark = pytest.mark.django_db
 
@@ -143,8 +143,9 @@ def test_the_swap_message_is_published_after_commit(
     better = make_version(
         "better", results={"math": domain_result(170, 200), "science": domain_result(150, 200)}
     )
-    subscriber = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True).pubsub()
-    subscriber.subscribe(CONTROL_CHANNEL)
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    subscriber = client.pubsub()
+    subscriber.subscribe(control_channel(client))
     assert subscriber.get_message(timeout=5)["type"] == "subscribe"
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         model_version_promote(model_version=better, actor=admin)
@@ -168,8 +169,9 @@ def test_the_swap_message_is_published_after_commit(
 
 
 def test_the_swap_broadcast_reports_how_many_workers_listen(champion):
-    subscriber = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True).pubsub()
-    subscriber.subscribe(CONTROL_CHANNEL)
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    subscriber = client.pubsub()
+    subscriber.subscribe(control_channel(client))
     assert subscriber.get_message(timeout=5)["type"] == "subscribe"
     assert worker_swap_broadcast(model_version=champion) >= 1
     message = subscriber.get_message(timeout=5)

@@ -25,10 +25,13 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
+from inference_contract.control import publish_swap
+from inference_contract.protocol import control_channel
 from tests.fixtures.services import ChildProcess, start_child, wait_until
 from tests.webapp.registry.conftest import TINY_JOB_HYPERPARAMETERS
 from tests.webapp.registry.factories import make_pool_problems
 from webapp.accounts.services import user_create
+from webapp.celery import app as celery_app
 from webapp.registry.models import (
     Evaluation,
     EvaluationStatus,
@@ -42,9 +45,6 @@ from webapp.registry.services import model_version_promote
 from webapp.registry.training_jobs.services import training_job_cancel, training_job_create
 from webapp.tutoring.generation_services import generation_enqueue
 from webapp.tutoring.models import Attempt, Generation
-from worker.celery_app import app as celery_app
-from worker.inference.control import publish_swap
-from worker.protocol import CONTROL_CHANNEL
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -133,8 +133,9 @@ def test_a_launched_job_trains_is_evaluated_promoted_and_served_by_the_inference
     assert evaluation.results["math"]["n"] == 4 and evaluation.problem_count == 8
     assert base.evaluations.exists()  # the "before" on the same problems, queued with it
 
-    subscriber = redis.Redis.from_url(django_settings.REDIS_URL, decode_responses=True).pubsub()
-    subscriber.subscribe(CONTROL_CHANNEL)
+    client = redis.Redis.from_url(django_settings.REDIS_URL, decode_responses=True)
+    subscriber = client.pubsub()
+    subscriber.subscribe(control_channel(client))
     assert subscriber.get_message(timeout=5)["type"] == "subscribe"
     try:
         event = model_version_promote(model_version=candidate, actor=admin)
@@ -208,7 +209,7 @@ def test_cancel_stops_a_running_job_within_one_step(site, celery_worker_process)
 def _start_worker(child_env: dict, name: str, log_dir: Path) -> ChildProcess:
     child = start_child(
         [
-            sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+            sys.executable, "-m", "celery", "-A", "webapp", "worker",
             "-Q", "training,default", "-c", "1", "-n", f"{name}@%h", "--loglevel", "INFO",
             "--without-gossip", "--without-mingle",
         ],

@@ -15,11 +15,11 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
+from inference_contract.event_log import EventLogWriter
 from webapp.accounts.services import user_create
 from webapp.tutoring import events
 from webapp.tutoring.models import Attempt, Generation
 from webapp.tutoring.routing import websocket_urlpatterns
-from worker.inference.event_log import EventLogWriter
 
 # redis_url: a clean Redis database for the session (event logs are named after row ids).
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("redis_url")]

@@ -2,17 +2,17 @@
 
 import pytest
 
+from inference_contract.event_log import read_log
+from inference_contract.protocol import (
+    GENERATION_STREAM,
+    cancel_channel,
+    cancel_key,
+)
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import redis_client
 from webapp.tutoring.generation_selectors import generation_queue_position
 from webapp.tutoring.generation_services import generation_cancel, generation_enqueue
 from webapp.tutoring.models import Attempt, Generation
-from worker.inference.event_log import read_log
-from worker.protocol import (
-    CANCEL_CHANNEL,
-    GENERATION_STREAM,
-    cancel_key,
-)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_url")]
 
@@ -104,7 +104,7 @@ def test_cancelling_a_running_generation_asks_the_worker(
     generation = generation_enqueue(attempt=attempt)
     Generation.objects.filter(pk=generation.pk).update(status="running", worker_id="w1")
     subscriber = redis_client().pubsub()
-    subscriber.subscribe(CANCEL_CHANNEL)
+    subscriber.subscribe(cancel_channel(redis_client()))
     subscriber.get_message(timeout=2)  # the subscribe confirmation
     with django_capture_on_commit_callbacks(execute=True):
         generation_cancel(generation=generation, user=student)

@@ -3,6 +3,7 @@ checks with the shared verifier, and feedback."""
 
 import pytest
 
+from inference_contract.protocol import HINTS_PER_ATTEMPT
 from tests.webapp.tutoring.conftest import finish
 from webapp.core.errors import ServiceError
 from webapp.problems.models import AnswerKind
@@ -15,7 +16,6 @@ from webapp.tutoring.models import (
     OwnAnswer,
 )
 from webapp.tutoring.selectors import attempt_next_steps
-from worker.protocol import HINTS_PER_ATTEMPT
 
 pytestmark = pytest.mark.django_db
 

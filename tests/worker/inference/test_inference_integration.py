@@ -22,6 +22,7 @@ from django.conf import settings
 from django.test import Client
 from websockets.sync.client import connect
 
+from inference_contract.control import publish_swap, recent_swap_results
 from tests.fixtures.inference import TEST_MAX_NEW_TOKENS, wait_for_row
 from webapp.accounts.services import user_create
 from webapp.core.redis_client import redis_client
@@ -31,7 +32,6 @@ from webapp.registry.models import ModelVersion
 from webapp.registry.services import worker_swap_broadcast
 from webapp.tutoring.generation_services import generation_enqueue
 from webapp.tutoring.models import Attempt, Generation
-from worker.inference.control import publish_swap, recent_swap_results
 
 pytestmark = [
     pytest.mark.integration,

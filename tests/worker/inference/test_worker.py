@@ -26,6 +26,15 @@ from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
+from inference_contract.event_log import decode, read_log_async
+from inference_contract.protocol import (
+    SWAP_LOG_KEY,
+    cancel_key,
+    event_log_key,
+    heartbeat_key,
+    stream_entry,
+)
+from inference_contract.redis_retry import async_retry_options
 from ringmodel.checkpoint import CheckpointError
 from tests.fixtures.services import free_port
 from webapp.accounts.services import user_create
@@ -35,19 +44,10 @@ from webapp.registry.models import ModelVersion, VersionStatus
 from webapp.tutoring import events
 from webapp.tutoring.generation_services import generation_cancel
 from webapp.tutoring.models import Attempt, Generation
-from worker.inference.config import EngineSettings, SamplingDefaults, WorkerConfig
+from worker.inference.config import EngineSettings, WorkerConfig, config_from_settings
 from worker.inference.engine import ModelSpec
 from worker.inference.engine_check import CheckReport
-from worker.inference.event_log import decode, read_log_async
 from worker.inference.worker import InferenceWorker
-from worker.protocol import (
-    SWAP_LOG_KEY,
-    cancel_key,
-    event_log_key,
-    heartbeat_key,
-    stream_entry,
-)
-from worker.redis_retry import async_retry_options
 
 from .scripted_engine import ScriptedEngine
 
@@ -114,14 +114,15 @@ def problem(transactional_db):
 @pytest.fixture
 def config():
     tag = uuid.uuid4().hex[:8]
-    return WorkerConfig(
+    base = config_from_settings()
+    return base.with_overrides(
         worker_id=f"unit-{tag}",
         redis_url=settings.REDIS_URL,
         stream=f"test:{tag}:generations",
         group=f"test-{tag}",
         fallback_model="v1-path",
-        engine=EngineSettings(max_model_len=400, max_num_seqs=8),
-        sampling=SamplingDefaults(max_new_tokens=300),
+        engine=dataclasses.replace(base.engine, max_model_len=400, max_num_seqs=8),
+        sampling=dataclasses.replace(base.sampling, max_new_tokens=300),
         flush_interval_ms=20,
         heartbeat_interval_s=0.2,
         claim_min_idle_ms=400,
@@ -279,7 +280,9 @@ async def test_the_answers_confidence_and_a_cut_off_are_stored(config, aredis, s
     assert finished.confidence == pytest.approx(0.25)
     assert not finished.cut_off
 
-    short = dataclasses.replace(config, sampling=SamplingDefaults(max_new_tokens=12))
+    short = dataclasses.replace(
+        config, sampling=dataclasses.replace(config.sampling, max_new_tokens=12)
+    )
     worker = scripted_worker(short, Engines())
     cut = await sync_to_async(new_generation)(student, problem)
     async with serving(worker), LogListener(cut.pk) as listener:

@@ -78,7 +78,7 @@ def job_spec(*, job: TrainingJob) -> tuple[Any, dict[str, Any]]:
         checkpoint_every=int(hp["checkpoint_every"]),
         curate_with_rollouts=int(hp["curation_problems"]) > 0,
         max_curated_problems=int(hp["curation_problems"]) or None,
-        engine=getattr(settings, "TRAINING_ROLLOUT_ENGINE", "policy"),
+        engine=settings.TRAINING_ROLLOUT_ENGINE,
         lora_rank=int(hp.get("lora_rank", 0)),
         activation_checkpointing=bool(int(hp.get("activation_checkpointing", 0))),
     )
@@ -105,15 +105,15 @@ def run_training(*, job: TrainingJob, recorder: JobRecorder) -> None:
         f"{len(recorded.get('held_out_ids', []))} held out for evaluation (never trained on), "
         f"{recorded.get('duplicates_dropped', 0)} duplicates dropped"
     )
-    nproc = int(getattr(settings, "TRAINING_NPROC_PER_NODE", 1))
-    nnodes = int(getattr(settings, "TRAINING_NNODES", 1))
+    nproc = int(settings.TRAINING_NPROC_PER_NODE)
+    nnodes = int(settings.TRAINING_NNODES)
     if nproc * nnodes <= 1:
         run_job(spec, recorder)
         return
     # A process group (training/c3po/launch.py): every rank beats a file in <job>/control/; a dead
     # or silent rank raises RankFailure, which fails the job with the rank named; resuming the
     # job runs the same spec again, from the last checkpoint.
-    from training.c3po.launch import run_under_torchrun
+    from training.c3po.launch import Rendezvous, run_under_torchrun
 
     recorder.log(f"starting {nproc * nnodes} ranks ({nnodes} node(s) × {nproc}) under torchrun")
     run_under_torchrun(
@@ -121,7 +121,13 @@ def run_training(*, job: TrainingJob, recorder: JobRecorder) -> None:
         recorder,
         nproc_per_node=nproc,
         control_dir=Path(job.output_dir) / "control",
-        stale_after_seconds=float(getattr(settings, "TRAINING_STALE_SECONDS", 60)),
+        rendezvous=Rendezvous(
+            nnodes=nnodes,
+            node_rank=int(settings.TRAINING_NODE_RANK),
+            endpoint=settings.TRAINING_RDZV_ENDPOINT,
+            rdzv_id=settings.TRAINING_RDZV_ID,
+        ),
+        stale_after_seconds=float(settings.TRAINING_STALE_SECONDS),
     )
 
 
@@ -172,8 +178,8 @@ def held_out_evaluation(*, model_path: str, options: dict[str, int]) -> dict[str
 
     if not Path(model_path).exists():
         raise ServiceError(f"The checkpoint {model_path} is not on this machine.")
-    configured = getattr(settings, "REGISTRY_EVALUATION", {})
-    if configured.get("ENGINE", "ringmodel") == "vllm":
+    configured = settings.REGISTRY_EVALUATION
+    if configured["ENGINE"] == "vllm":
         return evaluate_with_vllm(
             model_path, n_per_level=options["n_per_level"], seed=options["seed"], examples=3
         )
@@ -183,7 +189,7 @@ def held_out_evaluation(*, model_path: str, options: dict[str, int]) -> dict[str
         tokenizer,
         n_per_level=options["n_per_level"],
         seed=options["seed"],
-        batch_size=int(configured.get("BATCH_SIZE", 64)),
+        batch_size=int(configured["BATCH_SIZE"]),
         checkpoint=model_path,
         examples=3,
         max_new_tokens=options["max_new_tokens"],

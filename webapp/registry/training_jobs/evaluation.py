@@ -17,12 +17,12 @@ def evaluation_options(
     and level, `n_per_level` problems each) and the longest answer allowed, by default what
     serving allows (settings.INFERENCE["MAX_NEW_TOKENS"]): a longer answer is unfinished and
     scores 0. Defaults may be overridden by settings.REGISTRY_EVALUATION."""
-    configured = getattr(settings, "REGISTRY_EVALUATION", {})
+    configured = settings.REGISTRY_EVALUATION
     serving_cap = settings.INFERENCE["MAX_NEW_TOKENS"]
     return {
-        "n_per_level": int(n_per_level or configured.get("N_PER_LEVEL", 25)),
+        "n_per_level": int(n_per_level or configured["N_PER_LEVEL"]),
         "max_new_tokens": int(max_new_tokens or configured.get("MAX_NEW_TOKENS", serving_cap)),
-        "seed": int(seed if seed is not None else configured.get("SEED", 0)),
+        "seed": int(seed if seed is not None else configured["SEED"]),
     }
 
 

@@ -19,12 +19,12 @@ logger = logging.getLogger(__name__)
 
 def heartbeat_seconds() -> float:
     """How often a running job refreshes its heartbeat (settings.TRAINING_HEARTBEAT_SECONDS)."""
-    return float(getattr(settings, "TRAINING_HEARTBEAT_SECONDS", 5))
+    return float(settings.TRAINING_HEARTBEAT_SECONDS)
 
 
 def stale_after_seconds() -> float:
     """A heartbeat older than this means the run is gone (settings.TRAINING_STALE_SECONDS)."""
-    return float(getattr(settings, "TRAINING_STALE_SECONDS", 60))
+    return float(settings.TRAINING_STALE_SECONDS)
 
 
 def runner_is_alive(job: TrainingJob, *, now: datetime | None = None) -> bool:

@@ -20,7 +20,7 @@ PLAN_PROMPT_TOKENS = 384
 
 def device_memory_gib() -> float:
     """Each training device's memory: TRAINING_DEVICE_MEMORY_GIB, or this host's RAM."""
-    configured = float(getattr(settings, "TRAINING_DEVICE_MEMORY_GIB", 0) or 0)
+    configured = float(settings.TRAINING_DEVICE_MEMORY_GIB)
     if configured > 0:
         return configured
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -46,8 +46,8 @@ def job_plan(*, base_model_path: str, hyperparameters: dict[str, Any]) -> Any:
         prompt_tokens=PLAN_PROMPT_TOKENS,
         micro_batch_size=int(hp["micro_batch_size"]),
         activation_checkpointing=bool(int(hp["activation_checkpointing"])),
-        precision=getattr(settings, "TRAINING_PRECISION", "fp32"),
-        rollout_engine=getattr(settings, "TRAINING_ROLLOUT_ENGINE", "policy"),
+        precision=settings.TRAINING_PRECISION,
+        rollout_engine=settings.TRAINING_ROLLOUT_ENGINE,
     )
     return planning.make_plan(model, setup)
 

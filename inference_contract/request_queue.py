@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio as aioredis
 
-from worker.protocol import GENERATION_GROUP, GENERATION_STREAM, stream_entry
+from inference_contract.protocol import GENERATION_GROUP, GENERATION_STREAM, stream_entry
 
 # The stream is trimmed (approximately) to this many entries; acknowledged history is not needed.
 STREAM_MAX_LENGTH = 100_000

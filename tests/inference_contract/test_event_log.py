@@ -2,8 +2,8 @@
 
 import redis
 
+from inference_contract.event_log import EventLogWriter, append_events, read_log, read_log_async
 from webapp.tutoring import events
-from worker.inference.event_log import EventLogWriter, append_events, read_log, read_log_async
 
 
 async def test_a_fold_is_what_a_page_rebuilds(aredis, redis_test_url):

@@ -12,12 +12,12 @@ import json
 
 import redis
 
-from worker.protocol import (
-    CANCEL_CHANNEL,
-    CONTROL_CHANNEL,
+from inference_contract.protocol import (
     EVENT_LOG_TTL_SECONDS,
     SWAP_LOG_KEY,
+    cancel_channel,
     cancel_key,
+    control_channel,
     swap_message,
 )
 
@@ -32,7 +32,7 @@ def publish_swap(
     `INFERENCE_RECONCILE_SECONDS`.
     """
     message = swap_message(model_version_id=model_version_id, label=label, path=path)
-    return int(client.publish(CONTROL_CHANNEL, message))
+    return int(client.publish(control_channel(client), message))
 
 
 def publish_cancel(client: redis.Redis, *, generation_id: int) -> None:
@@ -43,12 +43,12 @@ def publish_cancel(client: redis.Redis, *, generation_id: int) -> None:
     """
     with client.pipeline(transaction=True) as pipe:
         pipe.set(cancel_key(generation_id), "1", ex=EVENT_LOG_TTL_SECONDS)
-        pipe.publish(CANCEL_CHANNEL, str(generation_id))
+        pipe.publish(cancel_channel(client), str(generation_id))
         pipe.execute()
 
 
 def recent_swap_results(client: redis.Redis, *, limit: int = 20) -> list[dict]:
-    """The workers' last swap reports, newest first (see worker.protocol.SWAP_RESULT_CHANNEL)."""
+    """The workers' last swap reports, newest first (protocol.swap_result_channel)."""
     results = []
     for raw in client.lrange(SWAP_LOG_KEY, 0, max(0, limit - 1)):
         try:

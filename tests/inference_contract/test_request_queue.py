@@ -5,8 +5,8 @@ import asyncio
 import pytest
 import redis
 
-from worker.inference.request_queue import RequestQueue
-from worker.protocol import stream_entry
+from inference_contract.protocol import stream_entry
+from inference_contract.request_queue import RequestQueue
 
 pytestmark = pytest.mark.integration
 

@@ -2,32 +2,20 @@
 
 Both sides import these names so that a queue, a heartbeat, a replay buffer or a control message is
 spelled in one place. Values are plain JSON (or plain strings) so that any process, or a person with
-redis-cli, can read them. This module imports nothing but the standard library: the site, the worker
-and the benchmarks all use it.
+redis-cli, can read them. This module imports nothing but the standard library and reads no
+settings: the site, the worker and the benchmarks all use it, each with its own Redis client.
 """
 
 import json
-import os
-from urllib.parse import parse_qs, urlparse
+from typing import Any
 
 KEY_PREFIX = "ringtutor"
 
 
-def _redis_database_number(url: str) -> str:
-    """The database number a Redis URL selects ("0" when it names none)."""
-    parsed = urlparse(url)
-    number = parsed.path.lstrip("/") or parse_qs(parsed.query).get("db", ["0"])[0]
-    return number or "0"
-
-
-# Keys live in the Redis database that REDIS_URL selects, but pub/sub channels are global to the
-# server: without a scope, two sites (or test sessions) on one server heard each other's swaps and
-# cancels. Every process of one site reads the same REDIS_URL, so they agree on the scope.
-PUBSUB_SCOPE = f"{KEY_PREFIX}:db{_redis_database_number(os.environ.get('REDIS_URL', ''))}"
-
 # Generation requests: a Redis Stream of {"generation_id": "<id>"} (plus "kind", "prompt_text" and
-# "hint_index", see stream_entry) with one consumer group that every inference worker joins. A crashed worker's pending entries are
-# re-claimed by another after CLAIM_MIN_IDLE_MS; a live worker touches its own entries to keep them.
+# "hint_index", see stream_entry) with one consumer group that every inference worker joins. A
+# crashed worker's pending entries are re-claimed by another after CLAIM_MIN_IDLE_MS; a live worker
+# touches its own entries to keep them.
 GENERATION_STREAM = f"{KEY_PREFIX}:generations"
 
 # Tutor mode: how many hints an attempt offers before only the full solution is left. The site's
@@ -42,22 +30,40 @@ GENERATION_GROUP = "inference-workers"
 HEARTBEAT_PREFIX = f"{KEY_PREFIX}:worker:"
 WORKER_STATES = ("starting", "serving", "swapping", "stopping")
 
-# Control messages (pub/sub): {"type": "swap", "model_version_id": .., "label": .., "path": ..}
-CONTROL_CHANNEL = f"{PUBSUB_SCOPE}:control"
+# Pub/sub channels are global to a Redis server, while keys live in the database a client selects:
+# without a scope, two sites (or test sessions) on one server heard each other's swaps and cancels.
+# So each channel is named after the database number of the client that publishes or subscribes,
+# and every process of one site, connected to the same REDIS_URL, agrees on the names.
 
-# Swap results: every worker publishes one JSON object per swap attempt on this pub/sub channel and
-# pushes it on a capped list, so a page that was not listening can still show what happened.
-# {"worker_id", "model_version_id", "label", "ok", "error", "seconds", "finished_at"}
-SWAP_RESULT_CHANNEL = f"{PUBSUB_SCOPE}:swap-results"
+
+def pubsub_scope(client: Any) -> str:
+    """`ringtutor:db<N>`, N the database `client` (a redis-py client, sync or asyncio) selects."""
+    return f"{KEY_PREFIX}:db{client.get_connection_kwargs().get('db') or 0}"
+
+
+def control_channel(client: Any) -> str:
+    """Control messages: {"type": "swap", "model_version_id": .., "label": .., "path": ..}."""
+    return f"{pubsub_scope(client)}:control"
+
+
+def swap_result_channel(client: Any) -> str:
+    """Swap results: every worker publishes one JSON object per swap attempt here and pushes it on
+    SWAP_LOG_KEY, so a page that was not listening can still show what happened:
+    {"worker_id", "model_version_id", "label", "ok", "error", "seconds", "finished_at"}."""
+    return f"{pubsub_scope(client)}:swap-results"
+
+
+def cancel_channel(client: Any) -> str:
+    """Cancel requests (payload: the generation id) for the worker that runs the generation;
+    `cancel_key` covers a worker that claims the generation later (a re-claim after a crash)."""
+    return f"{pubsub_scope(client)}:cancel"
+
+
 SWAP_LOG_KEY = f"{KEY_PREFIX}:swap-log"
 SWAP_LOG_LENGTH = 200
 
-# Cancel requests (pub/sub, payload: the generation id) for the worker that runs the generation, and
-# a key per generation for a worker that claims it later (re-claim after a crash).
-CANCEL_CHANNEL = f"{PUBSUB_SCOPE}:cancel"
-
-# Every event of one generation, in order, in a Redis Stream of its own (worker/inference/
-# event_log.py): what the page's socket follows live and what a reconnecting page replays.
+# Every event of one generation, in order, in a Redis Stream of its own (event_log.py): what the
+# page's socket follows live and what a reconnecting page replays.
 EVENT_LOG_TTL_SECONDS = 3600
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import redis
 import redis.asyncio as aioredis
 
-from worker.protocol import EVENT_LOG_TTL_SECONDS, event_log_key
+from inference_contract.protocol import EVENT_LOG_TTL_SECONDS, event_log_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
