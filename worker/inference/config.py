@@ -9,6 +9,7 @@ builds its own with `config_from_settings(**overrides)`.
 import os
 import socket
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from inference_contract.protocol import GENERATION_GROUP, GENERATION_STREAM
 
@@ -80,11 +81,11 @@ class WorkerConfig:
     # aborted and re-queued on the new engine.
     drain_timeout_s: float
 
-    def with_overrides(self, **changes) -> "WorkerConfig":
+    def with_overrides(self, **changes: Any) -> "WorkerConfig":
         return replace(self, **changes)
 
 
-def config_from_settings(**overrides) -> WorkerConfig:
+def config_from_settings(**overrides: Any) -> WorkerConfig:
     """The worker's configuration from django.conf.settings, with `overrides` replacing fields."""
     from django.conf import settings
 

@@ -25,7 +25,7 @@ import gc
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -151,7 +151,7 @@ class InferenceWorker:
             await self.redis.aclose()
             await db_call(connections.close_all)()
 
-    def spawn(self, coroutine) -> asyncio.Task:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
         """A task the worker keeps track of (a failure is logged; shutdown cancels or awaits it)."""
         task = asyncio.create_task(coroutine)
         self.tasks.add(task)
