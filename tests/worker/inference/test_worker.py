@@ -650,7 +650,7 @@ async def test_database_connections_killed_mid_answer_fail_no_generation(
     engines = Engines(step_delay_s=0.05)
     engines.completions["v1-path"] = "<think>" + "one step; " * 20 + "</think>So \\boxed{85}."
     worker = scripted_worker(config, engines)
-    generations = [new_generation(student, problem) for _ in range(6)]
+    generations = [await sync_to_async(new_generation)(student, problem) for _ in range(6)]
     worker_started = datetime.datetime.now(datetime.UTC)
     async with serving(worker):
         listeners = [LogListener(g.pk) for g in generations]
@@ -658,13 +658,14 @@ async def test_database_connections_killed_mid_answer_fail_no_generation(
             await enqueue(aredis, config, generation)
         for listener in listeners:
             await listener.until("delta")
-        assert terminate_this_process_backends(opened_after=worker_started) >= 1
+        killed = await sync_to_async(terminate_this_process_backends)(opened_after=worker_started)
+        assert killed >= 1
         done = [await listener.until("done", timeout=30) for listener in listeners]
         for listener in listeners:
             await listener.__aexit__(None, None, None)
     assert [d["status"] for d in done] == ["done"] * len(generations)
     for generation in generations:
-        generation.refresh_from_db()
+        await generation.arefresh_from_db()
         assert (generation.status, generation.error) == ("done", "")
 
 
