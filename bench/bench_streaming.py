@@ -263,7 +263,11 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.worker_ids = [f"bench-{os.getpid()}-{i}" for i in range(workers)]
-        self.worker_id = self.worker_ids[0]  # the one whose heartbeat LoopLagWatch reads
+
+    @property
+    def worker_id(self) -> str:
+        """The first worker: the one whose heartbeat LoopLagWatch and the swap phase read."""
+        return self.worker_ids[0]
 
     @property
     def workers(self) -> list[subprocess.Popen]:
