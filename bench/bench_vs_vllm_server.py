@@ -164,6 +164,18 @@ def commandstats_delta(before: dict, after: dict) -> dict[str, int]:
     return delta
 
 
+def without_own_reads(calls: dict[str, int], reads: int) -> dict[str, int]:
+    """`calls` less the bench's own heartbeat GETs (LoopLagWatch.reads), never below zero; a read
+    cancelled at the round's end may not have reached Redis."""
+    remaining = dict(calls)
+    left = max(0, remaining.get("get", 0) - reads)
+    if left:
+        remaining["get"] = left
+    else:
+        remaining.pop("get", None)
+    return remaining
+
+
 def sse_payloads(lines: list[str]) -> list[dict]:
     """The JSON payloads of server-sent-event lines (`data: {...}`), without `[DONE]`."""
     payloads = []
@@ -529,12 +541,15 @@ class Bench:
             with self.server_hold.held():
                 outcomes, taken = await sustained(n, seconds, ask)
         cpu = meter.cpu_seconds()
+        if lag is not None:
+            await lag.stop()
         await asyncio.sleep(1.0)  # PostgreSQL publishes a backend's counts when it goes idle
         commits = site_commits() - commits
         redis_calls = commandstats_delta(redis_before, self.redis.info("commandstats"))
+        if lag is not None:  # the bench's own heartbeat reads are not the stack's commands
+            redis_calls = without_own_reads(redis_calls, lag.reads)
         result = self._summary(side, outcomes, taken, cpu, commits, redis_calls)
         if lag is not None:
-            await lag.stop()
             result["in_flight_mean"] = lag.in_flight_mean
             result["loop_lag_ms"] = lag.worst_ms
             finished = [(o.stream, o.clicked_at) for o in outcomes if o.stream and o.stream.events]

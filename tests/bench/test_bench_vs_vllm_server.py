@@ -9,6 +9,7 @@ from bench.bench_vs_vllm_server import (
     first_text_index,
     rebuild,
     sse_payloads,
+    without_own_reads,
 )
 
 
@@ -69,6 +70,14 @@ def test_commandstats_delta_counts_new_calls_and_leaves_out_info():
         "cmdstat_get": {"calls": 0},
     }
     assert commandstats_delta(before, after) == {"xadd": 15, "xread": 7}
+
+
+def test_the_benchs_own_heartbeat_reads_are_not_counted_as_the_stacks():
+    calls = {"xadd": 40, "get": 12, "xread": 30}
+    assert without_own_reads(calls, 9) == {"xadd": 40, "get": 3, "xread": 30}
+    assert without_own_reads(calls, 12) == {"xadd": 40, "xread": 30}
+    # a read cancelled at the round's end never reached Redis: never below zero
+    assert without_own_reads({"xadd": 1}, 1) == {"xadd": 1}
 
 
 def test_sse_payloads_reads_data_lines_and_stops_at_done():
