@@ -69,6 +69,7 @@ def count_parameters(config: BailingMoeConfig) -> tuple[int, int]:
         config.num_key_value_heads,
         config.head_dim,
     )
+    assert head_dim is not None  # the config's __post_init__ fills it from the widths
     qkv_out = (q_heads + 2 * kv_heads) * head_dim
     attention = d * qkv_out + q_heads * head_dim * d
     if config.use_qkv_bias or config.use_bias:

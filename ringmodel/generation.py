@@ -128,6 +128,7 @@ def sample(
     for row, prompt in enumerate(prompts):
         input_ids_BP[row, prompt_len - len(prompt) :] = torch.tensor(prompt, device=device)
         attention_mask_BT[row, prompt_len - len(prompt) : prompt_len] = 1
+    assert config.head_dim is not None  # the config's __post_init__ fills it from the widths
     cache = StaticKVCache(
         num_layers=config.num_hidden_layers,
         batch_size=batch,

@@ -35,6 +35,7 @@ from ringmodel import (
 )
 from training.entropy import mean_token_entropy, rl_prompts
 from training.problems import DOMAINS, LEVELS, Problem, training_problems
+from training.problems.base import Domain
 from training.sft_data import SFTBatch, bucketed_batches, problem_examples
 
 LOG_NAME = "sft_log.json"
@@ -59,7 +60,7 @@ class SFTConfig:
     grad_clip: float = 1.0
     # Switch-style balance weight on E·B (B from ringmodel.load_balance_loss, 1/E at balance).
     balance_coefficient: float = 0.01
-    domains: tuple[str, ...] = DOMAINS
+    domains: tuple[Domain, ...] = DOMAINS
     level_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
     # A curriculum: the first `early_epochs` epochs draw levels by `early_level_weights`, so the
     # short level-1 procedures (copying operands, single-digit facts) are learnt first.

@@ -12,6 +12,7 @@ Shape legend (suffixes on every tensor name):
 
 from __future__ import annotations
 
+import functools
 from typing import Literal, NamedTuple
 
 import torch
@@ -287,15 +288,16 @@ def c3po_loss(
     """
     objective_BT, clipped_BT = clipped_surrogate(logp_BT, old_logp_BT, adv_B, config.eps_clip)
     kl_BT = kl_k3(logp_BT, ref_logp_BT)
-    agg = {
-        "mode": mode,
-        "budget_tokens": config.budget_tokens,
-        "global_token_count": global_token_count,
-    }
-    surrogate = aggregate_loss(objective_BT - config.kl_beta * kl_BT, mask_BT, **agg)
-    policy_loss = -aggregate_loss(objective_BT, mask_BT, **agg)
-    kl = aggregate_loss(kl_BT, mask_BT, **agg)
-    entropy = aggregate_loss(entropy_BT, mask_BT, **agg)
+    agg = functools.partial(
+        aggregate_loss,
+        mode=mode,
+        budget_tokens=config.budget_tokens,
+        global_token_count=global_token_count,
+    )
+    surrogate = agg(objective_BT - config.kl_beta * kl_BT, mask_BT)
+    policy_loss = -agg(objective_BT, mask_BT)
+    kl = agg(kl_BT, mask_BT)
+    entropy = agg(entropy_BT, mask_BT)
     loss = (
         -surrogate
         - config.entropy_coef * entropy

@@ -78,8 +78,10 @@ def as_rl_problem(item: Any) -> RLProblem:
     if isinstance(item, Mapping):
         fields = dict(item)
     else:
-        names = ("problem_id", "id", "statement", "answer", "kind", "domain", "level", "topic")
-        names += ("tolerance", "unit", "options", "split_key", "split_text")
+        names = (
+            *("problem_id", "id", "statement", "answer", "kind", "domain", "level", "topic"),
+            *("tolerance", "unit", "options", "split_key", "split_text"),
+        )
         fields = {n: getattr(item, n) for n in names if hasattr(item, n)}
         # training.problems.Problem exposes split_key as the normalised split text already.
     statement = fields.get("statement", fields.get("text"))

@@ -131,10 +131,10 @@ def _reduce_once(tokens: list[int | str]) -> tuple[list[int | str], Operation | 
             return tokens[:open_] + inner + tokens[close + 1 :], None
         new_inner, fact = _reduce_once(inner)
         return tokens[: open_ + 1] + new_inner + tokens[close:], fact
-    best = None
+    best, best_rank = None, 0  # the leftmost operator of the highest precedence
     for i, t in enumerate(tokens):
-        if isinstance(t, str) and (best is None or _PRECEDENCE[t] > _PRECEDENCE[tokens[best]]):
-            best = i
+        if isinstance(t, str) and _PRECEDENCE[t] > best_rank:
+            best, best_rank = i, _PRECEDENCE[t]
     assert best is not None
     x, op, y = tokens[best - 1], tokens[best], tokens[best + 1]
     assert isinstance(x, int) and isinstance(op, str) and isinstance(y, int)

@@ -331,7 +331,7 @@ def _terminates(value: Fraction) -> bool:
 
 def _compare_characters(option: str, result: str) -> str:
     """`5=5 0!_ no` for 50 against 5: pairs of characters up to the first that differ."""
-    pairs = []
+    pairs: list[str] = []
     for a, b in zip(option + "_", result + "_", strict=False):
         if a != b:
             return " ".join([*pairs, f"{a}!{b}", "no"])

@@ -1,5 +1,7 @@
 """The demo problem set and the demo users that `manage.py seed_demo` creates on a fresh site."""
 
+from typing import Any
+
 DEMO_USERS = [
     # (username, password, role): printed by `make run` so a person can log in at once.
     ("student", "ring-student-demo", "student"),
@@ -11,7 +13,8 @@ DEMO_CLASS_NAME = "Demo class"
 DEMO_CLASS_JOIN_CODE = "DEMO1234"
 DEMO_SET_TITLE = "Warm-up: arithmetic and physics"
 
-DEMO_PROBLEMS = [
+# Each item is a Problem's fields (statement, domain, answer, …), given to the model as keywords.
+DEMO_PROBLEMS: list[dict[str, Any]] = [
     {
         "statement": "Compute 47 + 38.",
         "domain": "math",

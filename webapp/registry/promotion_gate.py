@@ -51,6 +51,9 @@ class GateDecision:
         parts = []
         for c in self.comparisons:
             if c.verdict == "regressed":
+                assert (
+                    c.candidate_ci is not None
+                )  # "regressed" is judged on the candidate's interval
                 parts.append(
                     f"{c.domain}: {c.candidate_accuracy:.1%} vs champion {c.champion_accuracy:.1%}"
                     f" (candidate 95% CI up to {c.candidate_ci[1]:.1%})"
