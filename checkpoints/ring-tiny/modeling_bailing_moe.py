@@ -30,7 +30,7 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast, MoeModelOutputWithPast
 
 from .configuration_bailing_moe import BailingMoeConfig
-from .moe import BailingMoeSparseBlock, SwiGLUFeedForward, TopKRouter
+from .moe import EXPERT_BACKENDS, BailingMoeSparseBlock, SwiGLUFeedForward, TopKRouter
 
 # Shapes: B batch, S new tokens, P cached tokens, K = P + S keys, D hidden, H query heads,
 # G key/value heads, Hd head dim, V vocabulary.
@@ -208,6 +208,16 @@ class BailingMoePreTrainedModel(PreTrainedModel):
     _no_split_modules = ["BailingMoeDecoderLayer"]
     _skip_keys_device_placement = ["past_key_values"]
     _supports_sdpa = True
+
+    def set_expert_backend(self, backend: str) -> None:
+        """How every MoE layer computes its routed experts (``ringmodel.moe.EXPERT_BACKENDS``):
+        ``"auto"`` (the default: the fastest on the device), ``"loop"``, ``"grouped"`` or
+        ``"bmm"``. The results are the same up to floating-point summation order."""
+        if backend not in EXPERT_BACKENDS:
+            raise ValueError(f"unknown expert backend {backend!r} (one of {EXPERT_BACKENDS})")
+        for module in self.modules():
+            if isinstance(module, BailingMoeSparseBlock):
+                module.expert_backend = backend
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
