@@ -1,18 +1,22 @@
 """Training throughput of ring-tiny's MoE: batched by expert vs a naive expert loop vs dense.
 
 Measures tokens/s of forward + backward (next-token loss) on one batch, for
-  * batched   — ringmodel as shipped: assignments sorted by expert once, one SwiGLU per expert on a
-                contiguous slice, one index_add_ back (ringmodel.moe.routed_experts_forward);
+  * loop      — ringmodel's "loop" expert backend: assignments sorted by expert once, one SwiGLU
+                per expert on a contiguous slice, one index_add_ back
+                (ringmodel.moe.routed_experts_forward);
+  * bmm       — ringmodel's "bmm" backend: the same sort, the expert weights stacked and all
+                experts in three padded torch.bmm calls (every slice padded to the largest);
+  * grouped   — ringmodel's "grouped" backend: the same with torch._grouped_mm (private torch
+                API; where this torch cannot run it, the row is left out);
   * naive     — the loop Ring-lite's own remote code trains with: for every expert, a boolean mask
                 over all token copies, gather, SwiGLU, scatter back;
-  * grouped   — torch._grouped_mm on stacked expert weights (private torch API; measured to see
-                whether adopting it would pay);
   * dense     — the same architecture with every layer dense and the MLP as wide as the MoE layer's
                 active experts + shared expert, i.e. the same ACTIVE parameter count;
 plus one full training step (forward + backward + AdamW) of ring-tiny as shipped. All variants run
-in this one process, interleaved, with the median of several repeats; ratios are printed.
+in this one process, interleaved (each round runs every variant once, in an order reversed every
+other round), and ratios against the loop are the median over rounds of the within-round ratio.
 
-Run:  .venv/bin/python bench/bench_moe.py [--batch 16] [--seq 256] [--repeats 7] [--threads N]
+Run:  .venv/bin/python -m bench.bench_moe [--batch 16] [--seq 256] [--repeats 7] [--threads N]
           [--experts 64 --top-k 6]   (Ring-lite's routing at ring-tiny's width)
 """
 
@@ -25,7 +29,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import ringmodel as rm
@@ -37,6 +40,7 @@ def naive_routed_experts_forward(
     x_TD: torch.Tensor,
     topk_ids_TK: torch.Tensor,
     topk_weights_TK: torch.Tensor,
+    backend: str = "loop",
 ) -> torch.Tensor:
     """Ring-lite's training-time loop: mask, gather and scatter once per expert."""
     top_k = topk_ids_TK.shape[1]
@@ -48,32 +52,6 @@ def naive_routed_experts_forward(
         y_ND[chosen_N] = expert(x_ND[chosen_N])
     y_TKD = y_ND.view(*topk_ids_TK.shape, -1).float() * topk_weights_TK.unsqueeze(-1)
     return y_TKD.sum(dim=1).to(x_TD.dtype)
-
-
-def grouped_mm_routed_experts_forward(
-    experts: Sequence[nn.Module],
-    x_TD: torch.Tensor,
-    topk_ids_TK: torch.Tensor,
-    topk_weights_TK: torch.Tensor,
-) -> torch.Tensor:
-    """Sorted by expert like the shipped version, but all experts in three grouped matmuls."""
-    num_tokens, top_k = topk_ids_TK.shape
-    flat_ids_N = topk_ids_TK.reshape(-1)
-    order_N = torch.argsort(flat_ids_N, stable=True)
-    token_of_N = order_N // top_k
-    offsets_E = torch.bincount(flat_ids_N, minlength=len(experts)).cumsum(0).to(torch.int32)
-    gate_EDI = torch.stack([e.gate_proj.weight for e in experts]).transpose(1, 2)
-    up_EDI = torch.stack([e.up_proj.weight for e in experts]).transpose(1, 2)
-    down_EID = torch.stack([e.down_proj.weight for e in experts]).transpose(1, 2)
-    x_ND = x_TD[token_of_N]
-    h_NI = F.silu(torch._grouped_mm(x_ND, gate_EDI, offs=offsets_E)) * torch._grouped_mm(
-        x_ND, up_EDI, offs=offsets_E
-    )
-    y_ND = torch._grouped_mm(h_NI, down_EID, offs=offsets_E)
-    weights_N1 = topk_weights_TK.reshape(-1)[order_N].unsqueeze(-1)
-    out_TD = torch.zeros(num_tokens, x_TD.shape[-1], dtype=torch.float32, device=x_TD.device)
-    out_TD.index_add_(0, token_of_N, y_ND.float() * weights_N1)
-    return out_TD.to(x_TD.dtype)
 
 
 @contextlib.contextmanager
@@ -124,41 +102,52 @@ def main() -> None:
 
     # The variants must compute the same function, or their speeds mean nothing.
     block = moe_model.model.layers[-1].mlp
+    backends = ["loop", "bmm"]
+    if moe_module.grouped_mm_works(torch.device("cpu"), torch.float32):
+        backends.append("grouped")
     with torch.no_grad():
         x_TD = torch.randn(257, moe_model.config.hidden_size)
         weights_TK, ids_TK, _ = block.gate(x_TD)
         reference = moe_module.routed_experts_forward(block.experts, x_TD, ids_TK, weights_TK)
-        for variant in (naive_routed_experts_forward, grouped_mm_routed_experts_forward):
-            torch.testing.assert_close(
-                variant(block.experts, x_TD, ids_TK, weights_TK), reference, rtol=1e-4, atol=1e-6
-            )
+        others = [naive_routed_experts_forward(block.experts, x_TD, ids_TK, weights_TK)] + [
+            moe_module.routed_experts_forward(block.experts, x_TD, ids_TK, weights_TK, backend=b)
+            for b in backends[1:]
+        ]
+        for other in others:
+            torch.testing.assert_close(other, reference, rtol=1e-4, atol=1e-6)
 
     def full_step() -> None:
+        moe_model.set_expert_backend("auto")
         moe_model(ids, labels=ids, use_cache=False).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def with_experts(function: Callable) -> Callable[[], None]:
+    def with_backend(backend: str) -> Callable[[], None]:
         def run() -> None:
-            with routed_experts_implementation(function):
-                forward_backward(moe_model, ids)
+            moe_model.set_expert_backend(backend)
+            forward_backward(moe_model, ids)
 
         return run
 
-    variants = {
-        "batched (shipped)": with_experts(moe_module.routed_experts_forward),
-        "naive expert loop": with_experts(naive_routed_experts_forward),
-        "grouped_mm": with_experts(grouped_mm_routed_experts_forward),
-        "dense, same active": lambda: forward_backward(dense_model, ids),
-        "ring-tiny full step": full_step,
+    def naive() -> None:
+        moe_model.set_expert_backend("loop")
+        with routed_experts_implementation(naive_routed_experts_forward):
+            forward_backward(moe_model, ids)
+
+    variants: dict[str, Callable[[], None]] = {
+        f"{backend} backend": with_backend(backend) for backend in backends
     }
+    variants["naive expert loop"] = naive
+    variants["dense, same active"] = lambda: forward_backward(dense_model, ids)
+    variants["ring-tiny full step"] = full_step
     timings: dict[str, list[float]] = {name: [] for name in variants}
     for run in variants.values():  # warm-up
         run()
-    for _ in range(args.repeats):  # interleaved, so load changes hit every variant alike
-        for name, run in variants.items():
+    order = list(variants)
+    for round_index in range(args.repeats):  # interleaved, so load changes hit every variant
+        for name in order if round_index % 2 == 0 else order[::-1]:
             start = time.perf_counter()
-            run()
+            variants[name]()
             timings[name].append(time.perf_counter() - start)
 
     total, active = rm.count_parameters(moe_model.config)
@@ -173,10 +162,16 @@ def main() -> None:
     for name, rate in rates.items():
         label = "fwd+bwd+AdamW" if name == "ring-tiny full step" else "fwd+bwd"
         print(f"  {name:<22} {rate:>9.0f} tokens/s  ({label})")
-    batched = rates["batched (shipped)"]
-    print(f"  batched / naive expert loop : {batched / rates['naive expert loop']:.2f}x")
-    print(f"  batched / grouped_mm        : {batched / rates['grouped_mm']:.2f}x")
-    print(f"  batched / dense same active : {batched / rates['dense, same active']:.2f}x")
+    loop = timings["loop backend"]
+    for name in [n for n in variants if n not in ("loop backend", "ring-tiny full step")]:
+        ratios = [t / base for t, base in zip(timings[name], loop, strict=True)]
+        print(
+            f"  time {name} / loop : {statistics.median(ratios):.2f}x"
+            f"  (rounds {min(ratios):.2f}-{max(ratios):.2f})"
+        )
+    print(
+        f"  'auto' on this CPU runs: {moe_module.resolve_expert_backend('auto', torch.device('cpu'), torch.float32)}"
+    )
 
 
 if __name__ == "__main__":

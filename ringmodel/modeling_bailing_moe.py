@@ -30,7 +30,7 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast, MoeModelOutputWithPast
 
 from .configuration_bailing_moe import BailingMoeConfig
-from .moe import BailingMoeSparseBlock, SwiGLUFeedForward, TopKRouter
+from .moe import EXPERT_BACKENDS, BailingMoeSparseBlock, SwiGLUFeedForward, TopKRouter
 
 # Shapes: B batch, S new tokens, P cached tokens, K = P + S keys, D hidden, H query heads,
 # G key/value heads, Hd head dim, V vocabulary.
@@ -209,6 +209,16 @@ class BailingMoePreTrainedModel(PreTrainedModel):
     _skip_keys_device_placement = ["past_key_values"]
     _supports_sdpa = True
 
+    def set_expert_backend(self, backend: str) -> None:
+        """How every MoE layer computes its routed experts (``ringmodel.moe.EXPERT_BACKENDS``):
+        ``"auto"`` (the default: the fastest on the device), ``"loop"``, ``"grouped"`` or
+        ``"bmm"``. The results are the same up to floating-point summation order."""
+        if backend not in EXPERT_BACKENDS:
+            raise ValueError(f"unknown expert backend {backend!r} (one of {EXPERT_BACKENDS})")
+        for module in self.modules():
+            if isinstance(module, BailingMoeSparseBlock):
+                module.expert_backend = backend
+
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         if isinstance(module, TopKRouter):
@@ -295,15 +305,24 @@ class BailingMoeCausalLMOutput(MoeCausalLMOutputWithPast):
 
 
 def _score_chunk(
-    hidden_BCD: torch.Tensor, weight_VD: torch.Tensor, ids_BC: torch.Tensor, temperature: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(id) and the full-vocabulary entropy at C positions, in fp32."""
+    hidden_BCD: torch.Tensor,
+    weight_VD: torch.Tensor,
+    ids_BC: torch.Tensor,
+    temperature: float,
+    with_entropy: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log p(id) and (``with_entropy``) the full-vocabulary entropy at C positions, in fp32."""
     logits_BCV = F.linear(hidden_BCD, weight_VD).float()
     if temperature != 1.0:
         logits_BCV = logits_BCV / temperature
     logp_BCV = F.log_softmax(logits_BCV, dim=-1)
+    logp_BC = logp_BCV.gather(-1, ids_BC.unsqueeze(-1)).squeeze(-1)
+    if not with_entropy:
+        # The log-prob-only passes (reference, π_old) skip the exp, product and sum over the
+        # vocabulary; the log-probs are the very same ops on the same values as with entropy.
+        return logp_BC, None
     entropy_BC = -(logp_BCV.exp() * logp_BCV).sum(-1)
-    return logp_BCV.gather(-1, ids_BC.unsqueeze(-1)).squeeze(-1), entropy_BC
+    return logp_BC, entropy_BC
 
 
 def score_tokens(
@@ -313,8 +332,10 @@ def score_tokens(
     *,
     temperature: float = 1.0,
     chunk_tokens: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p, entropy) of each of T positions, [B, T] fp32, through the output head.
+    with_entropy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(log p, entropy) of each of T positions, [B, T] fp32, through the output head; the entropy
+    is None when ``with_entropy`` is False (it is not computed at all).
 
     ``chunk_tokens`` > 0 computes the head ``chunk_tokens`` positions (over the whole batch) at a
     time and recomputes each chunk in backward (activation checkpointing), so at most one
@@ -324,9 +345,10 @@ def score_tokens(
     """
     width = ids_BT.shape[1]
     if chunk_tokens <= 0 or width == 0:
-        return _score_chunk(hidden_BTD, weight_VD, ids_BT, temperature)
+        return _score_chunk(hidden_BTD, weight_VD, ids_BT, temperature, with_entropy)
     step = max(1, chunk_tokens // max(1, ids_BT.shape[0]))
-    logps, entropies = [], []
+    logps: list[torch.Tensor] = []
+    entropies: list[torch.Tensor] = []
     for start in range(0, width, step):
         part = slice(start, start + step)
         logp_BC, entropy_BC = checkpoint(
@@ -335,11 +357,13 @@ def score_tokens(
             weight_VD,
             ids_BT[:, part],
             temperature,
+            with_entropy,
             use_reentrant=False,
         )
         logps.append(logp_BC)
-        entropies.append(entropy_BC)
-    return torch.cat(logps, dim=1), torch.cat(entropies, dim=1)
+        if entropy_BC is not None:
+            entropies.append(entropy_BC)
+    return torch.cat(logps, dim=1), torch.cat(entropies, dim=1) if with_entropy else None
 
 
 class BailingMoeForCausalLM(BailingMoePreTrainedModel, GenerationMixin):
@@ -394,6 +418,7 @@ class BailingMoeForCausalLM(BailingMoePreTrainedModel, GenerationMixin):
         token_ids: torch.LongTensor | None = None,
         token_temperature: float = 1.0,
         token_chunk: int = 0,
+        output_token_entropy: bool = True,
         **kwargs: Any,
     ) -> BailingMoeCausalLMOutput:
         """Logits are fp32 [B, S, V] (or the last ``logits_to_keep`` positions).
@@ -405,6 +430,8 @@ class BailingMoeForCausalLM(BailingMoePreTrainedModel, GenerationMixin):
         sequence position ``token_positions[b, t]``, logits divided by ``token_temperature``,
         the head computed ``token_chunk`` positions at a time (``score_tokens``). Inside the
         forward, so a sharded root's head weight is gathered as for any forward.
+        ``output_token_entropy=False`` skips the entropy (``token_entropy`` is None): the passes
+        that only need log-probs (the reference's and π_old's) do not pay for it.
         """
         outputs = self.model(
             input_ids=input_ids,
@@ -425,6 +452,7 @@ class BailingMoeForCausalLM(BailingMoePreTrainedModel, GenerationMixin):
                 token_ids,
                 temperature=token_temperature,
                 chunk_tokens=token_chunk,
+                with_entropy=output_token_entropy,
             )
             return BailingMoeCausalLMOutput(
                 past_key_values=outputs.past_key_values,

@@ -11,15 +11,33 @@ Every method has one meaning wherever it is called (steps are the caller's absol
                                         in a staged job, {} from a bare trainer)
     should_stop() -> bool               cooperative cancel: polled within every step; True ends
                                         the run at the last completed step, with a checkpoint
+    rank_heartbeats([RankBeat])         a process group's supervisor (training.c3po.launch): every
+                                        rank's last heartbeat, when one changed (a few seconds
+                                        apart) and once more, each rank exited, when the group ends;
+                                        a single-process run never calls it
 
 Pure Python (no torch, no Django), so the web side can implement it without loading the trainer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO, runtime_checkable
+
+
+@dataclasses.dataclass(frozen=True)
+class RankBeat:
+    """One rank's last heartbeat as its supervisor read it: `age_seconds` is measured on the
+    supervisor's clock when read (the ranks' hosts may disagree about the time); `exited` once the
+    process group has ended, so a finished rank is not mistaken for a silent one."""
+
+    rank: int
+    host: str
+    pid: int
+    age_seconds: float
+    exited: bool = False
 
 
 @runtime_checkable
@@ -35,6 +53,8 @@ class TrainingObserver(Protocol):
     def checkpoint_written(self, step: int, path: str, info: dict[str, Any]) -> None: ...
 
     def should_stop(self) -> bool: ...
+
+    def rank_heartbeats(self, beats: list[RankBeat]) -> None: ...
 
 
 class SilentObserver:
@@ -56,6 +76,9 @@ class SilentObserver:
     def should_stop(self) -> bool:
         return False
 
+    def rank_heartbeats(self, beats: list[RankBeat]) -> None:
+        return None
+
 
 class FunctionObserver(SilentObserver):
     """An observer made of plain functions, one per method it wants (tests, benchmarks):
@@ -69,9 +92,11 @@ class FunctionObserver(SilentObserver):
         samples: Callable[[int, list[dict[str, Any]]], None] | None = None,
         checkpoint_written: Callable[[int, str, dict[str, Any]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        rank_heartbeats: Callable[[list[RankBeat]], None] | None = None,
     ) -> None:
         self._metrics, self._log, self._samples = metrics, log, samples
         self._checkpoint_written, self._should_stop = checkpoint_written, should_stop
+        self._rank_heartbeats = rank_heartbeats
 
     def metrics(self, step: int, metrics: dict[str, float]) -> None:
         if self._metrics is not None:
@@ -91,6 +116,10 @@ class FunctionObserver(SilentObserver):
 
     def should_stop(self) -> bool:
         return self._should_stop is not None and bool(self._should_stop())
+
+    def rank_heartbeats(self, beats: list[RankBeat]) -> None:
+        if self._rank_heartbeats is not None:
+            self._rank_heartbeats(beats)
 
 
 class ConsoleObserver(SilentObserver):

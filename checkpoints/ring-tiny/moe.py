@@ -2,9 +2,13 @@
 
 The router is Ring-lite's (docs/c3po-spec.md §8): softmax over all experts, keep the top-k, renormalise the
 kept weights to sum to one (``norm_topk_prob``). Routed experts are computed batched by expert:
-the (token, expert) assignments are sorted by expert once, each expert runs one SwiGLU on its
-contiguous slice, and the weighted results are scattered back with one ``index_add_`` — a loop over
-experts, never over tokens. Shared experts see every token. The auxiliary losses of docs/c3po-spec.md §1
+the (token, expert) assignments are sorted by expert once, each expert's SwiGLU runs on its
+contiguous slice, and the weighted results are scattered back with one ``index_add_``. The
+per-expert SwiGLUs run by one of three backends (``EXPERT_BACKENDS``, chosen per block by
+``BailingMoeSparseBlock.expert_backend``, ``"auto"`` by default, see ``resolve_expert_backend``):
+``"loop"`` (one call per expert, never a loop over tokens), ``"grouped"`` (three
+``torch._grouped_mm`` calls over the stacked expert weights) or ``"bmm"`` (three padded
+``torch.bmm`` calls: every expert's slice padded to the largest). Shared experts see every token. The auxiliary losses of docs/c3po-spec.md §1
 (load balance, router z-loss) are pure functions of the router logits.
 
 Module and parameter names are Ring-lite's checkpoint names (``mlp.gate.weight``,
@@ -71,11 +75,14 @@ def routed_experts_forward(
     x_TD: torch.Tensor,
     topk_ids_TK: torch.Tensor,
     topk_weights_TK: torch.Tensor,
+    backend: str = "loop",
 ) -> torch.Tensor:
     """Weighted sum of each token's top-k experts, computed batched by expert.
 
-    Sorting the N = T*K assignments by expert makes every expert's tokens one contiguous slice,
-    so each expert is one SwiGLU call on a [n_e, D] matrix.
+    Sorting the N = T*K assignments by expert makes every expert's tokens one contiguous slice;
+    ``backend`` (``"loop"``, ``"grouped"`` or ``"bmm"``, as resolved by
+    ``resolve_expert_backend``) runs the SwiGLUs: one call per expert on its [n_e, D] slice, or
+    all of them in three stacked-weight matmuls (only for ``stackable_experts``).
     """
     num_tokens, top_k = topk_ids_TK.shape
     flat_ids_N = topk_ids_TK.reshape(-1)
@@ -83,15 +90,114 @@ def routed_experts_forward(
     token_of_N = order_N // top_k
     counts_E = torch.bincount(flat_ids_N, minlength=len(experts))
     x_sorted_ND = x_TD[token_of_N]
-    y_chunks = [
-        expert(chunk_nD)
-        for expert, chunk_nD in zip(experts, x_sorted_ND.split(counts_E.tolist()), strict=True)
-    ]
-    y_sorted_ND = torch.cat(y_chunks, dim=0)
+    if backend in ("grouped", "bmm") and stackable_experts(experts):
+        y_sorted_ND = stacked_experts_swiglu(experts, x_sorted_ND, counts_E, backend)
+    else:
+        y_chunks = [
+            expert(chunk_nD)
+            for expert, chunk_nD in zip(experts, x_sorted_ND.split(counts_E.tolist()), strict=True)
+        ]
+        y_sorted_ND = torch.cat(y_chunks, dim=0)
     weights_N1 = topk_weights_TK.reshape(-1)[order_N].unsqueeze(-1)
     out_TD = torch.zeros(num_tokens, x_TD.shape[-1], dtype=torch.float32, device=x_TD.device)
     out_TD.index_add_(0, token_of_N, y_sorted_ND.float() * weights_N1)
     return out_TD.to(x_TD.dtype)
+
+
+EXPERT_BACKENDS = ("auto", "loop", "grouped", "bmm")
+_GROUPED_MM_WORKS: dict[tuple[str, torch.dtype], bool] = {}
+
+
+def grouped_mm_works(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``torch._grouped_mm`` (a private API) runs, forward and backward, on this device
+    type and dtype in this torch build; probed once per (device type, dtype)."""
+    key = (device.type, dtype)
+    if key not in _GROUPED_MM_WORKS:
+        works = hasattr(torch, "_grouped_mm")
+        if works:
+            try:
+                x_ND = torch.randn(3, 16, device=device, dtype=dtype, requires_grad=True)
+                w_EDI = torch.randn(2, 16, 16, device=device, dtype=dtype, requires_grad=True)
+                offsets_E = torch.tensor([3, 3], device=device, dtype=torch.int32)
+                y_ND = torch._grouped_mm(x_ND, w_EDI, offs=offsets_E)
+                # A dense gradient, as the experts' outputs get (a broadcast one, as from
+                # .sum(), has zero strides, which torch 2.13's CPU backward refuses).
+                y_ND.backward(torch.ones_like(y_ND))
+            except (RuntimeError, NotImplementedError, TypeError):
+                works = False
+        _GROUPED_MM_WORKS[key] = works
+    return _GROUPED_MM_WORKS[key]
+
+
+def resolve_expert_backend(requested: str, device: torch.device, dtype: torch.dtype) -> str:
+    """The backend that runs: ``"auto"`` is the fastest measured on the device (docs/ringmodel.md):
+    ``"grouped"`` on CUDA where ``torch._grouped_mm`` works for the dtype, else ``"loop"``
+    (on CPU the padded bmm lost to the loop on ring-tiny's training step); ``"grouped"`` asked
+    for where it does not work runs as ``"bmm"``, the same maths."""
+    if requested not in EXPERT_BACKENDS:
+        raise ValueError(f"unknown expert backend {requested!r} (one of {EXPERT_BACKENDS})")
+    if requested == "auto":
+        return "grouped" if device.type == "cuda" and grouped_mm_works(device, dtype) else "loop"
+    if requested == "grouped" and not grouped_mm_works(device, dtype):
+        return "bmm"
+    return requested
+
+
+def stackable_experts(experts: Sequence[nn.Module]) -> bool:
+    """Whether the experts' weights can be stacked into one tensor per projection: plain
+    bias-free ``nn.Linear`` projections only. A LoRA-wrapped projection (peft) computes more than
+    its ``weight``, so those experts keep the loop, which calls each module."""
+    for expert in experts:
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            projection = getattr(expert, name, None)
+            if not isinstance(projection, nn.Linear) or type(projection) is not nn.Linear:
+                return False
+            if projection.bias is not None:
+                return False
+    return True
+
+
+def _padded_bmm(
+    x_ND: torch.Tensor,
+    w_EIO: torch.Tensor,
+    expert_N: torch.Tensor,
+    slot_N: torch.Tensor,
+    capacity: int,
+) -> torch.Tensor:
+    """Each expert's rows times its [in, out] weight, as one batched matmul over slices padded
+    to ``capacity`` rows (the padding rows are zeros and are dropped)."""
+    x_ECI = x_ND.new_zeros(w_EIO.shape[0], capacity, x_ND.shape[1])
+    x_ECI = x_ECI.index_put((expert_N, slot_N), x_ND)
+    return torch.bmm(x_ECI, w_EIO)[expert_N, slot_N]
+
+
+def stacked_experts_swiglu(
+    experts: Sequence[nn.Module], x_ND: torch.Tensor, counts_E: torch.Tensor, kernel: str
+) -> torch.Tensor:
+    """Every expert's SwiGLU on its contiguous slice of the expert-sorted rows ``x_ND`` with the
+    weights stacked per projection, by ``torch._grouped_mm`` (``kernel="grouped"``) or padded
+    ``torch.bmm`` (``"bmm"``). Stacking copies the weights each call; the gradient flows back to
+    every expert's own parameters through the stack."""
+    gate_EDI = torch.stack([e.gate_proj.weight for e in experts]).transpose(1, 2)
+    up_EDI = torch.stack([e.up_proj.weight for e in experts]).transpose(1, 2)
+    down_EID = torch.stack([e.down_proj.weight for e in experts]).transpose(1, 2)
+    if kernel == "grouped":
+        offsets_E = counts_E.cumsum(0).to(torch.int32)
+
+        def matmul(rows: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            return torch._grouped_mm(rows, w, offs=offsets_E)
+
+    else:
+        starts_E = counts_E.cumsum(0) - counts_E
+        expert_N = torch.repeat_interleave(torch.arange(len(experts), device=x_ND.device), counts_E)
+        slot_N = torch.arange(x_ND.shape[0], device=x_ND.device) - starts_E[expert_N]
+        capacity = int(counts_E.max().item()) if counts_E.numel() else 0
+
+        def matmul(rows: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            return _padded_bmm(rows, w, expert_N, slot_N, capacity)
+
+    h_NI = F.silu(matmul(x_ND, gate_EDI)) * matmul(x_ND, up_EDI)
+    return matmul(h_NI, down_EID)
 
 
 class BailingMoeSparseBlock(nn.Module):
@@ -118,13 +224,19 @@ class BailingMoeSparseBlock(nn.Module):
             if num_shared_experts > 0
             else None
         )
+        # Which kernel runs the routed experts (EXPERT_BACKENDS); ringmodel.set_expert_backend
+        # sets it on every MoE block of a model. Not a config field: it changes no result.
+        self.expert_backend = "auto"
 
     def forward(self, x_BSD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(out_BSD, router_logits_BSE fp32)``."""
         batch, seq, hidden = x_BSD.shape
         x_TD = x_BSD.reshape(batch * seq, hidden)
         topk_weights_TK, topk_ids_TK, router_logits_TE = self.gate(x_TD)
-        out_TD = routed_experts_forward(self.experts, x_TD, topk_ids_TK, topk_weights_TK)
+        backend = resolve_expert_backend(self.expert_backend, x_TD.device, x_TD.dtype)
+        out_TD = routed_experts_forward(
+            self.experts, x_TD, topk_ids_TK, topk_weights_TK, backend=backend
+        )
         if self.shared_experts is not None:
             out_TD = out_TD + self.shared_experts(x_TD)
         return out_TD.view(batch, seq, hidden), router_logits_TE.view(batch, seq, -1)

@@ -52,3 +52,52 @@ def test_the_model_scores_response_positions_as_its_logits_say():
     assert scored.logits is None
     torch.testing.assert_close(scored.token_logprobs, expected_logp, rtol=0, atol=1e-5)
     torch.testing.assert_close(scored.token_entropy, expected_entropy, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [0, 5])
+def test_scoring_without_entropy_gives_the_same_logprobs_and_gradients(chunk):
+    """The reference and π_old passes skip the entropy: their log-probs (and, were they
+    differentiated, the gradients) are bit for bit those of the pass that computes it."""
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 11, 16, requires_grad=True)
+    weight = torch.randn(40, 16, requires_grad=True)
+    ids = torch.randint(0, 40, (3, 11))
+    runs = []
+    for with_entropy in (True, False):
+        logp, entropy = score_tokens(
+            hidden, weight, ids, temperature=0.7, chunk_tokens=chunk, with_entropy=with_entropy
+        )
+        assert (entropy is not None) is with_entropy
+        logp.sum().backward()
+        runs.append((logp.detach(), hidden.grad.clone(), weight.grad.clone()))
+        hidden.grad = weight.grad = None
+    for with_it, without in zip(*runs, strict=True):
+        assert torch.equal(with_it, without)
+
+
+def test_the_model_skips_the_entropy_when_asked_and_keeps_its_logprobs():
+    torch.manual_seed(0)
+    model = BailingMoeForCausalLM(BailingMoeConfig.ring_tiny(**MICRO))
+    input_ids = torch.randint(6, 100, (2, 12))
+    positions = torch.tensor([[4, 5, 6, 7], [2, 3, 4, 0]])
+    ids = input_ids.gather(1, positions + 1)
+    scored = {}
+    for flag in (True, False):
+        model.zero_grad()
+        out = model(
+            input_ids=input_ids,
+            token_positions=positions,
+            token_ids=ids,
+            token_chunk=3,
+            token_temperature=0.8,
+            output_token_entropy=flag,
+        )
+        out.token_logprobs.sum().backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        scored[flag] = (out, grads)
+    with_entropy, without = scored[True][0], scored[False][0]
+    assert with_entropy.token_entropy is not None and without.token_entropy is None
+    assert torch.equal(with_entropy.token_logprobs, without.token_logprobs)
+    assert len(scored[True][1]) == len(scored[False][1]) > 0
+    for a, b in zip(scored[True][1], scored[False][1], strict=True):
+        assert torch.equal(a, b)

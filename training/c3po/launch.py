@@ -12,7 +12,9 @@ samples, checkpoints) to `events.jsonl` and polls for a `STOP` file as its `shou
 supervisor tails the events into the caller's observer (training.observer), turns its should_stop()
 into the STOP file (so a cancel ends the group within one step, with a checkpoint), and watches
 every rank's heartbeat: a rank that stops beating, or a process group that exits non-zero, kills
-the group and raises `RankFailure` naming the rank. Running the same spec again resumes from the
+the group and raises `RankFailure` naming the rank. It also tells the observer every rank's last
+beat (`rank_heartbeats`: when a rank appears, then every `beat_report_seconds`, and once more,
+each rank exited, when the group ends), which the site shows per rank on the job page. Running the same spec again resumes from the
 last checkpoint (run_job resumes by itself), at any world size.
 
 Several nodes: the caller passes a `Rendezvous` (the site builds it from its settings
@@ -23,6 +25,7 @@ environment of every node's training worker; docs/c3po.md); one node uses torchr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -38,7 +41,7 @@ from typing import Any
 
 from training.c3po.config import C3POConfig
 from training.c3po.pipeline import JobResult, JobSpec, StageResult, StageSpec
-from training.observer import SilentObserver, TrainingObserver
+from training.observer import RankBeat, SilentObserver, TrainingObserver
 
 EVENTS_NAME = "events.jsonl"
 STOP_NAME = "STOP"
@@ -144,6 +147,10 @@ class _EventFileObserver:
     def should_stop(self) -> bool:
         return self.stop_file.exists()
 
+    def rank_heartbeats(self, beats: list[RankBeat]) -> None:
+        # The ranks' beats reach the supervisor as files, not through rank 0's events.
+        return None
+
 
 def main(argv: list[str] | None = None) -> int:
     """One rank of the job (torchrun starts one process per rank)."""
@@ -220,17 +227,51 @@ def _dispatch(event: dict[str, Any], observer: TrainingObserver) -> None:
         observer.checkpoint_written(int(event["step"]), event["path"], event["info"])
 
 
-def rank_heartbeats(control: Path) -> dict[int, float]:
-    """rank → seconds since its last beat (what the supervisor watches and the job records)."""
+def read_rank_beats(control: Path, *, exited: bool = False) -> dict[int, RankBeat]:
+    """rank → its last heartbeat (host, pid, age on this clock) from the control directory's
+    files; a file being replaced or torn is skipped until the next read."""
     now = time.time()
-    beats: dict[int, float] = {}
+    beats: dict[int, RankBeat] = {}
     for path in control.glob("heartbeat-*.json"):
         try:
             beat = json.loads(path.read_text())
-        except (OSError, ValueError):
+            rank = int(beat["rank"])
+            beats[rank] = RankBeat(
+                rank=rank,
+                host=str(beat.get("host", "")),
+                pid=int(beat.get("pid", 0)),
+                age_seconds=max(0.0, now - float(beat["time"])),
+                exited=exited,
+            )
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-        beats[int(beat["rank"])] = now - float(beat["time"])
     return beats
+
+
+def rank_heartbeats(control: Path) -> dict[int, float]:
+    """rank → seconds since its last beat (what the supervisor watches)."""
+    return {rank: beat.age_seconds for rank, beat in read_rank_beats(control).items()}
+
+
+class _BeatReporter:
+    """Tells the observer the ranks' beats: at once when a rank appears or restarts (a new pid or
+    host), else at most every `period` seconds (each report is a database write on the site)."""
+
+    def __init__(self, observer: TrainingObserver, period: float) -> None:
+        self.observer, self.period = observer, period
+        self.known: dict[int, tuple[str, int]] = {}
+        self.last_sent = float("-inf")
+
+    def tick(self, beats: dict[int, RankBeat]) -> None:
+        who = {rank: (b.host, b.pid) for rank, b in beats.items()}
+        if not beats or (who == self.known and time.monotonic() - self.last_sent < self.period):
+            return
+        self.send(beats)
+
+    def send(self, beats: dict[int, RankBeat]) -> None:
+        self.known = {rank: (b.host, b.pid) for rank, b in beats.items()}
+        self.last_sent = time.monotonic()
+        self.observer.rank_heartbeats([beats[rank] for rank in sorted(beats)])
 
 
 def run_under_torchrun(
@@ -243,12 +284,14 @@ def run_under_torchrun(
     stale_after_seconds: float = 60.0,
     poll_seconds: float = 0.5,
     on_heartbeats: Callable[[dict[int, float]], None] | None = None,
+    beat_report_seconds: float = 5.0,
 ) -> JobResult:
     """Run (or resume) `spec` as a torchrun process group and relay what it reports.
 
     Raises `RankFailure` when a rank dies or stops beating for `stale_after_seconds` (the group
     is killed first); a cancel (observer.should_stop) ends the group cleanly at a checkpoint and
-    returns the result with `stopped=True`.
+    returns the result with `stopped=True`. The ranks' beats go to observer.rank_heartbeats
+    (`_BeatReporter`), and a last time, every rank exited, however the group ends.
     """
     observer = observer or SilentObserver()
     control = Path(control_dir)
@@ -284,6 +327,7 @@ def run_under_torchrun(
             cwd=repo_root,
         )
         offset = 0
+        reporter = _BeatReporter(observer, beat_report_seconds)
         try:
             while True:
                 offset = _relay_events(control / EVENTS_NAME, offset, observer)
@@ -293,7 +337,9 @@ def run_under_torchrun(
                     break
                 if observer.should_stop():
                     (control / STOP_NAME).touch()
-                beats = rank_heartbeats(control)
+                rank_beats = read_rank_beats(control)
+                reporter.tick(rank_beats)
+                beats = {rank: beat.age_seconds for rank, beat in rank_beats.items()}
                 if on_heartbeats is not None and beats:
                     on_heartbeats(beats)
                 late = {r: age for r, age in beats.items() if age > stale_after_seconds}
@@ -309,12 +355,23 @@ def run_under_torchrun(
                 time.sleep(poll_seconds)
         except BaseException:
             _kill_group(process)
+            # Already failing: a failed last report must not hide why.
+            with contextlib.suppress(Exception):
+                _report_exited(control, reporter)
             raise
+    _report_exited(control, reporter)
     if code != 0:
         raise RankFailure(_failure_message(control / LOG_NAME, code))
     result = json.loads((control / RESULT_NAME).read_text())
     result["stages"] = [StageResult(**s) for s in result["stages"]]
     return JobResult(**result)
+
+
+def _report_exited(control: Path, reporter: _BeatReporter) -> None:
+    """The group is gone: every rank's last beat, marked exited (so none reads as silent)."""
+    beats = read_rank_beats(control, exited=True)
+    if beats:
+        reporter.send(beats)
 
 
 def _relay_events(path: Path, offset: int, observer: TrainingObserver) -> int:

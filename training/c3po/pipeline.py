@@ -36,7 +36,7 @@ from training.c3po.lora import LoraSpec, apply_lora, save_merged_checkpoint
 from training.c3po.rollout import PolicyRolloutEngine, RolloutEngine, VllmRolloutEngine
 from training.c3po.start_checkpoint import PAPER_BAND, Preference, select_start_checkpoint
 from training.c3po.trainer import C3POTrainer, latest_checkpoint
-from training.observer import SilentObserver, TrainingObserver
+from training.observer import RankBeat, SilentObserver, TrainingObserver
 
 JOB_STATE_NAME = "job_state.json"
 EngineName = Literal["policy", "vllm"]
@@ -220,6 +220,9 @@ class _StageObserver:
 
     def should_stop(self) -> bool:
         return self.job.should_stop()
+
+    def rank_heartbeats(self, beats: list[RankBeat]) -> None:
+        self.job.rank_heartbeats(beats)
 
 
 def _stage_problems(

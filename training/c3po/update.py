@@ -88,10 +88,12 @@ def response_forward(
     *,
     router: bool,
     chunk_tokens: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    entropy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
     """(logp_BT of the response tokens, entropy_BT, router logits), the logits divided by
     `temperature`, the output head run `chunk_tokens` positions at a time (C3POConfig.head_chunk_tokens):
-    the model scores only the response positions and never returns [B, S, V] logits."""
+    the model scores only the response positions and never returns [B, S, V] logits.
+    `entropy=False` (the passes that keep only log-probs) skips the entropy: entropy_BT is None."""
     # No attention mask: the rows are right-padded, so under causal attention no real token can
     # see a pad, and positions are 0..n-1 either way. Without a mask SDPA takes its fused causal
     # kernel; with one it falls back to materialising B×H×S×S scores (on CUDA, with GQA).
@@ -104,6 +106,7 @@ def response_forward(
         # The behaviour policy sampled from softmax(z / T); its ratio must use the same.
         token_temperature=temperature,
         token_chunk=chunk_tokens,
+        output_token_entropy=entropy,
     )
     return out.token_logprobs, out.token_entropy, out.router_logits
 
@@ -141,12 +144,17 @@ def fill_logprobs(
     passes = comm.max_int(len(chunks)) if comm.world_size > 1 else len(chunks)
     for index in range(passes):
         if index >= len(chunks):
-            _dummy_forward(model, pad_token_id, device, config.temperature)
+            _dummy_forward(model, pad_token_id, device, config.temperature, entropy=False)
             continue
         chunk = chunks[index]
         packed = pack([(r.prompt_ids, r.response_ids) for r in chunk], pad_token_id).to(device)
         logp_BT, _, _ = response_forward(
-            model, packed, config.temperature, router=False, chunk_tokens=config.head_chunk_tokens
+            model,
+            packed,
+            config.temperature,
+            router=False,
+            chunk_tokens=config.head_chunk_tokens,
+            entropy=False,
         )
         logp_BT = logp_BT.float().cpu()
         for b, rollout in enumerate(chunk):
@@ -154,13 +162,23 @@ def fill_logprobs(
 
 
 def _dummy_forward(
-    model: torch.nn.Module, pad_token_id: int, device: torch.device, temperature: float
+    model: torch.nn.Module,
+    pad_token_id: int,
+    device: torch.device,
+    temperature: float,
+    *,
+    entropy: bool = True,
 ) -> torch.Tensor:
     """A forward on one two-token sequence whose loss contributes nothing (× 0): it keeps a rank
-    with fewer micro-batches in step with the sharded model's collectives."""
+    with fewer micro-batches in step with the sharded model's collectives (the entropy, computed
+    after the head's weight is gathered, runs no collective, so passes without it may skip it)."""
     packed = pack([([pad_token_id], [pad_token_id])], pad_token_id).to(device)
-    logp_BT, entropy_BT, router_logits = response_forward(model, packed, temperature, router=True)
-    zero = (logp_BT.sum() + entropy_BT.sum()) * 0.0
+    logp_BT, entropy_BT, router_logits = response_forward(
+        model, packed, temperature, router=True, entropy=entropy
+    )
+    zero = logp_BT.sum() * 0.0
+    if entropy_BT is not None:
+        zero = zero + entropy_BT.sum() * 0.0
     if router_logits:
         zero = zero + sum(r.sum() for r in router_logits) * 0.0
     return zero
@@ -212,6 +230,7 @@ def accumulate_gradients(
         logp_BT, entropy_BT, router_logits = response_forward(
             policy, packed, cfg.temperature, router=True, chunk_tokens=cfg.head_chunk_tokens
         )
+        assert entropy_BT is not None, "the update pass scores with entropy"
         width = packed.mask_BT.shape[1]
         old_BT = pad_rows([s.rollout.old_logp_T[: s.selected_tokens] for s in micro], width)
         old_BT = old_BT.to(device)
@@ -298,14 +317,14 @@ def _aux_loss_plan(
     with torch.no_grad():
         for index in range(passes):
             if index >= len(micro_batches):
-                _dummy_forward(policy, pad_token_id, device, 1.0)
+                _dummy_forward(policy, pad_token_id, device, 1.0, entropy=False)
                 continue
             micro = micro_batches[index]
             pairs = [
                 (s.rollout.prompt_ids, s.rollout.response_ids[: s.selected_tokens]) for s in micro
             ]
             packed = pack(pairs, pad_token_id).to(device)
-            _, _, router_logits = response_forward(policy, packed, 1.0, router=True)
+            _, _, router_logits = response_forward(policy, packed, 1.0, router=True, entropy=False)
             counts = expert_counts(
                 router_logits,
                 model_config.num_experts_per_tok,

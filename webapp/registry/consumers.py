@@ -22,6 +22,7 @@ from webapp.registry.selectors import (
     training_job_metric_rows,
     training_job_recent_samples,
 )
+from webapp.registry.training_jobs.ranks import rank_rows
 
 
 @database_sync_to_async
@@ -33,6 +34,7 @@ def _snapshot(job_id: int) -> dict | None:
         job=job,
         metrics=training_job_metric_rows(job=job),
         samples=training_job_recent_samples(job=job),
+        ranks=rank_rows(job),
     )
 
 
@@ -72,3 +74,4 @@ class TrainingJobConsumer(AsyncJsonWebsocketConsumer):
     samples = _forward
     log = _forward
     checkpoint = _forward
+    ranks = _forward

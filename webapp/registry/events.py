@@ -14,6 +14,9 @@ Server → browser events on `/ws/training-jobs/<id>/`:
 - `{"type": "samples", "step": n, "samples": [{"prompt": .., "completion": .., "reward": ..}]}`
 - `{"type": "log", "lines": ["...", ...]}`
 - `{"type": "checkpoint", "step": n, "model_version": {"id": .., "label": ..}}`
+- `{"type": "ranks", "ranks": [{"rank": n, "host": "..", "pid": n, "age_seconds": x, "state":
+  "alive"|"stale"|"exited"}], "stale_after_seconds": x}` a process group's rank heartbeats, as
+  its supervisor reports them (training_jobs/ranks.py); the snapshot carries the same two keys.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from webapp.registry.models import ModelVersion, TrainingJob, TrainingSample
+from webapp.registry.training_jobs.ranks import rank_stale_after_seconds
 
 
 def training_job_group_name(job_id: int) -> str:
@@ -70,8 +74,16 @@ def checkpoint_event(*, step: int, model_version: ModelVersion) -> dict[str, Any
     }
 
 
+def ranks_event(*, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "ranks", "ranks": rows, "stale_after_seconds": rank_stale_after_seconds()}
+
+
 def snapshot_event(
-    *, job: TrainingJob, metrics: list[dict[str, Any]], samples: list[TrainingSample]
+    *,
+    job: TrainingJob,
+    metrics: list[dict[str, Any]],
+    samples: list[TrainingSample],
+    ranks: list[dict[str, Any]],
 ) -> dict[str, Any]:
     status = job_status_event(job)
     status.pop("type")
@@ -81,4 +93,6 @@ def snapshot_event(
         "metrics": metrics,
         "samples": [sample_payload(s) for s in samples],
         "log": job.log_tail,
+        "ranks": ranks,
+        "stale_after_seconds": rank_stale_after_seconds(),
     }

@@ -117,6 +117,10 @@ class JobStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
 
 
+# A job in one of these will not run again (a failed job is resumed as a new run of it).
+TERMINAL_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
 class TrainingJob(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -142,6 +146,10 @@ class TrainingJob(models.Model):
     worker_hostname = models.CharField(max_length=255, blank=True)
     worker_pid = models.PositiveIntegerField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # A process group's ranks as its supervisor last reported them (training.observer.RankBeat):
+    # [{"rank", "host", "pid", "beat_at" (ISO time), "exited"}]; empty for a single-process run.
+    # Replaced whole by each report, so a resume at another world size shows only its own ranks.
+    rank_beats = models.JSONField(default=list, blank=True)
     resume_count = models.PositiveIntegerField(default=0)
     last_checkpoint_step = models.PositiveIntegerField(null=True, blank=True)
     result_model = models.ForeignKey(

@@ -27,6 +27,7 @@ from webapp.registry.training_jobs import services as training_services
 from webapp.registry.training_jobs.catalog import DEFAULT_STAGE, METRIC_CHARTS
 from webapp.registry.training_jobs.launch_form import LaunchJobForm
 from webapp.registry.training_jobs.pool import pool_counts
+from webapp.registry.training_jobs.ranks import rank_rows, rank_stale_after_seconds
 
 
 def _registry_context() -> dict:
@@ -203,6 +204,8 @@ def _job_context(job: TrainingJob) -> dict:
         "checkpoints": selectors.training_job_checkpoints(job=job),
         "problem_accuracy": selectors.training_job_problem_accuracy(job=job),
         "samples": selectors.training_job_recent_samples(job=job),
+        "ranks": rank_rows(job),
+        "rank_stale_seconds": rank_stale_after_seconds(),
         "charts": METRIC_CHARTS,
     }
 

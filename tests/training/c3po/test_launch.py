@@ -64,7 +64,7 @@ def test_two_ranks_cancel_at_a_checkpoint_and_resume_to_the_end(tmp_path):
     steps = 12
     spec = make_spec(tmp_path, steps=steps)
     control = tmp_path / "job" / "control"
-    metrics, checkpoints, seen_ranks = [], [], set()
+    metrics, checkpoints, seen_ranks, reports = [], [], set(), []
 
     def collect_beats(beats):
         seen_ranks.update(beats)
@@ -73,11 +73,16 @@ def test_two_ranks_cancel_at_a_checkpoint_and_resume_to_the_end(tmp_path):
         metrics=lambda step, m: metrics.append(step),
         checkpoint_written=lambda step, path, info: checkpoints.append(info["step"]),
         should_stop=lambda: bool(metrics),  # cancel once the first step is reported
+        rank_heartbeats=reports.append,
     )
     first = run_under_torchrun(
         spec, observer, nproc_per_node=2, control_dir=control, on_heartbeats=collect_beats
     )
     assert first.stopped and seen_ranks == {0, 1}
+    # The observer heard the ranks while they ran, and last that both exited.
+    assert any(not b.exited for report in reports[:-1] for b in report)
+    assert [(b.rank, b.exited) for b in reports[-1]] == [(0, True), (1, True)]
+    assert len({b.pid for b in reports[-1]}) == 2
     assert metrics and checkpoints and checkpoints[-1] == metrics[-1]
     done = metrics[-1]
     assert done < steps

@@ -74,8 +74,13 @@ async def test_admin_gets_a_snapshot_then_live_events():
     assert snapshot["metrics"] == [{"step": 1, "reward_mean": 0.25}]
     assert snapshot["samples"][0]["completion"] == "<script>x</script>"  # escaped by the page
     assert snapshot["job"]["status"] == "queued" and snapshot["job"]["total_steps"] == 5
+    assert snapshot["ranks"] == [] and snapshot["stale_after_seconds"] > 0  # one process
 
     event = events.metric_event(step=2, metrics={"reward_mean": 0.5})
     await get_channel_layer().group_send(events.training_job_group_name(job.pk), event)
     assert await communicator.receive_json_from(timeout=5) == event
+    rows = [{"rank": 0, "host": "h", "pid": 7, "age_seconds": 1.0, "state": "alive"}]
+    ranks = events.ranks_event(rows=rows)
+    await get_channel_layer().group_send(events.training_job_group_name(job.pk), ranks)
+    assert await communicator.receive_json_from(timeout=5) == ranks
     await communicator.disconnect()

@@ -1,14 +1,19 @@
 """A 2-rank training job through a real Celery worker (TRAINING_NPROC_PER_NODE=2 in the worker's
 environment: the task starts a torchrun process group, gloo on CPU). A cancel stops the group
 within a step; a rank killed mid-job fails the job with the rank named, and resume (a new Celery
-task) finishes it from the last checkpoint."""
+task) finishes it from the last checkpoint. The job page, open in Chromium from before the ranks
+start, shows both ranks alive as they beat and exited once the group ends, without a reload (set
+UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/training-job-ranks.png from this run)."""
 
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
+from playwright.sync_api import expect
 
 from tests.webapp.registry.test_training_integration import (  # noqa: F401 (fixtures)
     _start_worker,
@@ -23,18 +28,31 @@ from webapp.registry.training_jobs.services import training_job_cancel, training
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+ROOT = Path(__file__).resolve().parents[3]
+
 
 def test_a_two_rank_job_through_celery_cancels_fails_on_a_dead_rank_and_resumes(
     site,  # noqa: F811 (an imported fixture)
     child_env,
     only_our_workers,  # noqa: F811 (an imported fixture)
     tmp_path,
+    live_site,
+    page,
+    login,
 ):
     admin, base = site
     env = {**child_env, "TRAINING_NPROC_PER_NODE": "2", "TRAINING_STALE_SECONDS": "120"}
     worker = _start_worker(env, "ranks", tmp_path)
     try:
         cancelled = launch(admin, base, steps=40, checkpoint_every=1)
+        login(page, admin.username, "x")
+        page.goto(live_site.url + reverse("registry:job", args=[cancelled.pk]))
+        rows = page.locator("#rank-rows tr")
+        expect(rows).to_have_count(2, timeout=240_000)  # arrived over the socket, no reload
+        expect(page.locator("#rank-rows .state-alive")).to_have_count(2)
+        expect(rows.first).to_contain_text(socket.gethostname())
+        if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
+            page.screenshot(path=str(ROOT / "docs" / "images" / "training-job-ranks.png"))
         wait_for(
             lambda: job_row(cancelled.pk).current_step >= 1,
             timeout=240,
@@ -51,6 +69,10 @@ def test_a_two_rank_job_through_celery_cancels_fails_on_a_dead_rank_and_resumes(
         row = job_row(cancelled.pk)
         assert row.current_step < 40 and row.last_checkpoint_step == row.current_step
         assert "starting 2 ranks" in row.log_tail
+        # The supervisor reported both ranks through the job's recorder, the last time exited;
+        # the page, still open, says so too.
+        assert [(b["rank"], b["exited"]) for b in row.rank_beats] == [(0, True), (1, True)]
+        expect(page.locator("#rank-rows .state-exited")).to_have_count(2, timeout=30_000)
 
         job = launch(admin, base, steps=4, checkpoint_every=1)
         control = Path(job_row(job.pk).output_dir) / "control"

@@ -136,6 +136,13 @@ def test_no_registry_module_imports_one_that_imports_it_back():
 def test_the_job_recorder_is_the_trainers_observer():
     from webapp.registry.training_jobs.recorder import JobRecorder
 
-    for name in ("metrics", "log", "samples", "checkpoint_written", "should_stop"):
+    for name in (
+        "metrics",
+        "log",
+        "samples",
+        "checkpoint_written",
+        "should_stop",
+        "rank_heartbeats",
+    ):
         assert callable(getattr(JobRecorder, name))
     assert issubclass(JobRecorder, TrainingObserver)

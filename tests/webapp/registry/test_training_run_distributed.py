@@ -9,11 +9,13 @@ import signal
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from tests.webapp.registry.conftest import TINY_JOB_HYPERPARAMETERS
 from tests.webapp.registry.factories import make_pool_problems, make_version
 from webapp.accounts.services import user_create
 from webapp.registry.models import JobStatus, TrainingJob, VersionStatus
+from webapp.registry.training_jobs.ranks import rank_rows
 from webapp.registry.training_jobs.recorder import JobRecorder
 from webapp.registry.training_jobs.services import (
     training_job_create,
@@ -48,7 +50,7 @@ def create_job(admin, base, steps: int) -> TrainingJob:
     )
 
 
-def test_two_ranks_cancel_within_a_step(setup, monkeypatch):
+def test_two_ranks_cancel_within_a_step(setup, monkeypatch, client):
     admin, base = setup
     job = create_job(admin, base, steps=50)
     original = JobRecorder.metrics
@@ -70,6 +72,14 @@ def test_two_ranks_cancel_within_a_step(setup, monkeypatch):
         "heartbeat-1.json",
     }
     assert "starting 2 ranks" in job.log_tail
+    # Both ranks were recorded, with the pids of their heartbeat files, and read exited now.
+    pids = {json.loads(p.read_text())["pid"] for p in control.glob("heartbeat-*.json")}
+    assert [(b["rank"], b["exited"]) for b in job.rank_beats] == [(0, True), (1, True)]
+    assert {b["pid"] for b in job.rank_beats} == pids
+    assert [r["state"] for r in rank_rows(job)] == ["exited", "exited"]
+    client.force_login(admin)
+    page = client.get(reverse("registry:job", args=[job.pk])).content.decode()
+    assert page.count('<tr data-rank="') == 2 and "state-exited" in page
 
 
 def test_a_dead_rank_fails_the_job_and_resume_continues_from_the_checkpoint(setup, monkeypatch):

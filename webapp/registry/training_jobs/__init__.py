@@ -11,6 +11,7 @@ One job per module, and one direction of imports (no module imports one that imp
     launch_form.py  the Django form built from the above
     bridge.py       the one module that runs the trainer and the evaluation engines (torch side)
     heartbeat.py    a running job's heartbeat thread and the "is its runner alive" test
+    ranks.py        a process group's rank heartbeats as the job page's rows (alive/stale/exited)
     recorder.py     JobRecorder: the training.observer.TrainingObserver a job's run reports to
     services.py     create, cancel, resume, recover and run a job (the Celery task's service)
 

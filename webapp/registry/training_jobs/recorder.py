@@ -1,9 +1,10 @@
 """The job's recorder: the training.observer.TrainingObserver a run of a job reports to.
 
 Each report writes in its own short transaction fenced by the run token (RunSuperseded if another
-run took the job over): one TrainingMetric per step, a few sample completions, the log tail, and
+run took the job over): one TrainingMetric per step, a few sample completions, the log tail,
 every checkpoint as a candidate ModelVersion (published first under the job's `versions/`, since
-the trainer prunes its own); each sends its live event to the job's group after the commit.
+the trainer prunes its own), and a process group's rank heartbeats (TrainingJob.rank_beats); each
+sends its live event to the job's group after the commit.
 should_stop() is True once an admin asked to cancel, or when another run took the job over.
 """
 
@@ -19,11 +20,13 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
+from training.observer import RankBeat
 from webapp.core.after_commit import send_on_commit
 from webapp.registry import events
 from webapp.registry.models import ModelVersion, TrainingJob, TrainingMetric, TrainingSample
 from webapp.registry.services import model_version_register
 from webapp.registry.training_jobs.bridge import publish_checkpoint
+from webapp.registry.training_jobs.ranks import beats_as_json, rank_rows
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +123,14 @@ class JobRecorder:
             job.log_tail = append_lines(job.log_tail, lines)
             job.save(update_fields=["log_tail"])
             send_after_commit(job.pk, events.log_event(lines=lines))
+
+    def rank_heartbeats(self, beats: list[RankBeat]) -> None:
+        """Keep every rank's last beat on the job (replacing the previous report whole)."""
+        with transaction.atomic():
+            job = self._locked_job()
+            job.rank_beats = beats_as_json(beats)
+            job.save(update_fields=["rank_beats"])
+            send_after_commit(job.pk, events.ranks_event(rows=rank_rows(job)))
 
     def record_spec(self, spec: dict[str, Any]) -> None:
         """Keep what the trainer was given on the job (reused as-is when the job resumes)."""

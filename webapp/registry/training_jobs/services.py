@@ -28,6 +28,7 @@ from webapp.core.errors import ServiceError
 from webapp.registry import events
 from webapp.registry.liveness import this_host
 from webapp.registry.models import (
+    TERMINAL_JOB_STATUSES,
     JobStatus,
     ModelVersion,
     TrainingJob,
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TERMINAL_STATUSES = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 ACTIVE_STATUSES = {JobStatus.RUNNING, JobStatus.CANCELLING}
 
 
@@ -145,7 +145,7 @@ def training_job_cancel(*, job: TrainingJob, actor: User | None) -> TrainingJob:
     """Ask a job to stop. A queued job is cancelled at once; a running one stops at the end of the
     current step (the trainer checks between steps) and keeps its last checkpoint."""
     job = TrainingJob.objects.select_for_update().get(pk=job.pk)
-    if job.status in TERMINAL_STATUSES:
+    if job.status in TERMINAL_JOB_STATUSES:
         raise ServiceError(f"The job has already {job.get_status_display().lower()}.")
     job.cancel_requested = True
     if job.status == JobStatus.QUEUED:
@@ -238,7 +238,7 @@ def training_job_recover_stalled() -> list[int]:
 def _claim(job_id: int, run_token: str) -> TrainingJob | None:
     """Take the job for this run, or return None when there is nothing to run."""
     job = TrainingJob.objects.select_for_update().filter(pk=job_id).first()
-    if job is None or job.status in TERMINAL_STATUSES:
+    if job is None or job.status in TERMINAL_JOB_STATUSES:
         return None
     if job.cancel_requested and job.status == JobStatus.QUEUED:
         job.status = JobStatus.CANCELLED

@@ -2,11 +2,14 @@
  * The training-job page: live curves, sample completions, log and status over a WebSocket.
  *
  * The server sends a `snapshot` first (every metric row so far), then one `metric` event per step,
- * `samples`, `log`, `status` and `checkpoint` events (webapp/registry/events.py). Curves are
+ * `samples`, `log`, `status`, `checkpoint` and `ranks` events (webapp/registry/events.py). Curves are
  * Chart.js line charts keyed by step; a step that arrives again (a job resumed from an earlier
  * checkpoint re-runs the steps after it) replaces the points from that step on. Model output is
  * inserted with textContent only, never as HTML. The socket reconnects with back-off and the
- * snapshot makes a reconnect lossless.
+ * snapshot makes a reconnect lossless. The ranks table (a process group's heartbeats) keeps each
+ * rank's age as the server measured it plus the time since it arrived (the browser's clock need
+ * not agree with the server's), ticking every second; a running rank turns stale past the server's
+ * threshold, and every rank shows exited once the job is over.
  */
 (function () {
   "use strict";
@@ -140,6 +143,7 @@
       if (terminal.has(status.status) || terminal.has(lastStatus)) refreshPart("problems");
     }
     lastStatus = status.status;
+    if (rankRows.length) renderRanks();
     if (terminal.has(status.status)) {
       // Nothing more will come: say so instead of "live", and stop the socket.
       finished = true;
@@ -189,8 +193,65 @@
     if (atBottom || replace) log.scrollTop = log.scrollHeight;
   }
 
+  let rankRows = [];
+  let rankStaleAfter = 15;
+  let rankReceived = 0;
+
+  function rankState(row, age) {
+    if (row.state === "exited" || terminal.has(lastStatus)) return "exited";
+    if (age === null) return "stale";
+    return age > rankStaleAfter ? "stale" : "alive";
+  }
+
+  function rankCell(text, className) {
+    const cell = document.createElement("td");
+    if (className) cell.className = className;
+    cell.textContent = text;
+    return cell;
+  }
+
+  function renderRanks() {
+    const body = document.getElementById("rank-rows");
+    const section = document.getElementById("ranks");
+    if (!body || !section) return;
+    const elapsed = (performance.now() - rankReceived) / 1000;
+    body.replaceChildren(
+      ...rankRows.map((row) => {
+        const age = row.age_seconds === null ? null : row.age_seconds + elapsed;
+        const state = rankState(row, age);
+        const tr = document.createElement("tr");
+        tr.dataset.rank = String(row.rank);
+        const badge = document.createElement("span");
+        badge.className = "state state-" + state;
+        badge.textContent = state;
+        const stateCell = document.createElement("td");
+        stateCell.append(badge);
+        tr.append(
+          rankCell(String(row.rank)),
+          rankCell(row.host),
+          rankCell(String(row.pid)),
+          rankCell(age === null ? "–" : Math.round(age) + " s ago", "rank-age"),
+          stateCell
+        );
+        return tr;
+      })
+    );
+    section.hidden = rankRows.length === 0;
+  }
+
+  function showRanks(rows, staleAfter) {
+    rankRows = rows || [];
+    if (typeof staleAfter === "number") rankStaleAfter = staleAfter;
+    rankReceived = performance.now();
+    renderRanks();
+  }
+  window.setInterval(() => {
+    if (rankRows.length) renderRanks();
+  }, 1000);
+
   const handlers = {
     snapshot(event) {
+      showRanks(event.ranks, event.stale_after_seconds);
       resetCharts();
       for (const row of event.metrics) addMetric(row.step, row, false);
       redrawAll();
@@ -213,6 +274,9 @@
     },
     checkpoint() {
       refreshPart("checkpoints");
+    },
+    ranks(event) {
+      showRanks(event.ranks, event.stale_after_seconds);
     },
   };
 
