@@ -447,7 +447,7 @@ def set_review_list(request: HtmxHttpRequest) -> HttpResponse:
     show = request.GET.get("show", "practice")
     if show not in selectors.SET_REVIEW_FILTERS:
         show = "practice"
-    query = request.GET.get("q", "")[:200]
+    query = param_text(request.GET, "q", max_chars=200)
     sets = Paginator(selectors.set_review_list(show=show, query=query), REVIEW_SETS_PER_PAGE)
     return render(
         request,
