@@ -21,6 +21,7 @@ import logging
 import math
 import re
 import threading
+import unicodedata
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -103,6 +104,14 @@ _LATEX_NOISE = (
     ("²", "^2"),
     ("³", "^3"),
 )
+# A phone keyboard's fractions: "1¾" and "1 ¾" are the mixed number 1 3/4, "½" is 1/2 (NFKC writes
+# each as digits around the fraction slash U+2044).
+_VULGAR_FRACTIONS = {
+    char: " " + unicodedata.normalize("NFKC", char).replace("\u2044", "/")
+    for char in "½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅐⅛⅜⅝⅞⅑⅒"
+}
+_VULGAR_FRACTIONS["\u2044"] = "/"
+_VULGAR_FRACTION_RE = re.compile("[" + "".join(_VULGAR_FRACTIONS) + "]")
 _WRAPPER_RE = re.compile(r"\\(?:text|mathrm|textrm|mbox|operatorname)\s*\{([^{}]*)\}")
 _FRAC_RE = re.compile(r"^([-+]?)\\frac\s*\{\s*([-+]?\d+)\s*\}\s*\{\s*([-+]?\d+)\s*\}")
 _FRAC_SHORT_RE = re.compile(r"^([-+]?)\\frac(\d)(\d)")
@@ -122,6 +131,7 @@ def _clean(text: str) -> str:
     text = text.strip().strip("$").strip()
     for old, new in _LATEX_NOISE:
         text = text.replace(old, new)
+    text = _VULGAR_FRACTION_RE.sub(lambda match: _VULGAR_FRACTIONS[match.group()], text)
     # \text{m/s} -> m/s; repeated because wrappers may nest (\text{\mathrm{m}}).
     for _ in range(3):
         text = _WRAPPER_RE.sub(r"\1", text)

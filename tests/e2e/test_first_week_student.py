@@ -123,3 +123,38 @@ def test_the_tutors_products_keep_their_multiplication_signs(demo_users, live_si
     expect(hint).to_contain_text("(a+b)*(c+d)")
     assert hint.locator("em").all_inner_texts() == ["emphasis"]
     screenshot(page, "firstweek-hint-operators")
+
+
+# What the renderer makes of operators the tutor (or a student) writes: every star kept, emphasis
+# only where Markdown means it. `**` as a power and operands outside ASCII (Greek letters,
+# superscript digits) were read as bold and italics.
+OPERATORS = [
+    ("2**3 + 3**2 = 17", "2**3 + 3**2 = 17"),
+    ("x**2 + y**2", "x**2 + y**2"),
+    ("α*β*γ", "α*β*γ"),
+    ("π*r*r", "π*r*r"),
+    ("x²*y²*z", "x²*y²*z"),
+    ("s = u*t + a*t^2/2", "s = u*t + a*t^2/2"),
+]
+EMPHASIS = [("a *word* here", "em", "word"), ("the **answer** is 4", "strong", "answer")]
+
+
+def test_powers_and_products_of_any_script_stay_operators(demo_users, live_site, page, login):
+    login(page, "student")
+    page.goto(f"{live_site.url}/solve/")
+
+    def render(text: str) -> dict:
+        return page.evaluate(
+            """([text]) => {
+                const el = document.createElement('div');
+                el.innerHTML = RichText.renderHtml(text, {streaming: false});
+                return {text: el.textContent.trim(), em: [...el.querySelectorAll('em, strong')]
+                    .map(node => [node.tagName.toLowerCase(), node.textContent])};
+            }""",
+            [text],
+        )
+
+    for source, shown in OPERATORS:
+        assert render(source) == {"text": shown, "em": []}, source
+    for source, tag, word in EMPHASIS:
+        assert render(source)["em"] == [[tag, word]], source

@@ -86,6 +86,21 @@ def test_a_gift_question_that_never_closes_its_brace_is_split_in_linear_time():
     assert full_time < 16 * eighth_time + 0.2
 
 
+def test_the_unit_a_statement_asks_for_is_found_in_linear_time():
+    # Found on a live site after the first-week fixes: "in a/a/a…/a x" (18 KB) held the whole
+    # server process for 12.8 s in one match of the asked-unit pattern, on every upload and on
+    # the single-problem form. Here at the statement limit, and through a CSV upload.
+    from training.units import unit_from_statement
+    from webapp.problems.importers.validation import MAX_STATEMENT_CHARS
+
+    for piece in ["/a", "/ a", " /a", "/a1", "/$"]:
+        statement = ("in a" + piece * MAX_STATEMENT_CHARS)[: MAX_STATEMENT_CHARS - 2] + " x"
+        assert _timed(unit_from_statement, statement) < SECOND / 10, piece
+        assert _read(f"statement,answer\n{statement},5\n", "set.csv") < SECOND, piece
+    assert unit_from_statement("How fast, in km/h?") == "km/h"
+    assert unit_from_statement("Its density, in kg/m^3.") == "kg/m^3"
+
+
 def test_the_single_problem_form_refuses_an_oversized_statement_before_checking_it():
     from webapp.problems.forms import ProblemForm
 
@@ -203,3 +218,22 @@ def test_gift_questions_split_where_they_did_before(text):
         return blocks
 
     assert _blocks(text) == old_blocks(text)
+
+
+_OLD_ASKED_UNIT = re.compile(
+    r"\bin\s+(?:units\s+of\s+)?(\$?[\\A-Za-zµμ%][^\s?!.,;:()]*(?:\s*/\s*[^\s?!.,;:()]+)?)"
+    r"\s*(?=[?!.,;:)]|$)"
+)
+_unit_text = st.text(alphabet="in units of mkgsNh/^23 ?.,()$", max_size=40)
+
+
+@_examples
+@given(_unit_text)
+def test_the_asked_unit_is_what_the_old_pattern_found(text):
+    """Where the old pattern found a unit the checker knows, the new one finds the same."""
+    from training import units
+
+    def known(pattern):
+        return units._known([match.group(1) for match in pattern.finditer(text)])
+
+    assert known(units._ASKED_UNIT_RE) == known(_OLD_ASKED_UNIT)

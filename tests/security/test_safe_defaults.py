@@ -84,6 +84,36 @@ def test_a_nul_in_a_rollback_reason_is_not_a_server_error(client, admin):
     assert response.status_code < 500
 
 
+@pytest.mark.parametrize("value", ["\x00", "ad\x00min"])
+def test_a_nul_in_the_admins_filters_is_ignored(client, admin, value):
+    # The audit log's person filter and the problem-set review's search reached PostgreSQL with
+    # the NUL (a 500), found by probing every page's query parameters on a live site.
+    client.force_login(admin)
+    assert (
+        client.get(reverse("audit:audit_log"), {"who": value, "action": value}).status_code == 200
+    )
+    assert (
+        client.get(reverse("set_review:set_list"), {"q": value, "show": value}).status_code == 200
+    )
+
+
+def test_a_nul_in_an_admins_note_or_unlock_is_not_a_server_error(client, admin, teacher):
+    from webapp.accounts.models import TeacherStatus
+
+    teacher.teacher_status = TeacherStatus.PENDING
+    teacher.save(update_fields=["teacher_status"])
+    client.force_login(admin)
+    decide = reverse("teacher_review:teacher_decide", args=[teacher.pk])
+    response = client.post(decide, {"decision": "reject", "note": "no\x00thanks"})
+    assert response.status_code == 302
+    teacher.refresh_from_db()
+    assert teacher.teacher_status == TeacherStatus.REJECTED
+    unlock = reverse("accounts:lockout_unlock")
+    response = client.post(unlock, {"kind": "account", "value": "stu\x00dent"}, follow=True)
+    assert response.status_code == 200
+    assert "Choose an account or an address to unlock." in response.content.decode()
+
+
 def test_the_shared_readers_accept_ascii_ids_and_text_only():
     from django.http import QueryDict
 

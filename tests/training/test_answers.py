@@ -366,6 +366,13 @@ def test_the_unit_a_statement_asks_for(statement, unit):
         ("-5/2", "-2 1/2", "expression"),
         ("1.75", "1 3/4", "number"),
         ("1.75", "1 3/4 m", "number"),
+        # Typed with a keyboard's fraction characters (a phone's ¾, the fraction slash).
+        ("7/4", "1¾", "expression"),
+        ("7/4", "1 ¾", "expression"),
+        ("1.75", "1¾", "number"),
+        ("1/2", "½", "expression"),
+        ("-5/2", "-2½", "expression"),
+        ("7/4", "1 3\u20444", "expression"),
     ],
 )
 def test_mixed_numbers_are_read_as_their_value(reference, prediction, kind):
@@ -375,3 +382,4 @@ def test_mixed_numbers_are_read_as_their_value(reference, prediction, kind):
 def test_an_improper_mixed_number_is_not_read_as_one():
     # "1 5/4" is not a mixed number; it must not silently become 9/4.
     assert not verify("9/4", "1 5/4", kind="expression")
+    assert not verify("9/4", "1¾", kind="expression")

@@ -20,6 +20,7 @@ from webapp.accounts.selectors import lockouts_current
 from webapp.accounts.services import lockout_clear, user_signup
 from webapp.core.errors import ServiceError
 from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest
+from webapp.core.params import param_text
 from webapp.core.rate_limits import client_address
 from webapp.core.roles import home_url_name_for, role_required
 
@@ -100,7 +101,7 @@ def teacher_decide(request: HtmxHttpRequest, teacher_id: int) -> HttpResponse:
         raise Http404("No such teacher or decision.")
     back = reverse("teacher_review:teacher_list") + f"?status={teacher.teacher_status}"
     try:
-        _DECISIONS[decision](teacher, request.user, request.POST.get("note", "")[:500])
+        _DECISIONS[decision](teacher, request.user, param_text(request.POST, "note", max_chars=500))
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
@@ -120,10 +121,15 @@ def lockouts(request: HttpRequest) -> HttpResponse:
     )
 
 
+# An account name or a client address as django-axes stores it (its columns hold 255 characters).
+_UNLOCK_VALUE_CHARS = 255
+
+
 @role_required("admin")
 @require_POST
 def lockout_unlock(request: AuthenticatedHttpRequest) -> HttpResponse:
-    kind, value = request.POST.get("kind", ""), request.POST.get("value", "")
+    kind = request.POST.get("kind", "")
+    value = param_text(request.POST, "value", max_chars=_UNLOCK_VALUE_CHARS)
     try:
         lockout_clear(kind=kind, value=value, actor=request.user)
     except ServiceError as exc:

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from webapp.audit.models import AuditAction
 from webapp.audit.selectors import audit_event_list
 from webapp.core.http import HtmxHttpRequest
+from webapp.core.params import param_text
 from webapp.core.roles import role_required
 
 EVENTS_PER_PAGE = 50
@@ -22,10 +23,10 @@ _QUERY_CHARS = 150
 @role_required("admin")
 @require_GET
 def audit_log(request: HtmxHttpRequest) -> HttpResponse:
-    action = request.GET.get("action", "")[:_QUERY_CHARS]
+    action = param_text(request.GET, "action", max_chars=_QUERY_CHARS)
     if action not in AuditAction.values:
         action = ""
-    who = request.GET.get("who", "")[:_QUERY_CHARS].strip()
+    who = param_text(request.GET, "who", max_chars=_QUERY_CHARS)
     events = Paginator(audit_event_list(action=action, who=who), EVENTS_PER_PAGE)
     filters = {key: value for key, value in (("action", action), ("who", who)) if value}
     return render(

@@ -323,13 +323,13 @@ def problem_create(request: AuthenticatedHttpRequest, problem_set_id: int) -> Ht
     form = ProblemForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.problem_create(
+            created = services.problem_create(
                 problem_set=problem_set, teacher=request.user, fields=form.service_fields()
             )
         except services.ProblemInvalid as exc:
             form.add_service_errors(exc.issues)
         else:
-            messages.success(request, "Problem added.")
+            messages.success(request, "Problem added." + _unit_note(form, created))
             if "add_another" in request.POST:
                 return redirect("problems:problem_create", problem_set_id=problem_set.pk)
             return redirect(_last_page_url(problem_set))
@@ -337,6 +337,18 @@ def problem_create(request: AuthenticatedHttpRequest, problem_set_id: int) -> Ht
         request,
         "problems/problem_form.html",
         {"form": form, "problem_set": problem_set, "problem": None},
+    )
+
+
+def _unit_note(form: ProblemForm, problem) -> str:
+    """What the upload preview says about a key without a unit, said after the form saves it."""
+    if form.cleaned_data.get("unit") or not problem.unit:
+        return ""
+    answer = problem.reference_answer
+    return (
+        f" The answer {answer} has no unit; the statement asks for {problem.unit}, so it is "
+        f"checked as {answer} {problem.unit} (answers in other units of the same quantity are "
+        "converted, others are wrong)."
     )
 
 
@@ -352,13 +364,13 @@ def problem_edit(request: AuthenticatedHttpRequest, problem_id: int) -> HttpResp
     form = ProblemForm(request.POST or None, initial=ProblemForm.initial_for(problem))
     if request.method == "POST" and form.is_valid():
         try:
-            services.problem_update(
+            problem = services.problem_update(
                 problem=problem, teacher=request.user, fields=form.service_fields()
             )
         except services.ProblemInvalid as exc:
             form.add_service_errors(exc.issues)
         else:
-            messages.success(request, "Problem saved.")
+            messages.success(request, "Problem saved." + _unit_note(form, problem))
             return redirect(_problem_url(problem))
     return render(
         request,
@@ -447,7 +459,7 @@ def set_review_list(request: HtmxHttpRequest) -> HttpResponse:
     show = request.GET.get("show", "practice")
     if show not in selectors.SET_REVIEW_FILTERS:
         show = "practice"
-    query = request.GET.get("q", "")[:200]
+    query = param_text(request.GET, "q", max_chars=200)
     sets = Paginator(selectors.set_review_list(show=show, query=query), REVIEW_SETS_PER_PAGE)
     return render(
         request,

@@ -264,6 +264,31 @@ def test_filters_and_search_render_only_the_list_for_htmx(teacher_client, teache
     assert "<html" in searched and "Compute 6*7." in searched and "Explain gravity." not in searched
 
 
+def test_the_form_says_when_a_keys_unit_came_from_the_statement(teacher_client, teacher):
+    # The upload preview says so; the single-problem form saved "135" as 135 m silently.
+    problem_set = ProblemSet.objects.create(owner=teacher, title="Motion")
+    form = {
+        "statement": "A ball rolls 135 m. How far does it roll, in metres?",
+        "domain": "science",
+        "answer_kind": "number",
+        "answer": "135",
+        "tolerance": "",
+        "unit": "",
+        "choices": "",
+        "solution": "",
+        "difficulty": "1",
+        "tags": "",
+    }
+    url = reverse("problems:problem_create", args=[problem_set.pk])
+    page = teacher_client.post(url, form, follow=True).content.decode()
+    assert Problem.objects.get().unit == "m"
+    assert "the statement asks for m, so it is checked as 135 m" in page
+    problem = Problem.objects.get()
+    edit = reverse("problems:problem_edit", args=[problem.pk])
+    page = teacher_client.post(edit, form | {"unit": "m"}, follow=True).content.decode()
+    assert "Problem saved." in page and "the statement asks for" not in page
+
+
 def test_new_empty_set_then_add_problems_one_by_one(teacher_client):
     response = teacher_client.post(
         reverse("problems:problem_set_create"), {"title": "Quiz", "description": ""}

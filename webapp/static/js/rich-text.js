@@ -8,8 +8,8 @@
  *
  * Math: $...$, $$...$$, \(...\), \[...\] and a bare \boxed{...}. A `$` follows pandoc's rule (the
  * opener has a non-space on its right, the closer a non-space on its left and no digit after it),
- * so "$5 and $10" stays text; \$ is a literal dollar; nothing inside code is math. A `*` between
- * two operands ("u*t", "64*7", "(a+b)*(c+d)") is a multiplication sign, not emphasis.
+ * so "$5 and $10" stays text; \$ is a literal dollar; nothing inside code is math. A `*` or `**`
+ * between two operands ("u*t", "64*7", "(a+b)*(c+d)", "x**2", "α*β") is an operator, not emphasis.
  *
  * Streaming without flicker: the text is cut into blocks at blank lines outside code fences and
  * display math. A block followed by another one is finished: it is rendered once and never
@@ -207,25 +207,24 @@
     },
   };
 
-  // Model text writes products with `*`: "64*7=448", "u*t + a*t^2/2", "(a+b)*(c+d)". A `*` with
-  // an operand on both sides (a letter, digit or closing bracket before it, a letter, digit,
-  // opening bracket or backslash after it) is a multiplication sign, never emphasis; emphasis
-  // is still written the Markdown way, with the star against a space ("a *word* here").
-  const OPERAND_BEFORE = /[A-Za-z0-9)\]}^.]$/;
-  const OPERAND_AFTER = /^\*[A-Za-z0-9([{\\]/;
+  // Model text writes products with `*` and powers with `**`: "64*7=448", "u*t + a*t^2/2",
+  // "(a+b)*(c+d)", "x**2 + y**2", "α*β", "x²*y". A `*` or `**` with an operand on both sides (a
+  // letter or digit of any script, or a closing bracket, before it; a letter, digit, opening
+  // bracket or backslash after it) is an operator, never emphasis; emphasis is still written the
+  // Markdown way, with the stars against a space ("a *word* here", "the **answer** is").
+  const OPERAND_BEFORE = /[\p{L}\p{N})\]}^.]$/u;
+  const OPERATOR_AFTER = /^\*{1,2}(?=[\p{L}\p{N}([{\\])/u;
   const operatorStar = {
     name: "operatorStar",
     level: "inline",
     start(src) {
-      const match = /[A-Za-z0-9)\]}^.]\*[A-Za-z0-9([{\\]/.exec(src);
+      const match = /[\p{L}\p{N})\]}^.]\*{1,2}[\p{L}\p{N}([{\\]/u.exec(src);
       return match ? match.index + 1 : undefined;
     },
     tokenizer(src, tokens) {
       const previous = tokens.length ? tokens[tokens.length - 1].raw : "";
-      if (OPERAND_BEFORE.test(previous) && OPERAND_AFTER.test(src)) {
-        return { type: "text", raw: "*", text: "*" };
-      }
-      return undefined;
+      const operator = OPERAND_BEFORE.test(previous) ? OPERATOR_AFTER.exec(src) : null;
+      return operator ? { type: "text", raw: operator[0], text: operator[0] } : undefined;
     },
   };
 
