@@ -35,8 +35,10 @@ PAGE_PROBES = """
 (() => {
   window.__firstTextAt = null;
   window.__socketOpenAt = null;
+  window.__socketCreatedAt = null;
   const NativeWebSocket = window.WebSocket;
   window.WebSocket = function (...args) {
+    window.__socketCreatedAt ??= Date.now();
     const socket = new NativeWebSocket(...args);
     socket.addEventListener('open', () => { window.__socketOpenAt ??= Date.now(); });
     return socket;
@@ -63,7 +65,8 @@ PAGE_TIMES = """() => {
   const asks = performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/solve/ask/'));
   const markup = asks.length ? asks[asks.length - 1].responseEnd
                              : performance.getEntriesByType('navigation')[0].responseEnd;
-  return {markup: at(markup), socket: window.__socketOpenAt, text: window.__firstTextAt};
+  return {markup: at(markup), created: window.__socketCreatedAt, socket: window.__socketOpenAt,
+          text: window.__firstTextAt};
 }"""
 # The redirect flow: the same form, but one htmx never processed, so the browser posts it natively.
 DETACH_HTMX = """() => {
@@ -208,6 +211,7 @@ def measure(page, url: str, flow: str, problem: str) -> dict | None:
         "engine's own time to first token": engine,
         "what the site adds (first token - engine)": times["text"] - submitted_at - engine,
         "  click -> attempt page markup received": times["markup"] - submitted_at,
+        "  click -> WebSocket created by the page": times["created"] - submitted_at,
         "  click -> WebSocket open": times["socket"] - submitted_at,
         "  WebSocket open -> first token visible": times["text"] - times["socket"],
     }
