@@ -11,9 +11,14 @@ its last is done) in pairs of alternating order (server, stack; then stack, serv
 side's engine processes held still (SIGSTOP), so only one engine computes at a time.
 
 A stack client behaves like a browser: it logs in through the log-in form (students the bench
-creates), POSTs the question to the ask form, follows the redirect and loads the attempt page,
-opens the page's WebSocket and reads until `done`. Its first-text clock starts at the POST (the
-click). For every stack request the bench rebuilds the text from what the client received
+creates), POSTs the question to the ask form, opens the generation's WebSocket and reads until
+`done`. How it gets from the POST to the socket is `--page-flow`: `inline` (what the page does with
+JavaScript: the POST is sent as htmx sends it and answers with the attempt page's content, which
+names the socket), `redirect` (the page without JavaScript, and every page before issue #18's page
+phase: the POST redirects, the client loads the attempt page, then opens its socket), or `both`
+(the stack's requests alternate the two, each client starting with a different one, so both flows
+meet the same load in the same rounds; first text is then also reported per flow). Its first-text
+clock starts at the POST (the click). For every stack request the bench rebuilds the text from what the client received
 (snapshot, then deltas in order) and compares it with the stored Generation row; every answer is
 compared, per prompt, with the server's text for the same prompt.
 
@@ -92,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eager", action="store_true", help="vLLM eager mode on both sides")
     parser.add_argument(
         "--stack-workers", type=int, default=1, help="inference workers on the stack's queue"
+    )
+    parser.add_argument(
+        "--page-flow",
+        choices=[*PAGE_FLOWS, "both"],
+        default="inline",
+        help="how a stack client gets from the ask POST to the socket (see above; default inline)",
     )
     parser.add_argument("--workdir", default="runs/bench-vs-vllm-server")
     parser.add_argument("--out", default="runs/bench-vs-vllm-server/results.json")
@@ -185,6 +196,32 @@ def sse_payloads(lines: list[str]) -> list[dict]:
             if data and data != "[DONE]":
                 payloads.append(json.loads(data))
     return payloads
+
+
+# inline: the POST answers with the attempt page's content (the page with JavaScript, htmx);
+# redirect: POST, redirect, GET of the attempt page (the page without JavaScript).
+PAGE_FLOWS = ("inline", "redirect")
+# The headers htmx sends with the ask form's POST (hx-target="#student-page").
+HTMX_ASK_HEADERS = {"HX-Request": "true", "HX-Target": "student-page"}
+
+
+def page_flow_for(choice: str, client: int, turn: int) -> str:
+    """The flow of client `client`'s `turn`-th request: `choice`, or with "both" the two in turn,
+    neighbouring clients starting with different ones (at N=1, inline then redirect then ...)."""
+    if choice != "both":
+        return choice
+    return PAGE_FLOWS[(client + turn) % len(PAGE_FLOWS)]
+
+
+def generation_id_in(html: str) -> int:
+    """The generation whose socket the attempt page (or the ask's inline answer) opens: the one
+    stream article still queued or running (the page's script opens only those)."""
+    for article in re.finditer(r"<article [^>]*>", html):
+        tag = article.group(0)
+        status = re.search(r'data-status="([^"]+)"', tag)
+        if status and status.group(1) in ("queued", "running"):
+            return int(re.search(r'data-generation-id="(\d+)"', tag).group(1))
+    raise ValueError("no unfinished generation in the page")
 
 
 def median_or_none(values: list[float]) -> float | None:
@@ -355,6 +392,7 @@ class Outcome:
     error: str = ""
     stream: StreamClient | None = None
     clicked_at: float = 0.0
+    page_flow: str = ""  # the stack's: inline or redirect
 
 
 async def server_request(http, url: str, prompt_index: int, ids: list[int], max_tokens: int):
@@ -424,11 +462,12 @@ class BrowserStudent:
     def cookie_header(self) -> str:
         return "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
 
-    async def ask(self, prompt_index: int) -> Outcome:
-        """The click (POST of the ask form), the redirect to the attempt page, its socket, until
-        `done`."""
-        outcome = Outcome(prompt_index)
+    async def ask(self, prompt_index: int, page_flow: str = "inline") -> Outcome:
+        """The click (POST of the ask form), the attempt page (`page_flow`: in the POST's answer,
+        or through the redirect and its GET), its socket, until `done`."""
+        outcome = Outcome(prompt_index, page_flow=page_flow)
         clicked = outcome.clicked_at = time.perf_counter()
+        inline = page_flow == "inline"
         try:
             response = await self.http.post(
                 "/solve/ask/",
@@ -437,15 +476,19 @@ class BrowserStudent:
                     "mode": "solve",
                     "csrfmiddlewaretoken": self.home_csrf,
                 },
+                headers=HTMX_ASK_HEADERS if inline else None,
             )
-            if response.status_code != 302:
-                outcome.error = f"ask: HTTP {response.status_code}"
+            if response.status_code != (200 if inline else 302):
+                outcome.error = f"ask ({page_flow}): HTTP {response.status_code}"
                 return outcome
-            page = await self.http.get(urljoin(self.stack.url, response.headers["location"]))
-            if page.status_code != 200:
-                outcome.error = f"attempt page: HTTP {page.status_code}"
-                return outcome
-            generation_id = int(re.search(r'data-generation-id="(\d+)"', page.text).group(1))
+            if inline:
+                page = response
+            else:
+                page = await self.http.get(urljoin(self.stack.url, response.headers["location"]))
+                if page.status_code != 200:
+                    outcome.error = f"attempt page: HTTP {page.status_code}"
+                    return outcome
+            generation_id = generation_id_in(page.text)
             stream = outcome.stream = StreamClient(self.stack, generation_id, self.cookie_header)
             stream.page_ms = (time.perf_counter() - clicked) * 1000
             await stream.open()
@@ -516,6 +559,7 @@ class Bench:
         self.redis = redis.Redis.from_url(services.redis_url)
         self.server_hold = ProcessHold.descendants_of(services.server.pid)
         self.stack_hold = stack_engines(stack)
+        self.turns: dict[int, int] = {}  # per stack client, its requests so far (page flows)
         self.server_texts: dict[int, tuple[str, str]] = {}
         self.stack_texts: dict[int, tuple[str, str]] = {}
 
@@ -536,7 +580,8 @@ class Bench:
         else:
 
             async def ask(i: int, p: int) -> Outcome:
-                return await self.students[i].ask(p)
+                turn = self.turns[i] = self.turns.get(i, -1) + 1
+                return await self.students[i].ask(p, page_flow_for(self.args.page_flow, i, turn))
 
             with self.server_hold.held():
                 outcomes, taken = await sustained(n, seconds, ask)
@@ -570,6 +615,7 @@ class Bench:
             "tokens": tokens,
             "seconds": taken,
             "ttft_ms": [o.first_text_ms for o in ok if o.first_text_ms is not None],
+            "ttft_ms_by_flow": ttft_by_flow(ok) if side == "stack" else {},
             "requests": len(outcomes),
             "failed": len(outcomes) - len(ok),
             "errors": sorted({o.error for o in outcomes if o.error})[:5],
@@ -617,8 +663,22 @@ class Bench:
         return {"prompts_compared": len(common), "prompts_differing": differ}
 
 
+def ttft_by_flow(outcomes: list[Outcome]) -> dict[str, list[float]]:
+    """The stack's first-text times (ms from the click) per page flow."""
+    by_flow: dict[str, list[float]] = {}
+    for outcome in outcomes:
+        if outcome.first_text_ms is not None:
+            by_flow.setdefault(outcome.page_flow, []).append(outcome.first_text_ms)
+    return by_flow
+
+
 def side_summary(rounds: list[dict]) -> dict:
     merged = merge_rounds(rounds)
+    flows = {flow for r in rounds for flow in r.get("ttft_ms_by_flow", {})}
+    merged["ttft_ms_median_by_flow"] = {
+        flow: median_or_none([t for r in rounds for t in r["ttft_ms_by_flow"].get(flow, [])])
+        for flow in sorted(flows)
+    }
     for key in (
         "engine_cpu_ms_per_token",
         "non_engine_cpu_ms_per_token",
@@ -678,7 +738,8 @@ def table(results: dict) -> str:
         "| rebuild failures (stack) |",
         "|" + "---|" * 11,
     ]
-    phases_rows = []
+    phases_rows: list[str] = []
+    flow_rows: list[str] = []
     for n, result in results.items():
         if not isinstance(n, int):
             continue
@@ -696,6 +757,11 @@ def table(results: dict) -> str:
             f"| {server['failed']} / {stack['failed']} "
             f"| {len(stack['rebuild_failures'])} of {stack['rebuild_checked']} |"
         )
+        by_flow = stack.get("ttft_ms_median_by_flow", {})
+        if len(by_flow) > 1:
+            flow_rows.append(
+                f"| {n} | " + " | ".join(fmt(by_flow.get(flow)) for flow in PAGE_FLOWS) + " |"
+            )
         phases = stack.get("phases_ms", {})
         phases_rows.append(
             f"| {n} | "
@@ -707,7 +773,8 @@ def table(results: dict) -> str:
         rows
         + [
             "",
-            "Stack request phases (median ms; page = click to the attempt page loaded, queue = "
+            "Stack request phases (median ms; page = click to the attempt page's markup "
+            "received (the POST's answer inline, the redirected GET's otherwise), queue = "
             "click to the worker's claim, to first delta = claim to the first delta event at "
             "the client (none when the answer was stored before the socket opened), stream = first text to `done`, finished to done = the row's finished_at to "
             "the client's `done`) and the worker's mean in-flight count",
@@ -716,6 +783,19 @@ def table(results: dict) -> str:
             "|" + "---|" * (len(PHASE_NAMES) + 2),
             *phases_rows,
             "",
+            *(
+                [
+                    "Click → first text p50 of the stack per page flow (`--page-flow both`: the "
+                    "flows alternate within the same rounds), ms",
+                    "",
+                    "| N | " + " | ".join(PAGE_FLOWS) + " |",
+                    "|" + "---|" * (len(PAGE_FLOWS) + 1),
+                    *flow_rows,
+                    "",
+                ]
+                if flow_rows
+                else []
+            ),
             f"Outputs per prompt, server against stack: {outputs.get('prompts_compared', 0)} "
             f"prompts compared, {len(outputs.get('prompts_differing', []))} differing "
             f"{outputs.get('prompts_differing', [])}",

@@ -1,14 +1,22 @@
 """Unit tests of bench/bench_vs_vllm_server.py's pure parts: rebuilding a page's text from the
 events it received, the first visible text, `INFO commandstats` deltas, server-sent-event parsing,
-the prompts, and the pairing and median-of-pairs arithmetic it shares with bench_streaming."""
+the prompts, the page flows a stack client alternates, and the pairing and median-of-pairs
+arithmetic it shares with bench_streaming."""
+
+import pytest
 
 from bench.bench_streaming import paired_comparison, paired_rounds
 from bench.bench_vs_vllm_server import (
     PROMPTS,
+    Outcome,
     commandstats_delta,
     first_text_index,
+    generation_id_in,
+    page_flow_for,
     rebuild,
+    side_summary,
     sse_payloads,
+    ttft_by_flow,
     without_own_reads,
 )
 
@@ -120,3 +128,53 @@ def test_paired_comparison_takes_the_median_of_per_pair_ratios():
     assert paired["throughput_ratio_median"] == 1.0
     assert paired["ttft_differences_ms"] == [100.0, 30.0, 0.0]
     assert paired["ttft_difference_ms_median"] == 30.0
+
+
+# --- page flows (the ask POST's answer inline, or the redirect and the attempt page's GET) -----
+
+
+def test_page_flow_is_the_choice_or_alternates_from_client_to_client():
+    assert [page_flow_for("inline", 0, turn) for turn in range(3)] == ["inline"] * 3
+    assert [page_flow_for("redirect", 1, turn) for turn in range(2)] == ["redirect"] * 2
+    # One client: inline, redirect, inline, ...; its neighbour starts with the other one.
+    assert [page_flow_for("both", 0, turn) for turn in range(4)] == [
+        "inline", "redirect", "inline", "redirect",
+    ]  # fmt: skip
+    assert [page_flow_for("both", client, 0) for client in range(3)] == [
+        "inline", "redirect", "inline",
+    ]  # fmt: skip
+
+
+ARTICLE = (
+    '<article class="generation" id="generation-{pk}" data-generation-id="{pk}" '
+    'data-kind="solution" data-status="{status}" data-ws-path="/ws/generations/{pk}/">'
+)
+
+
+def test_generation_id_in_the_page_is_the_unfinished_one():
+    page = ARTICLE.format(pk=7, status="done") + ARTICLE.format(pk=9, status="queued")
+    assert generation_id_in(page) == 9
+    assert generation_id_in("<title>t</title>" + ARTICLE.format(pk=4, status="running")) == 4
+    with pytest.raises(ValueError, match="no unfinished generation"):
+        generation_id_in(ARTICLE.format(pk=7, status="done"))
+
+
+def test_first_text_per_flow_and_its_medians_over_rounds():
+    outcomes = [
+        Outcome(0, first_text_ms=50.0, page_flow="inline"),
+        Outcome(1, first_text_ms=90.0, page_flow="redirect"),
+        Outcome(2, first_text_ms=None, page_flow="inline"),
+        Outcome(3, first_text_ms=70.0, page_flow="inline"),
+    ]
+    assert ttft_by_flow(outcomes) == {"inline": [50.0, 70.0], "redirect": [90.0]}
+    rounds = [
+        {"tokens": 10, "seconds": 1.0, "ttft_ms": [50.0, 90.0, 70.0], "requests": 4,
+         "ttft_ms_by_flow": ttft_by_flow(outcomes), "errors": [], "redis_commands": {},
+         "engine_cpu_ms_per_token": None, "non_engine_cpu_ms_per_token": None,
+         "pg_commits_per_generation": None, "redis_commands_per_generation": None},
+        {"tokens": 10, "seconds": 1.0, "ttft_ms": [30.0], "requests": 1,
+         "ttft_ms_by_flow": {"redirect": [30.0]}, "errors": [], "redis_commands": {},
+         "engine_cpu_ms_per_token": None, "non_engine_cpu_ms_per_token": None,
+         "pg_commits_per_generation": None, "redis_commands_per_generation": None},
+    ]  # fmt: skip
+    assert side_summary(rounds)["ttft_ms_median_by_flow"] == {"inline": 60.0, "redirect": 60.0}

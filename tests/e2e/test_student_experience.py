@@ -325,6 +325,79 @@ def ask_and_watch(page, live_site, workers, statement: str) -> Generation:
         return generation_row(page)
 
 
+# --- the click: the attempt page arrives in the ask's answer, its socket opens at once ------
+
+
+def test_asking_streams_into_the_page_without_loading_another(
+    student_page, live_site, inference_worker, browser, login
+):
+    page = student_page
+    page.goto(f"{live_site.url}/solve/")
+    # A mark on this document: still there after the click means no page was loaded.
+    page.evaluate("() => { window.__sameDocument = true; }")
+    documents = []
+    page.on("request", lambda r: documents.append(r.url) if r.resource_type == "document" else None)
+    page.get_by_label("Your problem").fill("Compute 47 + 38.")
+    page.get_by_role("button", name="Solve it step by step").click()
+
+    # The attempt's URL is in the address bar, and the first text streams in on this page.
+    page.wait_for_url(re.compile(r"/solve/attempts/\d+/$"))
+    wait_for_reasoning_longer_than(page, 0)
+    assert page.evaluate("() => window.__sameDocument") is True
+    assert documents == []  # no redirect, no GET of the attempt page
+    expect(page).to_have_title("Compute 47 + 38. · Ring Tutor")
+    expect(page.locator(".problem-statement")).to_have_text("Compute 47 + 38.")
+    attempt_url = page.url
+    generation = generation_row(page)
+    assert generation.attempt.problem.statement == "Compute 47 + 38."
+
+    # Reload: the whole attempt page, from the server.
+    page.reload()
+    assert page.evaluate("() => window.__sameDocument") is None
+    article = page.locator("article.generation").last
+    expect(article).to_have_attribute("id", f"generation-{generation.pk}")
+    expect(article).to_have_attribute("data-status", "done", timeout=GENERATION_TIMEOUT_MS)
+
+    # Back: the ask page, loaded afresh, lists the new attempt; forward: the attempt again.
+    page.go_back()
+    page.wait_for_url(f"{live_site.url}/solve/")
+    expect(page.get_by_role("heading", name="What are you working on?")).to_be_visible()
+    expect(page.locator(".attempt-list")).to_contain_text("Compute 47 + 38.")
+    page.go_forward()
+    page.wait_for_url(attempt_url)
+    expect(page.locator("article.generation").last).to_have_attribute(
+        "data-status", "done", timeout=GENERATION_TIMEOUT_MS
+    )
+
+    # Without JavaScript the same form posts, redirects and shows the attempt page.
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        plain = login(context.new_page(), "student")
+        plain.goto(f"{live_site.url}/solve/")
+        plain.get_by_label("Your problem").fill("Compute 64 * 7.")
+        plain.get_by_role("button", name="Give me a hint first").click()
+        plain.wait_for_url(re.compile(r"/solve/attempts/\d+/$"))
+        expect(plain.locator("article.generation h2")).to_have_text("Hint 1")
+        hint = Generation.objects.get(
+            pk=plain.locator("article.generation").get_attribute("data-generation-id")
+        )
+        assert hint.attempt.problem.statement == "Compute 64 * 7." and hint.kind == "hint"
+    finally:
+        context.close()
+
+
+def test_a_refused_ask_shows_the_reason_in_the_page(student_page, live_site):
+    page = student_page
+    page.goto(f"{live_site.url}/solve/")
+    page.get_by_role("button", name="Solve it step by step").click()
+    # The form comes back with its error, as without JavaScript; the address stays /solve/.
+    expect(page.locator("#statement-errors")).to_have_text("Type a problem first.")
+    assert page.url == f"{live_site.url}/solve/"
+    page.get_by_label("Your problem").fill("Compute 2 + 3.")
+    expect(page.locator("#statement-preview")).to_contain_text("Compute 2 + 3.")  # still wired
+    assert not Attempt.objects.exists()
+
+
 # A test generation takes about two seconds (600 tokens), and a loaded machine can deliver all of it
 # to the page at once, after the worker has finished. So a test that must act while a generation
 # runs holds the worker's engine: the worker claims the request and hands it to the engine, the

@@ -57,8 +57,12 @@ def generation_enqueue(
             code="prompt_too_long",
         )
     # Lock the student's row so two tabs cannot both pass the check below at the same moment.
-    get_user_model().objects.select_for_update().filter(pk=attempt.student_id).first()
-    active = generation_active_count(user=attempt.student)
+    # The locked row is the student for the checks too: `attempt.student` may not be loaded yet
+    # (an attempt just created by id), and reading it would be one more query.
+    student = get_user_model().objects.select_for_update().filter(pk=attempt.student_id).first()
+    if student is None:
+        raise ServiceError("That student does not exist.", code="not_found", status=404)
+    active = generation_active_count(user=student)
     if active >= limits["max_concurrent_per_user"]:
         raise ServiceError(
             f"You already have {active} solutions being written. Wait for one to finish "
@@ -66,7 +70,7 @@ def generation_enqueue(
             code="too_many_generations",
             status=429,
         )
-    quota = generation_quota(user=attempt.student)
+    quota = generation_quota(user=student)
     if quota.exhausted is not None:
         raise ServiceError(quota.refusal_message(), code="quota_exceeded", status=429)
     generation = Generation.objects.create(attempt=attempt, kind=kind, hint_index=hint_index)

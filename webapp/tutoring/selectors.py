@@ -217,8 +217,13 @@ class AttemptNextSteps:
         return self.next_hint_index + 1
 
 
-def attempt_next_steps(*, attempt: Attempt) -> AttemptNextSteps:
-    generations = list(attempt.generations.order_by("queued_at", "pk"))
+def attempt_next_steps(
+    *, attempt: Attempt, generations: list[Generation] | None = None
+) -> AttemptNextSteps:
+    """What the student may ask for next. `generations`: all of the attempt's, oldest first, when
+    the caller already holds them (an attempt it has just created), saving the query."""
+    if generations is None:
+        generations = list(attempt.generations.order_by("queued_at", "pk"))
     busy = any(g.status in _ACTIVE for g in generations)
     solution_asked = any(g.kind == GenerationKind.SOLUTION for g in generations)
     hints = [g for g in generations if g.kind == GenerationKind.HINT]

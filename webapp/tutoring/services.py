@@ -38,6 +38,7 @@ from webapp.tutoring.selectors import (
 
 if TYPE_CHECKING:
     from webapp.accounts.models import User
+    from webapp.classes.models import Assignment
 
 MAX_OWN_ANSWER_CHARS = 300
 MAX_FEEDBACK_TEXT_CHARS = 2000
@@ -114,6 +115,14 @@ def attempt_create(
         assignment = assignment_get_for_student(assignment_id=assignment_id, student=student)
         if assignment.problem_set_id != problem.problem_set_id:
             raise ServiceError("That problem is not part of this assignment.", code="mismatch")
+    return _attempt_start(student=student, problem=problem, mode=mode, assignment=assignment)
+
+
+def _attempt_start(
+    *, student: User, problem: Problem, mode: str, assignment: Assignment | None = None
+) -> Attempt:
+    """The attempt row and its first generation, for a problem already known to be open to the
+    student (the callers check; a typed problem is open by construction)."""
     # By id: `student` may be request.user's lazy wrapper, and the row's own user is a real one.
     attempt = Attempt.objects.create(
         student_id=student.pk, problem=problem, assignment=assignment, mode=mode
@@ -131,8 +140,12 @@ def attempt_create(
 def attempt_create_from_text(
     *, student: User, statement: str, mode: str = AttemptMode.SOLVE
 ) -> Attempt:
+    if mode not in AttemptMode.values:
+        raise ServiceError("Choose a full solution or hints.", code="bad_mode")
     problem = problem_for_typed_statement(student=student, statement=statement)
-    return attempt_create(student=student, problem=problem, mode=mode)
+    # The problem is one the student may open (a match among those) or their own new one, so the
+    # openness check of attempt_create would only repeat a query.
+    return _attempt_start(student=student, problem=problem, mode=mode)
 
 
 @transaction.atomic

@@ -1,7 +1,11 @@
 """The student's pages through Django's test client: role boundaries, only one's own attempts,
 escaping, the htmx partials and what they store."""
 
+import re
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.webapp.tutoring.conftest import finish
@@ -109,6 +113,131 @@ def test_asking_creates_an_attempt_and_opens_its_live_page(student_client, stude
     generation = attempt.generations.get()
     assert f'data-ws-path="/ws/generations/{generation.pk}/"' in page
     assert 'data-status="queued"' in page
+
+
+# --- asking with JavaScript: the attempt page in the POST's answer ---------------------------
+
+ARTICLE = re.compile(r"<article .*?</article>", re.S)
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+
+
+def without_csrf(html: str) -> str:
+    """The markup without its CSRF tokens (masked afresh on every render)."""
+    return CSRF_INPUT.sub("", html)
+
+
+def test_asking_with_htmx_answers_with_the_attempt_page_and_pushes_its_url(student_client, student):
+    response = student_client.post(
+        reverse("tutoring:attempt_create"),
+        {"statement": "Solve $3x+5=20$", "mode": "solve"},
+        **HTMX,
+    )
+    attempt = Attempt.objects.get(student=student)
+    generation = attempt.generations.get()
+    url = reverse("tutoring:attempt_detail", args=[attempt.pk])
+    assert response.status_code == 200
+    assert response["HX-Push-Url"] == url  # the address bar, reload and back: the attempt page
+    fragment = response.content.decode()
+    assert "<html" not in fragment and "<script" not in fragment
+    assert fragment.lstrip().startswith("<title>Solve $3x+5=20$ · Ring Tutor</title>")
+    assert f'data-ws-path="/ws/generations/{generation.pk}/"' in fragment
+    # The same markup as the page a reload (or the redirect without JavaScript) gets.
+    page = student_client.get(url).content.decode()
+    assert ARTICLE.findall(without_csrf(fragment)) == ARTICLE.findall(without_csrf(page))
+    assert 'data-status="queued"' in fragment
+    for part in ('id="timeline"', 'id="attempt-actions"', 'id="own-answer"', "Breadcrumbs"):
+        assert part in fragment and part in page
+    assert "More help once this one has finished, or stop it." in fragment
+
+
+def test_starting_a_problem_of_a_set_with_htmx_answers_with_the_attempt_page(
+    student_client, student, assigned_set
+):
+    problem = assigned_set.problems.get()
+    assignment = assigned_set.assignments.get()
+    response = student_client.post(
+        reverse("tutoring:problem_start", args=[problem.pk]),
+        {"mode": "tutor", "assignment": assignment.pk},
+        **HTMX,
+    )
+    attempt = Attempt.objects.get(student=student)
+    url = reverse("tutoring:attempt_detail", args=[attempt.pk])
+    assert response.status_code == 200 and response["HX-Push-Url"] == url
+    fragment = response.content.decode()
+    page = student_client.get(url).content.decode()
+    assert ARTICLE.findall(without_csrf(fragment)) == ARTICLE.findall(without_csrf(page))
+    assert "Hint 1" in fragment and "Hints used: <strong>1</strong> of 3" in fragment
+    # The breadcrumbs lead back to the assignment, as on the page.
+    assert reverse("tutoring:assignment_detail", args=[assignment.pk]) in fragment
+
+
+def test_refusals_of_an_htmx_ask_show_the_home_page_with_the_reason(
+    student_client, student, settings
+):
+    ask = reverse("tutoring:attempt_create")
+    cases = [
+        ({"statement": "", "mode": "solve"}, "Type a problem first."),
+        (
+            {"statement": "x" * (settings.INFERENCE["MAX_PROMPT_CHARS"] + 1), "mode": "solve"},
+            "Ensure this value has at most",
+        ),
+    ]
+    for data, message in cases:
+        response = student_client.post(ask, data, **HTMX)
+        assert response.status_code == 422
+        assert response["HX-Retarget"] == "#student-page"
+        html = response.content.decode()
+        assert message in html and 'class="ask-form"' in html and "<html" not in html
+        # Exactly what the page without JavaScript shows, in place of the page's content.
+        plain = student_client.post(ask, data).content.decode()
+        assert without_csrf(html).strip() in without_csrf(plain)
+    settings.GENERATION_QUOTA_PER_HOUR = 0
+    response = student_client.post(ask, {"statement": "Compute 2 + 2.", "mode": "solve"}, **HTMX)
+    assert response.status_code == 422 and response["HX-Retarget"] == "#student-page"
+    assert "the most the site allows (0)" in response.content.decode()
+    assert not Attempt.objects.exists()
+
+
+def test_a_refused_htmx_start_says_why_in_the_page_alert(student_client, practice_set, settings):
+    settings.INFERENCE = {**settings.INFERENCE, "MAX_CONCURRENT_PER_USER": 0}
+    start = reverse("tutoring:problem_start", args=[practice_set.problems.first().pk])
+    response = student_client.post(start, {"mode": "solve"}, **HTMX)
+    assert response.status_code == 422 and response["HX-Retarget"] == "#page-alert"
+    assert "You already have 0 solutions being written" in response.content.decode()
+    response = student_client.post(start, {"mode": "bogus"}, **HTMX)
+    assert response.status_code == 422 and response["HX-Retarget"] == "#page-alert"
+    assert "Choose a full solution or hints." in response.content.decode()
+    assert not Attempt.objects.exists()
+
+
+# Pinned query budgets (CaptureQueriesContext counts every statement: the session's and the user's,
+# and 4 SAVEPOINT / RELEASE of the two atomic blocks, which are savepoints inside a test's own
+# transaction). The click with JavaScript is one request; without, the POST and the redirected GET
+# (13 + 9 when pinned, 15 inline: the page's 9 became the generation and the quota).
+ASK_POST_QUERY_BUDGET = 13
+ASK_WITH_HTMX_QUERY_BUDGET = 15
+
+
+def test_the_ask_requests_stay_within_their_query_budgets(student_client, student):
+    ask = reverse("tutoring:attempt_create")
+    # Warm the caches a first request fills (content types, the site's settings), as on a server.
+    student_client.post(ask, {"statement": "Compute 1 + 1.", "mode": "solve"})
+    Generation.objects.update(status="done")
+    with CaptureQueriesContext(connection) as post:
+        response = student_client.post(ask, {"statement": "Compute 2 + 2.", "mode": "solve"})
+    assert response.status_code == 302
+    with CaptureQueriesContext(connection) as page:
+        student_client.get(response["Location"])
+    Generation.objects.update(status="done")
+    with CaptureQueriesContext(connection) as inline:
+        response = student_client.post(
+            ask, {"statement": "Compute 3 + 3.", "mode": "solve"}, **HTMX
+        )
+    assert response.status_code == 200
+    assert len(post) <= ASK_POST_QUERY_BUDGET, [q["sql"] for q in post]
+    assert len(inline) <= ASK_WITH_HTMX_QUERY_BUDGET, [q["sql"] for q in inline]
+    # One request in place of two, and fewer queries than the two together.
+    assert len(inline) < len(post) + len(page)
 
 
 def test_an_empty_or_too_long_problem_is_a_form_error(student_client, settings):

@@ -1,6 +1,7 @@
 /*
  * The ask form: a live preview of the problem as it will be shown (Markdown + LaTeX, through the
  * same safe renderer as the solutions), and Ctrl/Cmd+Enter to submit from the text area.
+ * (Submitting it is htmx's: the attempt page comes back in the answer, see student_home.html.)
  */
 (function () {
   "use strict";
@@ -22,14 +23,24 @@
     textarea.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
         event.preventDefault();
+        // A click, not requestSubmit(button): htmx sends the clicked button's name and value
+        // (mode=solve) only for a button it saw clicked.
         const solve = textarea.form.querySelector("button[value=solve]");
-        textarea.form.requestSubmit(solve || undefined);
+        if (solve) solve.click();
+        else textarea.form.requestSubmit();
       }
     });
     update();
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
-    for (const textarea of document.querySelectorAll("textarea[data-preview-target]")) wire(textarea);
+  // On page load and whenever htmx swaps a form in (a refused ask comes back with its errors).
+  const wired = new WeakSet();
+  htmx.onLoad((root) => {
+    const scope = root && root.querySelectorAll ? root : document;
+    for (const textarea of scope.querySelectorAll("textarea[data-preview-target]")) {
+      if (wired.has(textarea)) continue;
+      wired.add(textarea);
+      wire(textarea);
+    }
   });
 })();
