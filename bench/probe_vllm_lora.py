@@ -73,7 +73,7 @@ async def _probe_all(engine: Any, prompts: list[list[int]], adapter: Any = None)
     ]
 
 
-def _max_diff(a: list[Any], b: list[Any]) -> float | None:
+def max_logprob_gap(a: list[Any], b: list[Any]) -> float | None:
     """Largest |log p| difference over the probes' prompt and completion tokens, or None when the
     two engines chose different greedy tokens (the log-probs are then not of the same tokens)."""
     worst = 0.0
@@ -152,7 +152,7 @@ async def hot_load_check(args: argparse.Namespace, work: Path) -> dict[str, Any]
         await merged_engine.shutdown()
     hot_report = compare_with_reference(reference, hot, tolerance=args.tolerance)
     full_report = compare_with_reference(reference, full, tolerance=args.tolerance)
-    between = _max_diff(hot, full)
+    between = max_logprob_gap(hot, full)
     result.update(
         {
             "hot_load_vs_ringmodel_merged": hot_report.summary(),
