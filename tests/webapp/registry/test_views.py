@@ -1,11 +1,16 @@
 """The dashboard's pages and actions: role boundaries, the promote/override/rollback forms, the
 launch form (documented defaults, pool count, validation) and the job page (escaped samples)."""
 
+import json
+import uuid
+
 import pytest
 from django.urls import reverse
 
+from inference_contract.protocol import SWAP_LOG_KEY, heartbeat_key
 from tests.webapp.registry.factories import domain_result, make_pool_problems, make_version
 from webapp.accounts.services import user_create
+from webapp.core.redis_client import redis_client
 from webapp.registry.models import (
     ModelVersion,
     PromotionEvent,
@@ -177,3 +182,32 @@ def test_cancel_from_the_job_page(client, users, job):
     assert response.status_code == 200
     job.refresh_from_db()
     assert job.status == "cancelled" and job.cancel_requested
+
+
+def test_the_serving_panel_says_base_plus_adapter_and_the_swap_path(client, users):
+    """A worker serving a LoRA version by hot-load (worker/inference/lora.py) shows the version
+    and what it is made of; the recent swaps say which way each worker went."""
+    worker_id = f"view-test-{uuid.uuid4().hex[:6]}"
+    beat = {
+        "worker_id": worker_id,
+        "state": "serving",
+        "model_version": "ring-tiny-lora-v7",
+        "serving": {
+            "base": "ring-tiny",
+            "adapter": {"label": "ring-tiny-lora-v7", "path": "/x/adapter", "id": 3},
+            "lora": True,
+        },
+    }
+    swap = {"worker_id": worker_id, "label": "ring-tiny-lora-v7", "ok": True, "seconds": 1.5}
+    swap["swap_path"] = "lora-hot-load"
+    redis = redis_client()
+    redis.set(heartbeat_key(worker_id), json.dumps(beat), ex=60)
+    redis.lpush(SWAP_LOG_KEY, json.dumps(swap))
+    try:
+        client.force_login(users["admin"])
+        page = client.get(reverse("registry:serving")).content.decode()
+    finally:
+        redis.delete(heartbeat_key(worker_id))
+        redis.lrem(SWAP_LOG_KEY, 1, json.dumps(swap))
+    assert "ring-tiny + adapter ring-tiny-lora-v7 (LoRA hot-load)" in page
+    assert f"{worker_id} → ring-tiny-lora-v7 by lora-hot-load" in page

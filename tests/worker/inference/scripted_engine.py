@@ -2,13 +2,15 @@
 
 It "generates" a fixed completion a few characters per step with a small delay, honours `abort`
 (the request ends with finish_reason "abort", as vLLM's does) and `max_tokens` ("length"), counts
-requests in flight, and records what was asked of it. Every character is one token with
+requests in flight, and records what was asked of it: each request's LoRA adapter (what vLLM
+would get as its `lora_request`), the adapters added and removed. An adapter whose path is in
+`refuse_adapters` fails to load, as vLLM's `add_lora` does for files it cannot use. Every character is one token with
 log-probability -0.01, except the first token of the second step, `weakest_logprob`. The integration tests run the real engine.
 """
 
 import asyncio
 
-from worker.inference.engine import Chunk, ModelSpec
+from worker.inference.engine import Adapter, Chunk, ModelSpec
 
 
 class ScriptedEngine:
@@ -32,6 +34,12 @@ class ScriptedEngine:
         # Requests whose consumer closed them before the end (vLLM aborts those).
         self.dropped: set[str] = set()
         self.closed = False
+        # request id -> the adapter it carried (None: the base alone)
+        self.lora_requests: dict[str, Adapter | None] = {}
+        self.adapters: dict[int, Adapter] = {}  # loaded now, by int id
+        self.added: list[Adapter] = []
+        self.removed: list[Adapter] = []
+        self.refuse_adapters: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -41,9 +49,12 @@ class ScriptedEngine:
     def text_tokens(self, text: str) -> int:
         return len(text)  # one token per character, as `stream` counts them
 
-    async def stream(self, request_id, prompt_ids, *, max_tokens, temperature, top_p):
+    async def stream(self, request_id, prompt_ids, *, max_tokens, temperature, top_p, adapter=None):
         assert not self.closed, "a request reached an engine that was shut down"
+        if adapter is not None:
+            assert adapter.int_id in self.adapters, "a request carried an adapter never loaded"
         self.requests.append(request_id)
+        self.lora_requests[request_id] = adapter
         self.in_flight += 1
         self._idle.clear()
         ended = False
@@ -73,6 +84,16 @@ class ScriptedEngine:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._idle.set()
+
+    async def add_adapter(self, adapter: Adapter) -> None:
+        if adapter.path in self.refuse_adapters:
+            raise RuntimeError(f"Loading lora {adapter.name} failed: No adapter found")
+        self.adapters[adapter.int_id] = adapter
+        self.added.append(adapter)
+
+    async def remove_adapter(self, adapter: Adapter) -> None:
+        self.adapters.pop(adapter.int_id, None)
+        self.removed.append(adapter)
 
     async def abort(self, request_id: str) -> None:
         self.aborted.add(request_id)

@@ -14,7 +14,6 @@ import json
 import math
 import subprocess
 import time
-import uuid
 
 import psutil
 import pytest
@@ -37,14 +36,11 @@ from inference_contract.protocol import (
 from inference_contract.redis_retry import async_retry_options
 from ringmodel.checkpoint import CheckpointError
 from tests.fixtures.services import free_port
-from webapp.accounts.services import user_create
-from webapp.problems.content_key import problem_content_key
-from webapp.problems.models import Problem
 from webapp.registry.models import ModelVersion, VersionStatus
 from webapp.tutoring import events
 from webapp.tutoring.generation_services import generation_cancel
 from webapp.tutoring.models import Attempt, Generation
-from worker.inference.config import EngineSettings, WorkerConfig, config_from_settings
+from worker.inference.config import EngineSettings, WorkerConfig
 from worker.inference.engine import ModelSpec
 from worker.inference.engine_check import CheckReport
 from worker.inference.worker import InferenceWorker
@@ -93,50 +89,6 @@ def scripted_worker(config: WorkerConfig, engines) -> InferenceWorker:
     return InferenceWorker(
         config, engine_factory=engines, reference_loader=load_reference, engine_checker=check
     )
-
-
-@pytest.fixture
-def student(transactional_db):
-    return user_create(username=f"s-{uuid.uuid4().hex[:6]}", password="x", validate=False)
-
-
-@pytest.fixture
-def problem(transactional_db):
-    statement = "Compute 47 + 38."
-    return Problem.objects.create(
-        statement=statement,
-        content_key=problem_content_key(statement),
-        answer_kind="number",
-        reference_answer="85",
-    )
-
-
-@pytest.fixture
-def config():
-    tag = uuid.uuid4().hex[:8]
-    base = config_from_settings()
-    return base.with_overrides(
-        worker_id=f"unit-{tag}",
-        redis_url=settings.REDIS_URL,
-        stream=f"test:{tag}:generations",
-        group=f"test-{tag}",
-        fallback_model="v1-path",
-        engine=dataclasses.replace(base.engine, max_model_len=400, max_num_seqs=8),
-        sampling=dataclasses.replace(base.sampling, max_new_tokens=300),
-        flush_interval_ms=20,
-        heartbeat_interval_s=0.2,
-        claim_min_idle_ms=400,
-        reconcile_interval_s=0,
-        freeze_gc=False,  # the worker shares pytest's process here
-    )
-
-
-@pytest.fixture
-async def aredis(config):
-    client = aioredis.Redis.from_url(config.redis_url, decode_responses=True)
-    yield client
-    await client.delete(config.stream)
-    await client.aclose()
 
 
 async def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
