@@ -7,7 +7,6 @@ and on the job socket. Set UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/trai
 docs/images/dashboard.png from this run.
 """
 
-import os
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.fixtures.browser import docs_screenshot
 from tests.webapp.registry.conftest import TINY_JOB_HYPERPARAMETERS, write_tiny_checkpoint
 from tests.webapp.registry.factories import make_pool_problems
 from webapp.registry.models import (
@@ -44,13 +44,6 @@ def admin_site(demo_users, tiny_base_checkpoint, settings, tmp_path):
         label="tiny-base", path=str(tiny_base_checkpoint), status=VersionStatus.CHAMPION
     )
     return demo_users
-
-
-def _save_screenshot(page, name: str) -> None:
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-        target = ROOT / "docs" / "images" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(target), full_page=True)
 
 
 def test_admin_launches_a_job_watches_it_live_and_promotes_the_result(
@@ -88,7 +81,7 @@ def test_admin_launches_a_job_watches_it_live_and_promotes_the_result(
         "() => Chart.getChart('chart-tokens').data.datasets[0].data.map(p => p.y)"
     )
     assert tokens == [job.metrics.get(step=s).metrics["tokens_trained"] for s in (1, 2)]
-    _save_screenshot(page, "training-job.png")
+    docs_screenshot(page, "training-job")
 
     # The job queued evaluations of its result and of the base model; then promote it.
     candidate = TrainingJob.objects.get(pk=job.pk).result_model
@@ -107,7 +100,7 @@ def test_admin_launches_a_job_watches_it_live_and_promotes_the_result(
     expect(page.locator(f"tr[data-version='{candidate.label}']")).to_contain_text("Champion")
     candidate.refresh_from_db()
     assert candidate.status == VersionStatus.CHAMPION
-    _save_screenshot(page, "dashboard.png")
+    docs_screenshot(page, "dashboard")
 
 
 def test_other_roles_are_refused_in_the_browser_and_on_the_job_socket(

@@ -7,14 +7,13 @@ changes nothing; Cancel job asks too; the job page follows a job to its end with
 Set UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/firstweek-*.png from this run.
 """
 
-import os
 import threading
-from pathlib import Path
 
 import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
+from tests.fixtures.browser import docs_screenshot
 from tests.webapp.registry.factories import domain_result
 from webapp.registry.models import (
     Evaluation,
@@ -28,13 +27,6 @@ from webapp.registry.training_jobs import services as training_services
 from webapp.registry.training_jobs.evaluation import evaluation_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-
-def screenshot(page, name: str) -> None:
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-        page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
 
 
 def evaluate(version: ModelVersion, results: dict, **options) -> Evaluation:
@@ -91,7 +83,7 @@ def test_figures_say_how_they_were_measured_and_promote_is_confirmed(
     quick = champion_row.locator("[data-eval-settings=quick]")
     expect(quick).to_contain_text("Quick check (1/level, ≤16 tokens")
     expect(quick).to_contain_text("math 0.0% n=4")
-    screenshot(page, "firstweek-dashboard-evaluations")
+    docs_screenshot(page, "firstweek-dashboard-evaluations")
 
     # Promote asks first and cites the evaluation; dismissing it changes nothing.
     messages = []
@@ -145,4 +137,4 @@ def test_cancel_is_confirmed_and_the_job_page_follows_the_job_to_its_end(
     expect(page.locator("#job-status")).to_have_text("Succeeded")
     expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)
     expect(page.locator("#live-state")).to_have_text("finished (succeeded)")
-    screenshot(page, "firstweek-job-finished")
+    docs_screenshot(page, "firstweek-job-finished")

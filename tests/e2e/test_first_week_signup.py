@@ -5,17 +5,13 @@ to the field, and a good one creates the account.
 Set UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/firstweek-signup.png from this run.
 """
 
-import os
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
+from tests.fixtures.browser import docs_screenshot
 from webapp.accounts.models import User
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 def test_sign_up_shows_the_password_rules_and_creates_a_teacher(transactional_db, live_site, page):
@@ -35,8 +31,7 @@ def test_sign_up_shows_the_password_rules_and_creates_a_teacher(transactional_db
     page.get_by_role("button", name="Sign up").click()
     expect(page.get_by_role("alert").filter(has_text="entirely numeric")).to_be_visible()
     expect(page.get_by_label("Username")).to_have_value("ms-okafor")
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-        page.screenshot(path=str(IMAGES / "firstweek-signup.png"), full_page=True)
+    docs_screenshot(page, "firstweek-signup")
 
     page.get_by_label("Password", exact=True).fill("quiet-harbour-71")
     page.get_by_label("Password again").fill("quiet-harbour-71")

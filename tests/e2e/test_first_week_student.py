@@ -7,13 +7,12 @@ and no page asks for a favicon that is not there.
 Set UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/firstweek-*.png from this run.
 """
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.fixtures.browser import docs_screenshot
 from webapp.classes.models import Enrollment
 from webapp.classes.services import assignment_create, classroom_create
 from webapp.problems.content_key import problem_content_key
@@ -22,13 +21,7 @@ from webapp.tutoring.models import Attempt, AttemptMode, Generation, GenerationK
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 OK_GREEN = "rgb(15, 122, 58)"
-
-
-def screenshot(page, name: str) -> None:
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-        page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
 
 
 def problem(problem_set, statement: str, answer: str, kind: str = "expression") -> Problem:
@@ -64,7 +57,7 @@ def test_progress_mixed_numbers_and_one_rule_for_solved(assigned, live_site, pag
     progress = page.get_by_label("0 of 2 solved")
     expect(progress).to_have_text("0/2 solved")
     assert progress.evaluate("el => getComputedStyle(el).color") != OK_GREEN
-    screenshot(page, "firstweek-student-home")
+    docs_screenshot(page, "firstweek-student-home")
 
     # A mixed number is accepted for 7/4; a later wrong answer does not unsolve the problem.
     page.get_by_role("link", name="Fractions week").click()
@@ -84,7 +77,7 @@ def test_progress_mixed_numbers_and_one_rule_for_solved(assigned, live_site, pag
     row = page.locator(".attempt-row").first
     expect(row.locator("[data-solved]")).to_have_text("✓ you solved it: 1 3/4")
     expect(row.get_by_text("your last answer here")).to_be_visible()
-    screenshot(page, "firstweek-history-solved")
+    docs_screenshot(page, "firstweek-history-solved")
 
     page.goto(f"{live_site.url}/solve/")
     done = page.get_by_label("1 of 2 solved")
@@ -122,7 +115,7 @@ def test_the_tutors_products_keep_their_multiplication_signs(demo_users, live_si
     expect(hint).to_contain_text("s = u*t + a*t^2/2, where u*t is the distance")
     expect(hint).to_contain_text("(a+b)*(c+d)")
     assert hint.locator("em").all_inner_texts() == ["emphasis"]
-    screenshot(page, "firstweek-hint-operators")
+    docs_screenshot(page, "firstweek-hint-operators")
 
 
 # What the renderer makes of operators the tutor (or a student) writes: every star kept, emphasis

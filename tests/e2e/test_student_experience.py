@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import expect
 
 from ringmodel import read_manifest
+from tests.fixtures.browser import docs_screenshot
 from tests.fixtures.inference import wait_for_row
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.models import Problem, ProblemSet
@@ -396,6 +398,39 @@ def test_a_refused_ask_shows_the_reason_in_the_page(student_page, live_site):
     page.get_by_label("Your problem").fill("Compute 2 + 3.")
     expect(page.locator("#statement-preview")).to_contain_text("Compute 2 + 3.")  # still wired
     assert not Attempt.objects.exists()
+
+
+def test_a_failed_ask_says_so_and_keeps_what_was_typed(student_page, live_site):
+    page = student_page
+    page.goto(f"{live_site.url}/solve/")
+    page.get_by_label("Your problem").fill("Compute 2 + 3.")
+    # The site answers 500, then the network is gone: each says so, and the question stays.
+    page.route("**/solve/ask/", lambda route: route.fulfill(status=500, body="boom"))
+    page.get_by_role("button", name="Solve it step by step").click()
+    alert = page.locator("#request-error")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("Something went wrong on the site (500)")
+    docs_screenshot(page, "request-failed")
+    page.unroute("**/solve/ask/")
+    page.route("**/solve/ask/", lambda route: route.abort())
+    page.get_by_role("button", name="Solve it step by step").click()
+    expect(alert).to_contain_text("could not be reached")
+    expect(page.get_by_label("Your problem")).to_have_value("Compute 2 + 3.")
+    page.get_by_role("button", name="Dismiss").click()
+    expect(alert).to_be_hidden()
+    assert not Attempt.objects.exists()
+
+
+def test_an_ask_after_the_session_ended_goes_to_the_log_in_page(student_page, live_site):
+    page = student_page
+    page.goto(f"{live_site.url}/solve/")
+    page.get_by_label("Your problem").fill("Compute 2 + 3.")
+    # The session ended (logged out in another tab, expired); the CSRF cookie is still there.
+    page.context.clear_cookies(name=settings.SESSION_COOKIE_NAME)
+    page.get_by_role("button", name="Solve it step by step").click()
+    # The whole page becomes the log-in page, which comes back to the ask page, not to a fragment.
+    page.wait_for_url(re.compile(r"/accounts/login/\?next=/solve/$"))
+    expect(page.get_by_role("button", name=re.compile("Log in", re.I))).to_be_visible()
 
 
 # A test generation takes about two seconds (600 tokens), and a loaded machine can deliver all of it

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django_htmx.http import HttpResponseClientRedirect
 
 from webapp.accounts.models import Role
 from webapp.core.errors import ServiceError
@@ -33,6 +34,17 @@ def user_has_role(user: User | AnonymousUser | None, *roles: str) -> bool:
     return user.role in roles
 
 
+def _to_login(request: HttpRequest) -> HttpResponse:
+    """The log-in page, then back. An htmx request would follow a plain redirect inside its XHR
+    and swap the log-in page into a part of the page, so it is told to load the log-in page as a
+    whole, coming back to the page the person was on (not to the fragment's URL)."""
+    htmx = getattr(request, "htmx", None)
+    if htmx:
+        back = htmx.current_url_abs_path or "/"
+        return HttpResponseClientRedirect(redirect_to_login(back).url)
+    return redirect_to_login(request.get_full_path())
+
+
 def role_required(*roles: str) -> Callable:
     """Decorate a function view so only signed-in users with one of `roles` (or admins) reach it."""
     unknown = set(roles) - set(Role.values)
@@ -42,7 +54,7 @@ def role_required(*roles: str) -> Callable:
         @wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
+                return _to_login(request)
             if not user_has_role(request.user, *roles):
                 raise PermissionDenied("This page is not available for your role.")
             return view(request, *args, **kwargs)

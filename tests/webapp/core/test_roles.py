@@ -29,6 +29,18 @@ def test_anonymous_is_sent_to_login(client, page):
     assert response["Location"].startswith(reverse("accounts:login"))
 
 
+def test_an_anonymous_htmx_request_loads_the_log_in_page_as_a_whole(client):
+    """htmx would follow a redirect inside its request and swap the log-in page into a fragment;
+    it is told to load the log-in page, which then returns to the page the person was on."""
+    response = client.post(
+        reverse("tutoring:attempt_create"),
+        {"statement": "Compute 2 + 3."},
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/solve/?x=1"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == reverse("accounts:login") + "?next=/solve/%3Fx%3D1"
+
+
 @pytest.mark.parametrize(
     "role,page,status",
     [
