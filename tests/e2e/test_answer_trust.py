@@ -112,7 +112,11 @@ def test_a_wrong_answer_gets_the_disagreement_and_the_hint_path(
     keep_screenshot(page, tmp_path, "answer-disputed.png")
 
     notice.get_by_role("button", name="Start again with hints").click()
-    page.wait_for_url(re.compile(r"/solve/attempts/\d+/$"))
+    # The page is already on an attempt's URL: wait for the new attempt's, not a match of the old.
+    here = f"/solve/attempts/{generation.attempt_id}/"
+    page.wait_for_url(
+        lambda url: re.search(r"/solve/attempts/\d+/$", url) is not None and not url.endswith(here)
+    )
     attempt = Attempt.objects.order_by("-pk").first()
     assert attempt.pk != generation.attempt_id and attempt.mode == AttemptMode.TUTOR
     assert attempt.problem_id == generation.attempt.problem_id

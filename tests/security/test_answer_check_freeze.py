@@ -90,17 +90,28 @@ def _cookies(client, user) -> dict[str, str]:
             settings.CSRF_COOKIE_NAME: token}  # fmt: skip
 
 
-def _login_page_times_while(live_site, hostile) -> tuple[list[float], float]:
-    """Run `hostile()` in a thread and time anonymous login-page requests until it returns."""
+def _login_page_times_while(
+    live_site, hostile, *, min_samples: int = 0, max_rounds: int = 8
+) -> tuple[list[float], float]:
+    """Run `hostile()` in a thread and time anonymous login-page requests until it returns.
+
+    With `min_samples`, `hostile()` is sent again (up to `max_rounds` times) until that many
+    log-in pages were timed while it ran: a hostile request the site now answers quickly would
+    otherwise leave one sample, and one request's scheduling noise is not a median. The time
+    returned is the first round's."""
     done = threading.Event()
     hostile_time = []
+    times: list[float] = []
 
     def run():
-        start = time.monotonic()
         try:
-            hostile()
+            for _ in range(max_rounds):
+                start = time.monotonic()
+                hostile()
+                hostile_time.append(time.monotonic() - start)
+                if len(times) >= min_samples:
+                    break
         finally:
-            hostile_time.append(time.monotonic() - start)
             done.set()
 
     with httpx.Client(base_url=live_site.url, timeout=60) as anonymous:
@@ -108,7 +119,6 @@ def _login_page_times_while(live_site, hostile) -> tuple[list[float], float]:
         thread = threading.Thread(target=run)
         thread.start()
         time.sleep(0.1)  # the hostile request is in the server
-        times = []
         while not done.is_set():
             start = time.monotonic()
             assert anonymous.get("/accounts/login/").status_code == 200
@@ -167,7 +177,7 @@ def test_login_answers_in_time_while_a_hostile_upload_is_read(
             )  # fmt: skip
 
     budget = _login_budget(live_site)
-    times, hostile_time = _login_page_times_while(live_site, hostile)
+    times, hostile_time = _login_page_times_while(live_site, hostile, min_samples=5)
     print(f"upload: answered in {hostile_time:.2f} s; log-in pages meanwhile {times}")
     assert replies[0].status_code in (200, 302, 400)
     assert times, "the upload came back before any login request was timed"
