@@ -300,12 +300,12 @@
 
   htmx.onLoad(startStreams);
   // An ask answered in place (the attempt page swapped into #student-page, its URL pushed) is a new
-  // page to a screen reader and a keyboard: focus moves to its heading, as a page load would.
+  // page to a screen reader and a keyboard: focus moves to its heading (tabindex=-1 in the
+  // template), as a page load would.
   document.addEventListener("htmx:afterSettle", (event) => {
     if (event.detail.target.id !== "student-page") return;
     const heading = event.detail.target.querySelector("#problem-title");
     if (!heading) return;
-    heading.setAttribute("tabindex", "-1");
     heading.focus({ preventScroll: true });
   });
   window.RingTutorStreams = { of: (article) => streams.get(article) || null };
