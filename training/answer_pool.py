@@ -5,15 +5,17 @@ sympy's big-integer arithmetic holds the GIL for as long as one multiplication l
 `(999*999)!` checked inside a web server's thread could neither be interrupted nor let the other
 requests run. Here the cheap part of a check (numbers, fractions, choice letters, the guards that
 refuse giant powers and factorials) runs in the caller's process through `training.answers` with
-`symbolic=False`; only what needs math-verify goes to a small pool of worker processes
-(`python -m training.answer_pool`). A call that runs past the limit has its worker killed (SIGKILL)
-and replaced, and the caller gets `None` — "couldn't check" — instead of a hung page. Callers may be
-threads of any process (a web server, a Celery worker, the inference worker); the workers are
-started lazily, one per concurrent caller up to the pool's size.
+`symbolic=False`; only what needs math-verify goes to a small pool of worker processes. A call that runs past the
+limit has its worker killed (SIGKILL) and replaced, and the caller gets `None` — "couldn't check" —
+instead of a hung page. Callers may be threads of any process (a web server, a Celery worker, the
+inference worker); the workers are started lazily, one per concurrent caller up to the pool's size.
 
-The protocol is one JSON line per request and per reply on the worker's stdin and stdout. A worker
-exits when its stdin closes (its parent is gone); each check also raises the worker's CPU limit by
-only a few seconds, so a worker orphaned in the middle of a check still ends on its own.
+Workers are forks of a zygote (`python -m training.answer_pool`, one per pool) that imported sympy
+and math-verify once, so a replacement is ready in milliseconds instead of a fresh interpreter's
+seconds of imports. The protocol is one JSON line per request and per reply on a socket pair
+between the caller and its worker. A worker exits when the caller's end closes (its caller is
+gone); each check also raises the worker's CPU limit by only a few seconds, so a worker orphaned in
+the middle of a check still ends on its own.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import logging
 import os
 import queue
 import select
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -43,9 +47,9 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TIMEOUT_S = 1.0
 DEFAULT_WORKERS = 2
-# Starting a worker imports sympy and math-verify and warms their caches: a second or two, more
-# on a busy machine. A check that finds its worker still starting waits this long at most, then
-# is "couldn't check" while the worker goes on starting for the next one.
+# Starting the zygote imports sympy and math-verify and warms their caches: a second or two, more
+# on a busy machine (a forked worker is ready at once after that). A check that finds its worker
+# still starting waits this long at most, then is "couldn't check" while it goes on starting.
 START_WAIT_S = 5.0
 # A worker orphaned mid-check is stopped by the kernel after this many CPU seconds.
 _CPU_SECONDS_PER_CHECK = 10
@@ -61,6 +65,10 @@ REFERENCE_PATIENCE_S = 60.0
 
 class _WorkerLost(Exception):
     """The worker did not answer in time, or died."""
+
+
+class _NoReplyInTime(_WorkerLost):
+    """The worker is alive but did not answer before the deadline."""
 
 
 class _StillStarting(Exception):
@@ -79,21 +87,66 @@ class CheckFailed(RuntimeError):
     """The checker raised an unexpected error on this input (reported by the worker)."""
 
 
-class _Worker:
+class _Zygote:
+    """A process that imports sympy and math-verify once, then forks a ready worker per request.
+
+    A worker killed for running past the limit used to be replaced by a fresh interpreter, which
+    spent a second or more (several on a busy machine) importing sympy before it could check
+    anything: a student sending one costly answer after another kept the whole pool starting.
+    A fork of this warm process is ready in milliseconds, and shares the imported libraries'
+    memory with it. The caller hands each new worker's end of a socket pair over the control
+    socket (SCM_RIGHTS); the fork talks to the caller on it directly, so the zygote never relays
+    a check. It exits when the control socket closes (its owner is gone).
+    """
+
     def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         # One thread per worker: a check is small and the pool's size is the parallelism.
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "training.answer_pool"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None,  # the parent's log: a worker that cannot start says why there
-            close_fds=True,
-        )
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "training.answer_pool", str(theirs.fileno())],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=None,  # the parent's log: a zygote that cannot start says why there
+                stderr=None,
+                pass_fds=[theirs.fileno()],
+            )
+        self._control = ours
+
+    def spawn(self) -> socket.socket:
+        """Ask for a worker; returns the caller's end of its socket at once. The worker says it
+        is ready on that socket once the zygote has finished starting and has forked it."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with theirs:
+            try:
+                socket.send_fds(self._control, [b"w"], [theirs.fileno()])
+            except OSError:
+                ours.close()
+                raise
+        return ours
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        self._control.close()  # the zygote reads end-of-file and exits
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class _Worker:
+    """The caller's side of one forked worker: one JSON line per request and per reply."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self.channel = channel
+        self.pid: int | None = None  # from the worker's "ready" line
         self.ready = False
         self._buffer = b""
 
@@ -102,16 +155,14 @@ class _Worker:
         `_StillStarting` when the worker is not ready within `start_wait`."""
         if not self.ready:
             try:
-                self._read_line(time.monotonic() + start_wait)
-            except _WorkerLost as error:
-                if self.process.poll() is None:
-                    raise _StillStarting() from error
-                raise
+                hello = json.loads(self._read_line(time.monotonic() + start_wait))
+            except _NoReplyInTime as error:
+                raise _StillStarting() from error
+            self.pid = int(hello["pid"])
             self.ready = True
         try:
-            self.process.stdin.write(json.dumps(request).encode() + b"\n")
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError) as error:
+            self.channel.sendall(json.dumps(request).encode() + b"\n")
+        except OSError as error:
             raise _WorkerLost(f"the worker is gone ({error})") from error
         reply = json.loads(self._read_line(time.monotonic() + timeout))
         if "error" in reply:
@@ -119,30 +170,28 @@ class _Worker:
         return reply["result"]
 
     def _read_line(self, deadline: float) -> bytes:
-        fd = self.process.stdout.fileno()
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise _WorkerLost("no reply in time")
-            readable, _, _ = select.select([fd], [], [], remaining)
+                raise _NoReplyInTime("no reply in time")
+            readable, _, _ = select.select([self.channel], [], [], remaining)
             if not readable:
                 continue
-            chunk = os.read(fd, 65536)
+            chunk = self.channel.recv(65536)
             if not chunk:
-                raise _WorkerLost(f"the worker exited ({self.process.poll()})")
+                raise _WorkerLost("the worker exited")
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
+        if self.pid is not None:
             try:
-                stream.close()
-            except OSError:
+                os.kill(self.pid, signal.SIGKILL)  # reaped by the zygote (SIGCHLD ignored)
+            except ProcessLookupError:
                 pass
+        # A worker not yet forked (or not yet ready) reads end-of-file here and exits.
+        self.channel.close()
 
 
 class AnswerCheckPool:
@@ -160,9 +209,30 @@ class AnswerCheckPool:
 
     def _reset(self) -> None:
         self._pid = os.getpid()
+        self._zygote: _Zygote | None = None
         # First in, first out: a replacement still starting goes behind the workers that are ready.
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
+
+    def _spawn(self) -> _Worker:
+        """A new worker, forked by this process's zygote (started, or restarted if it died).
+        Called with the lock held."""
+        if self._zygote is not None and self._zygote.alive():
+            try:
+                worker = _Worker(self._zygote.spawn())
+            except OSError:
+                logger.warning("the answer checker's zygote is gone; starting another")
+            else:
+                self._all.append(worker)
+                self._idle.put(worker)
+                return worker
+        if self._zygote is not None:
+            self._zygote.close()
+        self._zygote = _Zygote()
+        worker = _Worker(self._zygote.spawn())
+        self._all.append(worker)
+        self._idle.put(worker)
+        return worker
 
     def call(self, op: str, *, patience_s: float | None = None, **kwargs: Any) -> Any:
         """Run `op` ("verify" or "reference") in a worker. Raises `CheckerUnavailable` when no
@@ -195,9 +265,7 @@ class AnswerCheckPool:
                 self._reset()  # a forked child (a Celery pool process): the workers are not ours
             # All at once: the others import sympy while the first call waits for its worker.
             while len(self._all) < self.workers:
-                worker = _Worker()
-                self._all.append(worker)
-                self._idle.put(worker)
+                self._spawn()
         try:
             return self._idle.get(timeout=patience)
         except queue.Empty:
@@ -208,19 +276,21 @@ class AnswerCheckPool:
         with self._lock:
             if worker in self._all:
                 self._all.remove(worker)
-            # Start the replacement now, so its imports are done before the next check needs it.
+            # Fork the replacement now: it is ready (a fork of the warm zygote) before the next
+            # check needs it.
             if self._pid == os.getpid() and len(self._all) < self.workers:
-                replacement = _Worker()
-                self._all.append(replacement)
-                self._idle.put(replacement)
+                self._spawn()
 
     def close(self) -> None:
         with self._lock:
             workers, self._all = self._all, []
+            zygote, self._zygote = self._zygote, None
             self._idle = queue.Queue()
         if self._pid == os.getpid():
             for worker in workers:
                 worker.kill()
+            if zygote is not None:
+                zygote.close()
 
 
 def bounded_verify(
@@ -292,12 +362,11 @@ def shared_pool(*, workers: int = DEFAULT_WORKERS, timeout_s: float = DEFAULT_TI
         return _shared
 
 
-# --- the worker process ------------------------------------------------------------------------
+# --- the zygote and its workers ---------------------------------------------------------------
 
 
-def _serve() -> None:
-    import resource
-
+def _zygote_main(control_fd: int) -> None:
+    """Import and warm the checker once, then fork a worker for each socket the owner sends."""
     logging.basicConfig(level=logging.ERROR)
     # Warm math-verify's lazy imports, so no check pays for them; then forget the warm-up's
     # parses, which a busy machine may have cut off with math-verify's own alarm (an empty parse
@@ -305,12 +374,38 @@ def _serve() -> None:
     verify("x^2+1", "1+x^2", kind="expression")
     verify("\\sqrt{2}", "1.41421356", kind="number", tolerance=1e-3)
     _parse_cached.cache_clear()
-    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
-    sys.stdout = sys.stderr  # nothing a library prints can corrupt the replies
+    sys.stdout = sys.stderr  # nothing a library prints reaches a socket
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the workers
+    control = socket.socket(fileno=control_fd)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 16, 1)
+        except OSError:
+            return
+        if not message:
+            return  # the owner is gone
+        for fd in fds:
+            if os.fork() == 0:
+                code = 1
+                try:
+                    control.close()
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    _serve(socket.socket(fileno=fd))
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(fd)
+
+
+def _serve(channel: socket.socket) -> None:
+    """A worker: answer checks one JSON line at a time until the caller closes its end."""
+    import resource
+
     operations = {"verify": verify, "reference": check_reference_parses}
-    protocol.write('{"ready": true}\n')
-    protocol.flush()
-    for line in sys.stdin:
+    stream = channel.makefile("rwb")
+    stream.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
+    stream.flush()
+    for line in stream:
         request = json.loads(line)
         used = resource.getrusage(resource.RUSAGE_SELF)
         cpu = int(used.ru_utime + used.ru_stime) + _CPU_SECONDS_PER_CHECK
@@ -320,9 +415,9 @@ def _serve() -> None:
             reply = {"result": operations[request["op"]](**request["kwargs"])}
         except Exception as error:  # noqa: BLE001 - reported to the caller, who logs it
             reply = {"error": f"{type(error).__name__}: {error}"}
-        protocol.write(json.dumps(reply) + "\n")
-        protocol.flush()
+        stream.write(json.dumps(reply).encode() + b"\n")
+        stream.flush()
 
 
 if __name__ == "__main__":
-    _serve()
+    _zygote_main(int(sys.argv[1]))

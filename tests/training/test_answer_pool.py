@@ -1,7 +1,8 @@
 """The answer-check pool: symbolic checks in worker processes under a hard wall-clock limit.
 
-Real worker processes throughout (`python -m training.answer_pool`); the slow inputs are real
-ones that pass the cheap guards (`(999*999)!` is a factorial of 998001, minutes of sympy).
+Real processes throughout (the zygote `python -m training.answer_pool` and its forked workers); the
+slow inputs are real ones that pass the cheap guards (`(999*999)!` is a factorial of 998001,
+minutes of sympy).
 """
 
 import threading
@@ -54,16 +55,44 @@ def test_symbolic_answers_are_checked_in_the_pool(pool):
     assert bounded_reference_check(pool, "\\frac{x}{2}+1", "expression") is None
 
 
+def _ready_workers(pool):
+    """Every worker of the pool, once each has said it is ready (their pids)."""
+    deadline = time.monotonic() + 120
+    while not pool._all or not all(worker.ready for worker in pool._all):
+        assert time.monotonic() < deadline
+        _checked_once_started(pool, "x+1", "1+x", kind="expression")
+    return {worker.pid for worker in pool._all}
+
+
+def _parent_pid(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
 def test_a_check_past_the_limit_is_unchecked_and_its_worker_replaced(pool):
-    before = {worker.process.pid for worker in pool._all}
+    before = _ready_workers(pool)
+    zygote = pool._zygote.process.pid
     start = time.monotonic()
     assert bounded_verify(pool, "5", SLOW, kind="expression") is None
     assert time.monotonic() - start < pool.timeout_s + 0.5
-    killed = before - {worker.process.pid for worker in pool._all}
-    assert len(killed) == 1
-    assert len(pool._all) == len(before)  # a replacement is starting
-    # The next checks are answered (by a ready worker or the replacement once started).
-    assert _checked_once_started(pool, "x+1", "1+x", kind="expression") is True
+    after = _ready_workers(pool)
+    assert len(before - after) == 1 and len(after) == len(before)  # one killed, one forked
+    # The replacement is a fork of the same warm zygote: no interpreter re-imported sympy.
+    assert pool._zygote.process.pid == zygote
+    assert {_parent_pid(pid) for pid in after} == {zygote}
+
+
+def test_a_pool_kept_busy_by_costly_answers_answers_the_next_check():
+    # One worker: the check right after a kill can only be answered by its replacement, forked
+    # from the zygote (how much sooner than a fresh interpreter: bench/bench_answer_check_restart).
+    single = AnswerCheckPool(workers=1, timeout_s=1.0)
+    try:
+        _ready_workers(single)
+        for _ in range(3):
+            assert bounded_verify(single, "5", SLOW, kind="expression") is None
+            assert bounded_verify(single, "x+1", "1+x", kind="expression") is True
+    finally:
+        single.close()
 
 
 def test_a_reference_check_past_the_limit_is_reported_as_unreadable():
@@ -102,9 +131,38 @@ def test_callers_in_threads_are_each_bounded(pool):
     assert _checked_once_started(pool, "x+1", "1+x", kind="expression") is True
 
 
-def test_workers_exit_when_the_pool_closes():
+def _gone(pid, within=10.0):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_workers_and_zygote_exit_when_the_pool_closes():
     pool = AnswerCheckPool(workers=1, timeout_s=1.0)
-    assert _checked_once_started(pool, "x+1", "1+x", kind="expression") is True
-    process = pool._all[0].process
+    (worker,) = _ready_workers(pool)
+    zygote = pool._zygote.process
     pool.close()
-    assert process.poll() is not None
+    assert zygote.poll() is not None
+    assert _gone(worker)
+
+
+def test_a_dead_zygote_is_started_again():
+    pool = AnswerCheckPool(workers=1, timeout_s=1.0)
+    try:
+        _ready_workers(pool)
+        first = pool._zygote.process
+        first.kill()
+        first.wait()
+        # The ready worker outlives its zygote; its replacement needs a new zygote.
+        assert bounded_verify(pool, "5", SLOW, kind="expression") is None
+        assert _checked_once_started(pool, "x+1", "1+x", kind="expression") is True
+        assert pool._zygote.process.pid != first.pid
+    finally:
+        pool.close()
