@@ -211,6 +211,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PROBLEM_UPLOAD_MAX_BYTES = _env_int("PROBLEM_UPLOAD_MAX_BYTES", 5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PROBLEM_UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = PROBLEM_UPLOAD_MAX_BYTES + 1024 * 1024
+# A file at or under both of these is read during the upload request (an instant preview); a bigger
+# one is stored and read by the Celery task problems.read_upload while the preview shows progress,
+# so no request spends seconds of CPU reading 20,000 rows. A read that says nothing for
+# PROBLEM_UPLOAD_READ_TIMEOUT_SECONDS (its worker died) is shown as failed, with "Try again".
+PROBLEM_UPLOAD_INLINE_MAX_LINES = _env_int("PROBLEM_UPLOAD_INLINE_MAX_LINES", 500)
+PROBLEM_UPLOAD_INLINE_MAX_BYTES = _env_int("PROBLEM_UPLOAD_INLINE_MAX_BYTES", 16 * 1024)
+PROBLEM_UPLOAD_READ_TIMEOUT_SECONDS = _env_int("PROBLEM_UPLOAD_READ_TIMEOUT_SECONDS", 600)
 
 # Answer checks on what people type (a student's answer, a teacher's reference answer) that need
 # the symbolic parser run in separate worker processes, each check killed after this many seconds

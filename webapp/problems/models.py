@@ -14,6 +14,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Domain(models.TextChoices):
@@ -142,8 +143,21 @@ class OnError(models.TextChoices):
     STOP = "stop", "Stop on the first error: import nothing until the file is fixed"
 
 
+class UploadState(models.TextChoices):
+    READING = "reading", "Being read"  # a big file waits for, or is in, the read task
+    READY = "ready", "Ready to preview"
+    REFUSED = "refused", "Refused"  # the read task refused the file (`read_error`)
+    FAILED = "failed", "Could not be read"  # the read task crashed; the teacher may try again
+
+
 class ProblemUpload(models.Model):
     """A parsed upload, kept server-side between the preview and the teacher's confirmation.
+
+    A small file is read during the upload request and staged `ready`. A bigger one is stored as
+    it came (`raw_data`, with the teacher's choices) in state `reading` and read by the Celery task
+    `problems.read_upload`, which saves `read_done`/`read_total` as it goes and drops the bytes
+    once it has read them; `read_try` numbers the tries, so a task of an earlier try never writes
+    over a later one.
 
     `items` holds one dict per item of the file: {"number", "line", "status" ("ready", "error",
     "duplicate"), "data" (Problem field values), "errors" and "warnings" ([field, message] pairs),
@@ -176,10 +190,22 @@ class ProblemUpload(models.Model):
     # when a file holds too many to check during the request); the import waits for zero.
     pending_checks = models.PositiveIntegerField(default=0)
     checks_total = models.PositiveIntegerField(default=0)
+    # Reading a big file in the background (`problems.read_upload`).
+    state = models.CharField(max_length=8, choices=UploadState.choices, default=UploadState.READY)
+    raw_data = models.BinaryField(null=True, blank=True, editable=False)
+    requested_format = models.CharField(max_length=8, default="auto")
+    default_domain = models.CharField(max_length=16, choices=Domain.choices, default=Domain.MATH)
+    read_try = models.PositiveIntegerField(default=0)
+    read_done = models.PositiveIntegerField(default=0)
+    read_total = models.PositiveIntegerField(default=0)  # 0 until the file is parsed
+    read_progress_at = models.DateTimeField(null=True, blank=True)
+    read_error = models.TextField(blank=True)
+    read_error_details = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "state"])]
 
     @property
     def item_count(self) -> int:
@@ -188,3 +214,14 @@ class ProblemUpload(models.Model):
     @property
     def checks_done(self) -> int:
         return self.checks_total - self.pending_checks
+
+    @property
+    def read_has_failed(self) -> bool:
+        """The read task crashed, or has said nothing for PROBLEM_UPLOAD_READ_TIMEOUT_SECONDS (its
+        worker died): the teacher may try again."""
+        if self.state == UploadState.FAILED:
+            return True
+        if self.state != UploadState.READING or self.read_progress_at is None:
+            return False
+        silent = (timezone.now() - self.read_progress_at).total_seconds()
+        return silent > settings.PROBLEM_UPLOAD_READ_TIMEOUT_SECONDS

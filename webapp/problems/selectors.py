@@ -8,13 +8,14 @@ approved for training. The admin's set review reads every teacher's sets (`set_r
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, Q, QuerySet
 
 from webapp.core.errors import ServiceError
-from webapp.problems.models import AnswerKind, Problem, ProblemSet, ProblemUpload
+from webapp.problems.models import AnswerKind, Problem, ProblemSet, ProblemUpload, UploadState
 from webapp.tutoring.models import Attempt
 
 if TYPE_CHECKING:
@@ -118,8 +119,13 @@ def problem_get(*, teacher: User, problem_id: int) -> Problem:
     return problem
 
 
-def problem_upload_get(*, teacher: User, token: str) -> ProblemUpload:
-    upload = ProblemUpload.objects.filter(owner=teacher, token=token).first()
+def problem_upload_get(*, teacher: User, token: str, with_items: bool = True) -> ProblemUpload:
+    """The teacher's staged upload, without the stored bytes of a file still to be read (and,
+    for a status poll, without its items)."""
+    uploads = ProblemUpload.objects.filter(owner=teacher, token=token).defer("raw_data")
+    if not with_items:
+        uploads = uploads.defer("raw_data", "items")
+    upload = uploads.first()
     if upload is None:
         raise ServiceError(
             "That upload is no longer waiting: it was imported, discarded or expired. "
@@ -128,6 +134,15 @@ def problem_upload_get(*, teacher: User, token: str) -> ProblemUpload:
             status=404,
         )
     return upload
+
+
+def problem_upload_refused(*, teacher: User, token: uuid.UUID) -> ProblemUpload | None:
+    """The teacher's upload that the background reader refused, for the upload page to explain."""
+    return (
+        ProblemUpload.objects.filter(owner=teacher, token=token, state=UploadState.REFUSED)
+        .defer("raw_data", "items")
+        .first()
+    )
 
 
 def existing_problems_by_key(*, teacher: User, keys: list[str]) -> dict[str, str]:

@@ -1,7 +1,10 @@
 """Writes for problem sets: upload → preview → import, single problems, sets, training exclusion.
 
 An upload is read whole (`importers.read_problem_file`), checked for duplicates within the file and
-against the teacher's stored problems, and staged as a `ProblemUpload` the teacher previews. Only
+against the teacher's stored problems, and staged as a `ProblemUpload` the teacher previews. A small
+file is read during the upload request; a bigger one (over PROBLEM_UPLOAD_INLINE_MAX_LINES or
+_BYTES) is stored and read by the same code in a Celery task (`problems.read_upload`), so no request
+spends seconds reading 20,000 rows, while the preview shows how far it is. Only
 `problem_upload_import` creates problems, in one transaction: either every importable item lands or
 none does. A refused file (`UploadRefused`) stages nothing at all. When a file holds many symbolic
 answers, the verifier reads them in a Celery task (`problems.check_upload_answers`) while the preview
@@ -16,12 +19,15 @@ approved what they saw, not what came later). Each of these decisions is an audi
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -32,9 +38,25 @@ from webapp.core.after_commit import enqueue_on_commit
 from webapp.core.errors import ServiceError
 from webapp.core.roles import ensure_may_publish
 from webapp.problems.content_key import problem_content_key
-from webapp.problems.importers import Issue, RawItem, ValidatedItem, read_problem_file
+from webapp.problems.importers import (
+    FORMAT_CHOICES,
+    Issue,
+    RawItem,
+    ReadFile,
+    UploadRefused,
+    ValidatedItem,
+    read_problem_file,
+)
+from webapp.problems.importers.decoding import check_upload_size
 from webapp.problems.importers.validation import check_reference, validate_item
-from webapp.problems.models import OnError, Problem, ProblemSet, ProblemUpload
+from webapp.problems.models import (
+    Domain,
+    OnError,
+    Problem,
+    ProblemSet,
+    ProblemUpload,
+    UploadState,
+)
 from webapp.problems.selectors import existing_problems_by_key
 
 if TYPE_CHECKING:
@@ -48,6 +70,10 @@ INLINE_ANSWER_CHECKS = 150
 # How often the background check saves its progress for the preview.
 CHECK_PROGRESS_SECONDS = 2.0
 UPLOAD_EXPIRES_AFTER = timedelta(days=1)
+# Big files are read by a Celery task; a teacher may have this many being read at once.
+MAX_FILES_READING_PER_TEACHER = 3
+FORMAT_NAMES = {name for name, _ in FORMAT_CHOICES}
+logger = logging.getLogger(__name__)
 _PROBLEM_FIELDS = (
     "statement",
     "domain",
@@ -83,6 +109,66 @@ class ImportResult:
 # --- upload, preview, import ----------------------------------------------------------------
 
 
+def problem_upload_receive(
+    *,
+    teacher: User,
+    data: bytes,
+    filename: str,
+    format: str = "auto",
+    default_domain: str = "math",
+    on_error: str = OnError.SKIP,
+    title: str = "",
+    target_set: ProblemSet | None = None,
+) -> ProblemUpload:
+    """The upload request's half: a small file is read and staged at once (`ready`); a bigger one
+    is stored as it came, with the teacher's choices, and read by the Celery task
+    `problems.read_upload` (`problem_upload_read`) while the preview shows progress.
+
+    The size limit is checked before anything else; raises UploadRefused for a refused file and
+    ServiceError when the teacher already has MAX_FILES_READING_PER_TEACHER files being read.
+    """
+    check_upload_size(data, max_bytes=settings.PROBLEM_UPLOAD_MAX_BYTES)
+    _ensure_target(target_set, teacher)
+    options = {
+        "filename": filename,
+        "format": format,
+        "default_domain": default_domain,
+        "on_error": on_error,
+        "title": title,
+        "target_set": target_set,
+    }
+    if _read_inline(data):
+        return problem_upload_preview(teacher=teacher, data=data, **options)
+    with transaction.atomic():
+        # One teacher's uploads at a time, so two at once cannot both pass the limit.
+        get_user_model().objects.select_for_update().filter(pk=teacher.pk).first()
+        reading = _uploads_being_read(teacher).count()
+        if reading >= MAX_FILES_READING_PER_TEACHER:
+            raise ServiceError(
+                f"You already have {reading} files being read. Wait until one of their previews "
+                "appears (its page shows how far it is), then upload this file again.",
+                code="too_many_reading",
+                status=429,
+            )
+        _expire_old_uploads()
+        ProblemUpload.objects.filter(owner=teacher, state=UploadState.REFUSED).delete()
+        staged = ProblemUpload.objects.create(
+            owner=teacher,
+            filename=filename[:255],
+            title=title[:200],
+            target_set=target_set,
+            on_error=on_error if on_error in OnError.values else OnError.SKIP,
+            state=UploadState.READING,
+            raw_data=data,
+            requested_format=format if format in FORMAT_NAMES else "auto",
+            default_domain=default_domain if default_domain in Domain.values else Domain.MATH,
+            read_try=1,
+            read_progress_at=timezone.now(),
+        )
+        enqueue_on_commit("problems.read_upload", staged.pk, staged.read_try)
+    return staged
+
+
 def problem_upload_preview(
     *,
     teacher: User,
@@ -94,9 +180,160 @@ def problem_upload_preview(
     title: str = "",
     target_set: ProblemSet | None = None,
 ) -> ProblemUpload:
-    """Read a file and stage it for the teacher's preview; raises UploadRefused for a bad file."""
+    """Read a file now and stage it for the teacher's preview; raises UploadRefused for a bad
+    file. The upload request calls it (through `problem_upload_receive`) only for small files."""
+    _ensure_target(target_set, teacher)
+    read, items = _read_and_stage(
+        data, teacher=teacher, filename=filename, format=format, default_domain=default_domain
+    )
+    _expire_old_uploads()
+    staged = ProblemUpload.objects.create(
+        owner=teacher,
+        target_set=target_set,
+        **_staged_fields(read, items, filename=filename, title=title, on_error=on_error),
+    )
+    if read.pending_checks:
+        enqueue_on_commit("problems.check_upload_answers", staged.pk)
+    return staged
+
+
+class _ReadSuperseded(Exception):
+    """The upload was discarded, or a newer try took over, while this task was reading it."""
+
+
+def problem_upload_read(*, upload_id: int, attempt: int) -> str:
+    """The background half of a big upload (the task `problems.read_upload`): read the stored
+    bytes exactly as a small file is read in the request, saving progress every PROGRESS_EVERY
+    items, and stage the preview (`ready`, the bytes dropped). A file the reader refuses becomes
+    `refused` (the message is kept for the upload page); an unexpected error `failed`, keeping the
+    bytes for another try. Every write is conditional on the try number, so the task of an older
+    try stops instead of overwriting a newer one. Returns the state it left (or why it stopped).
+    """
+    mine = ProblemUpload.objects.filter(pk=upload_id, state=UploadState.READING, read_try=attempt)
+    staged = mine.select_related("owner").first()
+    if staged is None or staged.raw_data is None:
+        return "superseded"
+
+    def progress(done: int, total: int) -> None:
+        saved = mine.update(read_done=done, read_total=total, read_progress_at=timezone.now())
+        if not saved:
+            raise _ReadSuperseded
+
+    try:
+        read, items = _read_and_stage(
+            bytes(staged.raw_data),
+            teacher=staged.owner,
+            filename=staged.filename,
+            format=staged.requested_format,
+            default_domain=staged.default_domain,
+            progress=progress,
+        )
+    except _ReadSuperseded:
+        return "superseded"
+    except UploadRefused as exc:
+        mine.update(
+            state=UploadState.REFUSED,
+            read_error=exc.message,
+            read_error_details=exc.details,
+            raw_data=None,
+            read_progress_at=timezone.now(),
+        )
+        return UploadState.REFUSED
+    except Exception:
+        logger.exception("could not read upload %s (try %s)", upload_id, attempt)
+        mine.update(
+            state=UploadState.FAILED,
+            read_error="The reader stopped with an unexpected error.",
+            read_progress_at=timezone.now(),
+        )
+        return UploadState.FAILED
+    fields = _staged_fields(
+        read, items, filename=staged.filename, title=staged.title, on_error=staged.on_error
+    )
+    with transaction.atomic():
+        saved = mine.update(
+            **fields,
+            state=UploadState.READY,
+            raw_data=None,
+            read_done=len(items),
+            read_total=len(items),
+            read_progress_at=timezone.now(),
+        )
+        if saved and read.pending_checks:
+            enqueue_on_commit("problems.check_upload_answers", upload_id)
+    return UploadState.READY if saved else "superseded"
+
+
+def problem_upload_retry(*, upload: ProblemUpload, teacher: User) -> ProblemUpload:
+    """Read a file again whose read failed or went silent: a new try, a new task."""
+    if upload.owner_id != teacher.pk:
+        raise ServiceError("That upload does not exist.", code="not_found", status=404)
+    with transaction.atomic():
+        locked = ProblemUpload.objects.select_for_update().defer("raw_data").get(pk=upload.pk)
+        if not locked.read_has_failed:
+            raise ServiceError(
+                "This file is not waiting for another try: its page shows where it is.",
+                code="not_failed",
+            )
+        if not ProblemUpload.objects.filter(pk=locked.pk, raw_data__isnull=False).exists():
+            raise ServiceError(
+                "This file is no longer stored: upload it again.", code="gone", status=410
+            )
+        locked.read_try += 1
+        locked.state = UploadState.READING
+        locked.read_done = locked.read_total = 0
+        locked.read_progress_at = timezone.now()
+        locked.read_error = ""
+        locked.save(
+            update_fields=[
+                "read_try",
+                "state",
+                "read_done",
+                "read_total",
+                "read_progress_at",
+                "read_error",
+            ]
+        )
+        enqueue_on_commit("problems.read_upload", locked.pk, locked.read_try)
+    return locked
+
+
+def _read_inline(data: bytes) -> bool:
+    """Small enough to read during the request (counting lines is one pass in C)."""
+    lines = data.count(b"\n") + (0 if data.endswith((b"\n", b"\n\x00")) else 1)
+    return (
+        len(data) <= settings.PROBLEM_UPLOAD_INLINE_MAX_BYTES
+        and lines <= settings.PROBLEM_UPLOAD_INLINE_MAX_LINES
+    )
+
+
+def _uploads_being_read(teacher: User):
+    silent_since = timezone.now() - timedelta(seconds=settings.PROBLEM_UPLOAD_READ_TIMEOUT_SECONDS)
+    return ProblemUpload.objects.filter(
+        owner=teacher, state=UploadState.READING, read_progress_at__gte=silent_since
+    )
+
+
+def _ensure_target(target_set: ProblemSet | None, teacher: User) -> None:
     if target_set is not None and target_set.owner_id != teacher.pk:
         raise ServiceError("That problem set does not exist.", code="not_found", status=404)
+
+
+def _expire_old_uploads() -> None:
+    ProblemUpload.objects.filter(created_at__lt=timezone.now() - UPLOAD_EXPIRES_AFTER).delete()
+
+
+def _read_and_stage(
+    data: bytes,
+    *,
+    teacher: User,
+    filename: str,
+    format: str,
+    default_domain: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[ReadFile, list[dict]]:
+    """The one way a file is read, in the request or in the task: parse and check it, then mark
+    duplicates against the teacher's stored problems."""
     read = read_problem_file(
         data,
         filename=filename,
@@ -105,33 +342,34 @@ def problem_upload_preview(
         max_bytes=settings.PROBLEM_UPLOAD_MAX_BYTES,
         max_items=MAX_ITEMS_PER_UPLOAD,
         max_slow_checks=INLINE_ANSWER_CHECKS,
+        progress=progress,
     )
-    items = _stage_items(read.items, teacher=teacher)
+    return read, _stage_items(read.items, teacher=teacher)
+
+
+def _staged_fields(
+    read: ReadFile, items: list[dict], *, filename: str, title: str, on_error: str
+) -> dict:
+    """The ProblemUpload values of a file that was read."""
     counts = {status: 0 for status in ("ready", "error", "duplicate")}
     for item in items:
         counts[item["status"]] += 1
-    ProblemUpload.objects.filter(created_at__lt=timezone.now() - UPLOAD_EXPIRES_AFTER).delete()
-    staged = ProblemUpload.objects.create(
-        owner=teacher,
-        filename=filename[:255],
-        source_format=read.format,
-        encoding=read.encoding,
-        title=(title or read.title or _title_from_filename(filename))[:200],
-        description=read.description,
-        target_set=target_set,
-        on_error=on_error if on_error in OnError.values else OnError.SKIP,
-        items=items,
-        file_warnings=read.file_warnings,
-        ready_count=counts["ready"],
-        error_count=counts["error"],
-        duplicate_count=counts["duplicate"],
-        flagged_count=_flagged(items),
-        pending_checks=read.pending_checks,
-        checks_total=read.pending_checks,
-    )
-    if read.pending_checks:
-        enqueue_on_commit("problems.check_upload_answers", staged.pk)
-    return staged
+    return {
+        "filename": filename[:255],
+        "source_format": read.format,
+        "encoding": read.encoding,
+        "title": (title or read.title or _title_from_filename(filename))[:200],
+        "description": read.description,
+        "on_error": on_error if on_error in OnError.values else OnError.SKIP,
+        "items": items,
+        "file_warnings": read.file_warnings,
+        "ready_count": counts["ready"],
+        "error_count": counts["error"],
+        "duplicate_count": counts["duplicate"],
+        "flagged_count": _flagged(items),
+        "pending_checks": read.pending_checks,
+        "checks_total": read.pending_checks,
+    }
 
 
 def _flagged(items: list[dict]) -> int:
@@ -205,6 +443,11 @@ def problem_upload_import(
     """
     if upload.owner_id != teacher.pk:
         raise ServiceError("That upload does not exist.", code="not_found", status=404)
+    if upload.state != UploadState.READY:
+        raise ServiceError(
+            "This file is still being read: import it once its preview appears.",
+            code="reading",
+        )
     if upload.pending_checks:
         raise ServiceError(
             f"The answer checker is still reading {upload.pending_checks} answer(s); import "

@@ -14,3 +14,11 @@ def check_upload_answers(upload_id: int) -> int:
     from webapp.problems.services import problem_upload_check_answers
 
     return problem_upload_check_answers(upload_id=upload_id)
+
+
+@shared_task(name="problems.read_upload")
+def read_upload(upload_id: int, attempt: int) -> str:
+    """Read a big upload that the request stored (try number `attempt`) and stage its preview."""
+    from webapp.problems.services import problem_upload_read
+
+    return problem_upload_read(upload_id=upload_id, attempt=attempt)

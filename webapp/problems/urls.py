@@ -13,6 +13,7 @@ urlpatterns = [
     path("upload/<uuid:token>/", views.upload_preview, name="upload_preview"),
     path("upload/<uuid:token>/status/", views.upload_status, name="upload_status"),
     path("upload/<uuid:token>/discard/", views.upload_discard, name="upload_discard"),
+    path("upload/<uuid:token>/retry/", views.upload_retry, name="upload_retry"),
     path("upload/<uuid:token>/report.csv", views.upload_report, name="upload_report"),
     path("examples/<str:format>/", views.example_file, name="example_file"),
     path("<int:problem_set_id>/", views.problem_set_detail, name="problem_set_detail"),

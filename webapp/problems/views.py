@@ -7,6 +7,7 @@ every reason, line by line.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -27,6 +28,7 @@ from webapp.core.roles import role_required
 from webapp.problems import selectors, services
 from webapp.problems.forms import NEW_SET, ImportForm, ProblemForm, ProblemSetForm, UploadForm
 from webapp.problems.importers import FORMAT_CHOICES, UploadRefused
+from webapp.problems.models import ProblemUpload, UploadState
 from webapp.problems.spreadsheet import csv_bytes
 
 PROBLEMS_PER_PAGE = 50
@@ -153,10 +155,22 @@ def problem_set_delete(request: HtmxHttpRequest, problem_set_id: int) -> HttpRes
 @role_required("teacher")
 def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     initial = {"target_set": request.GET.get("into", NEW_SET)}
+    refusal: UploadRefused | None = None
+    refused = _refused_upload(request)
+    if refused is not None:
+        # A big file the background reader refused: the same page as a refusal in the request,
+        # with the teacher's choices kept.
+        refusal = UploadRefused(refused.read_error, details=refused.read_error_details)
+        initial = {
+            "format": refused.requested_format,
+            "default_domain": refused.default_domain,
+            "on_error": refused.on_error,
+            "title": refused.title,
+            "target_set": str(refused.target_set_id) if refused.target_set_id else NEW_SET,
+        }
     form = UploadForm(
         request.POST or None, request.FILES or None, teacher=request.user, initial=initial
     )
-    refusal = None
     if request.method == "POST" and form.is_valid():
         data, filename = form.upload_bytes()
         target_set = None
@@ -167,7 +181,7 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
                 problem_set_id=int(form.cleaned_data["target_set"]),
             )
         try:
-            staged = services.problem_upload_preview(
+            staged = services.problem_upload_receive(
                 teacher=request.user,
                 data=data,
                 filename=filename,
@@ -179,9 +193,13 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
             )
         except UploadRefused as exc:
             refusal = exc
+        except ServiceError as exc:
+            if exc.status == 404:
+                raise Http404(exc.message) from exc
+            form.add_error(None, exc.message)
         else:
             return redirect("problems:upload_preview", token=staged.token)
-    status = 400 if refusal or form.errors else 200
+    status = 400 if request.method == "POST" and (refusal or form.errors) else 200
     return render(
         request,
         "problems/upload.html",
@@ -194,9 +212,26 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
 
 
+def _refused_upload(request: AuthenticatedHttpRequest) -> ProblemUpload | None:
+    """The teacher's upload named by `?refused=<token>` that the background reader refused."""
+    try:
+        token = uuid.UUID(request.GET.get("refused", ""))
+    except ValueError:
+        return None
+    return selectors.problem_upload_refused(teacher=request.user, token=token)
+
+
 @role_required("teacher")
 def upload_preview(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
     staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
+    if staged.state == UploadState.REFUSED:
+        return redirect(reverse("problems:upload") + f"?refused={staged.token}")
+    if staged.state != UploadState.READY:
+        if request.method == "POST":
+            messages.error(
+                request, "This file is still being read: import it once its preview appears."
+            )
+        return render(request, "problems/upload_reading.html", {"staged": staged})
     form = ImportForm(
         request.POST or None, initial={"title": staged.title, "on_error": staged.on_error}
     )
@@ -256,13 +291,30 @@ def _import_message(result: services.ImportResult) -> str:
 
 @role_required("teacher")
 def upload_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
-    """Polled by the preview while answers are checked in the background; reloads it when done."""
+    """Polled by the preview while a big file is read, or its answers are checked, in the
+    background; reloads the page when that is over (done, refused or failed)."""
+    staged = found_or_404(
+        selectors.problem_upload_get, teacher=request.user, token=token, with_items=False
+    )
+    if staged.state == UploadState.READING and not staged.read_has_failed:
+        return render(request, "problems/upload_reading.html#reading", {"staged": staged})
+    if staged.state == UploadState.READY and staged.pending_checks:
+        return render(request, "problems/upload_preview.html#checking", {"staged": staged})
+    response = HttpResponse("")
+    response["HX-Refresh"] = "true"
+    return response
+
+
+@role_required("teacher")
+@require_POST
+def upload_retry(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
+    """Read again a file whose background read failed or went silent."""
     staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
-    if not staged.pending_checks:
-        response = HttpResponse("")
-        response["HX-Refresh"] = "true"
-        return response
-    return render(request, "problems/upload_preview.html#checking", {"staged": staged})
+    try:
+        services.problem_upload_retry(upload=staged, teacher=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    return redirect("problems:upload_preview", token=staged.token)
 
 
 @role_required("teacher")

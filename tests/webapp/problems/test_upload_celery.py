@@ -7,7 +7,7 @@ import pytest
 
 from webapp.accounts.services import user_create
 from webapp.problems import services
-from webapp.problems.models import OnError, ProblemUpload
+from webapp.problems.models import OnError, ProblemUpload, UploadState
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,3 +34,26 @@ def test_a_celery_worker_checks_the_answers_of_a_big_upload(
     result = services.problem_upload_import(upload=staged, teacher=teacher, on_error=OnError.SKIP)
     assert (result.imported, result.flagged) == (9, 1)
     assert not ProblemUpload.objects.exists()
+
+
+def test_a_celery_worker_reads_a_big_upload_and_the_preview_appears(
+    transactional_db, celery_worker_process
+):
+    teacher = user_create(username="t-huge", password="x", role="teacher", validate=False)
+    rows = [f"What is {n} + {n}? (case {n}),{2 * n}" for n in range(1_200)]
+    data = ("statement,answer\n" + "\n".join(rows) + "\n,7\n").encode()
+
+    staged = services.problem_upload_receive(teacher=teacher, data=data, filename="huge.csv")
+    assert staged.state == UploadState.READING  # the request only stored it
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        staged.refresh_from_db()
+        if staged.state != UploadState.READING:
+            break
+        time.sleep(0.3)
+    assert staged.state == UploadState.READY, celery_worker_process.log()[-3000:]
+    assert (staged.ready_count, staged.error_count) == (1_200, 1)
+    assert staged.raw_data is None and staged.read_done == staged.read_total == 1_201
+    result = services.problem_upload_import(upload=staged, teacher=teacher, on_error=OnError.SKIP)
+    assert result.imported == 1_200

@@ -11,6 +11,7 @@ line, so nothing of it is ever stored.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from webapp.problems.importers.aiken import parse_aiken
@@ -25,6 +26,7 @@ __all__ = [
     "FORMAT_CHOICES",
     "Issue",
     "ParsedFile",
+    "PROGRESS_EVERY",
     "RawItem",
     "ReadFile",
     "UploadRefused",
@@ -64,6 +66,8 @@ _AIKEN_ANSWER = re.compile(
 _GIFT_ANSWER = re.compile(r"\{\s*+(?:[~=#]|T\s*+\}|F\s*+\}|TRUE\s*+\}|FALSE\s*+\})", re.IGNORECASE)
 # More hostile findings than this are summarised rather than listed one by one.
 _MAX_LISTED = 50
+# `read_problem_file` reports its progress after every this many checked items.
+PROGRESS_EVERY = 250
 
 
 @dataclass
@@ -109,12 +113,15 @@ def read_problem_file(
     max_bytes: int,
     max_items: int,
     max_slow_checks: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReadFile:
     """Decode, parse and check a whole file; raise `UploadRefused` if it cannot be imported at all.
 
     Symbolic reference answers are parsed by the verifier here when there are at most
     `max_slow_checks` of them (None: always); otherwise they are left pending, counted in
-    `pending_checks`, for a background task.
+    `pending_checks`, for a background task. `progress(done, total)` is called once the file is
+    parsed and after every `PROGRESS_EVERY` checked items (the background reader saves it for the
+    preview; an exception it raises stops the reading).
     """
     decoded = decode_upload(data, max_bytes=max_bytes)
     chosen = format if format in _PARSERS else detect_format(filename, decoded.text)
@@ -124,10 +131,14 @@ def read_problem_file(
             "page, or name the file .csv, .json, .jsonl, .gift or .aiken."
         )
     parsed = _PARSERS[chosen](decoded.text, max_items=max_items)
-    items = [
-        validate_item(raw, default_domain=default_domain, defer_slow_checks=True)
-        for raw in parsed.items
-    ]
+    total = len(parsed.items)
+    if progress is not None:
+        progress(0, total)
+    items = []
+    for raw in parsed.items:
+        items.append(validate_item(raw, default_domain=default_domain, defer_slow_checks=True))
+        if progress is not None and len(items) % PROGRESS_EVERY == 0:
+            progress(len(items), total)
     _refuse_hostile(items)
     pending = [item for item in items if item.data.get("reference_pending")]
     if max_slow_checks is None or len(pending) <= max_slow_checks:

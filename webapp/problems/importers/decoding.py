@@ -41,13 +41,18 @@ class DecodedText:
     encoding: str  # what the bytes turned out to be, shown in the preview
 
 
-def decode_upload(data: bytes, *, max_bytes: int) -> DecodedText:
-    """Decode an uploaded file, or raise `UploadRefused` saying why it is not a text file."""
+def check_upload_size(data: bytes, *, max_bytes: int) -> None:
+    """Refuse a file over the size limit (before anything else looks at it)."""
     if len(data) > max_bytes:
         raise UploadRefused(
             f"The file is {_size(len(data))}; the limit is {_size(max_bytes)}. "
             "Split it into smaller files."
         )
+
+
+def decode_upload(data: bytes, *, max_bytes: int) -> DecodedText:
+    """Decode an uploaded file, or raise `UploadRefused` saying why it is not a text file."""
+    check_upload_size(data, max_bytes=max_bytes)
     if not data.strip():
         raise UploadRefused("The file is empty.")
     for magic, what in _MAGIC:
