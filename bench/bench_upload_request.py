@@ -1,18 +1,23 @@
-"""Benchmark: what the upload request of a big problem file costs the web process, read in the
-request (as every file was before) against stored and left to the Celery task `problems.read_upload`.
+"""Benchmark: what the upload request and the Import request of a big problem file cost the web
+process, done in the request (as before) against left to a Celery task.
 
-The file is a 5 MiB, 20,000-row CSV (the largest the site accepts). Each run posts it through
-Django's test client, in this process, as the browser's multipart body (encoded before the clock
-starts), and measures the request's CPU time (getrusage of this thread: parsing the body, the
-view, the service, the database writes) and its wall time. The `inline` side forces reading in
-the request (PROBLEM_UPLOAD_INLINE_MAX_LINES/_BYTES raised above the file); the `background` side
-is the site's default: the request stores the bytes and enqueues the task (sent to the Redis of
---redis-url, whose queue is emptied at the end; no worker reads it during the run).
+The file is a 5 MiB, 20,000-row CSV (the largest the site accepts; every row ready to import).
+Each run posts through Django's test client, in this process, and measures the request's CPU time
+(getrusage of this thread: parsing the body, the view, the service, the database work) and its
+wall time. Two requests (`--what`, both by default):
 
-Runs come in pairs, one of each side, alternating which goes first (ABBA); the report gives each
-side's medians and the median over pairs of inline / background.
+  upload  the upload form, its multipart body encoded before the clock starts. `inline` forces
+          reading in the request (PROBLEM_UPLOAD_INLINE_MAX_LINES/_BYTES raised above the file);
+          `background` is the site's default: store the bytes, enqueue problems.read_upload.
+  import  the preview's Import click (the 20,000-item preview staged before the clock starts).
+          `inline` forces the import in the request (PROBLEM_IMPORT_INLINE_MAX_ITEMS raised);
+          `background` checks the choices, marks the upload and enqueues problems.import_upload.
 
-Run:  .venv/bin/python bench/bench_upload_request.py [--pairs 5] [--rows 20000]
+Tasks go to the Redis of --redis-url, whose `default` queue is emptied at the end; no worker runs
+them during the bench. Runs come in pairs, one of each side, alternating which goes first (ABBA);
+the report gives each side's medians and the median over pairs of inline / background.
+
+Run:  .venv/bin/python bench/bench_upload_request.py [--pairs 5] [--what both] [--rows 20000]
 Needs the local PostgreSQL (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/ringtutor);
 works in a scratch database of its own, dropped at the end.
 """
@@ -20,6 +25,7 @@ works in a scratch database of its own, dropped at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
@@ -34,12 +40,14 @@ MIB = 1024 * 1024
 
 
 def big_csv(rows: int = 20_000, size: int = 5 * MIB) -> bytes:
-    """A CSV of `rows` plain problems padded to just under `size` bytes."""
-    header = "statement,answer,tags\n"
+    """A CSV of `rows` plain problems, every one ready to import, whose worked solutions fill it
+    to just under `size` bytes."""
+    header = "statement,answer,solution\n"
     plain = [f"What is {n} + {n + 1}? (problem {n}),{2 * n + 1}," for n in range(rows)]
     room = size - len(header) - sum(len(line) + 1 for line in plain) - 1
     pad = max(0, room // rows)
-    lines = [line + "t" * pad for line in plain]
+    words = "Add the two numbers and check the sum by counting on. " * (pad // 54 + 1)
+    lines = [line + words[:pad].strip().ljust(pad, ".") for line in plain]
     return (header + "\n".join(lines) + "\n").encode()
 
 
@@ -82,6 +90,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--mib", type=float, default=5.0, help="file size")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--what", choices=("upload", "import", "both"), default="both")
     args = parser.parse_args()
 
     os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ringtutor")
@@ -117,16 +126,34 @@ def main() -> None:
 
 def run(args) -> None:
     from django.conf import settings
-    from django.test import Client, override_settings
-    from django.urls import reverse
 
     from webapp.accounts.services import user_create
-    from webapp.problems.models import ProblemUpload, UploadState
 
     data = big_csv(args.rows, int(args.mib * MIB))
     assert len(data) <= settings.PROBLEM_UPLOAD_MAX_BYTES, "over the site's upload limit"
-    body, content_type = multipart_upload(data, "big.csv")
     teacher = user_create(username="bench-teacher", password="x", role="teacher", validate=False)
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(
+        f"A {len(data) / MIB:.2f} MiB, {args.rows:,}-row CSV: the request done in place (inline) vs "
+        f"left to a Celery task (background); {args.pairs} ABBA pairs"
+    )
+    print(f"({os.cpu_count()} CPUs, load average {load} at the start)")
+    if args.what in ("upload", "both"):
+        report("Upload request (read the file / store it for problems.read_upload)", args.pairs,
+               upload_request(data, teacher))  # fmt: skip
+    if args.what in ("import", "both"):
+        report("Import request (import the preview / mark it for problems.import_upload)",
+               args.pairs, import_request(data, teacher))  # fmt: skip
+
+
+def upload_request(data: bytes, teacher):
+    """post(side) -> (CPU, wall) of the upload form's request."""
+    from django.test import Client, override_settings
+    from django.urls import reverse
+
+    from webapp.problems.models import ProblemUpload, UploadState
+
+    body, content_type = multipart_upload(data, "big.csv")
     client = Client()
     client.force_login(teacher)
     url = reverse("problems:upload")
@@ -135,10 +162,7 @@ def run(args) -> None:
     )
 
     def post(side: str) -> tuple[float, float]:
-        if side == "inline":
-            with forced_inline:
-                cpu, wall, response = measured(lambda: client.post(url, body, content_type))
-        else:
+        with forced_inline if side == "inline" else contextlib.nullcontext():
             cpu, wall, response = measured(lambda: client.post(url, body, content_type))
         assert response.status_code == 302, response.content[:2000]
         staged = ProblemUpload.objects.defer("raw_data", "items").get()
@@ -147,16 +171,47 @@ def run(args) -> None:
         ProblemUpload.objects.all().delete()
         return cpu, wall
 
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(
-        f"Upload request of a {len(data) / MIB:.2f} MiB, {args.rows:,}-row CSV: read in the request "
-        f"(inline) vs stored for the Celery task (background); {args.pairs} ABBA pairs"
-    )
-    print(f"({os.cpu_count()} CPUs, load average {load} at the start)\n")
+    return post
+
+
+def import_request(data: bytes, teacher):
+    """post(side) -> (CPU, wall) of the preview's Import request (the preview staged untimed)."""
+    from django.test import Client, override_settings
+    from django.urls import reverse
+
+    from webapp.problems import services
+    from webapp.problems.models import Problem, ProblemSet, ProblemUpload, UploadState
+
+    client = Client()
+    client.force_login(teacher)
+    forced_inline = override_settings(PROBLEM_IMPORT_INLINE_MAX_ITEMS=10**9)
+
+    def post(side: str) -> tuple[float, float]:
+        staged = services.problem_upload_preview(teacher=teacher, data=data, filename="big.csv")
+        assert staged.ready_count == staged.item_count
+        url = reverse("problems:upload_preview", args=[staged.token])
+        form = {"on_error": "skip", "title": "Bench"}
+        with forced_inline if side == "inline" else contextlib.nullcontext():
+            cpu, wall, response = measured(lambda: client.post(url, form))
+        assert response.status_code == 302, response.content[:2000]
+        if side == "inline":
+            assert Problem.objects.count() == staged.ready_count
+        else:
+            state = ProblemUpload.objects.values_list("state", flat=True).get(pk=staged.pk)
+            assert state == UploadState.IMPORTING and not Problem.objects.exists()
+        ProblemSet.objects.all().delete()
+        ProblemUpload.objects.all().delete()
+        return cpu, wall
+
+    return post
+
+
+def report(title: str, pairs: int, post) -> None:
+    print(f"\n{title}:")
     post("background")  # warm-up: imports, connections, templates
     cpu_pairs: list[dict[str, float]] = []
     wall_pairs: list[dict[str, float]] = []
-    for order in pair_orders(args.pairs):
+    for order in pair_orders(pairs):
         cpu_pair, wall_pair = {}, {}
         for side in order:
             cpu_pair[side], wall_pair[side] = post(side)
@@ -169,10 +224,9 @@ def run(args) -> None:
                 for side in order
             )
         )
-    print()
-    for what, pairs in (("CPU", cpu_pairs), ("wall", wall_pairs)):
-        medians = {side: statistics.median(pair[side] for pair in pairs) for side in SIDES}
-        ratio = statistics.median(paired_ratios(pairs, "inline", "background"))
+    for what, measured_pairs in (("CPU", cpu_pairs), ("wall", wall_pairs)):
+        medians = {side: statistics.median(pair[side] for pair in measured_pairs) for side in SIDES}
+        ratio = statistics.median(paired_ratios(measured_pairs, "inline", "background"))
         print(
             f"  request {what:4}  inline {medians['inline'] * 1000:8.1f} ms   background "
             f"{medians['background'] * 1000:8.1f} ms   inline/background, median of pairs "

@@ -218,6 +218,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = PROBLEM_UPLOAD_MAX_BYTES + 1024 * 1024
 PROBLEM_UPLOAD_INLINE_MAX_LINES = _env_int("PROBLEM_UPLOAD_INLINE_MAX_LINES", 500)
 PROBLEM_UPLOAD_INLINE_MAX_BYTES = _env_int("PROBLEM_UPLOAD_INLINE_MAX_BYTES", 16 * 1024)
 PROBLEM_UPLOAD_READ_TIMEOUT_SECONDS = _env_int("PROBLEM_UPLOAD_READ_TIMEOUT_SECONDS", 600)
+# Likewise, importing a preview of more ready items than this runs in the Celery task
+# problems.import_upload (one transaction, as in the request); one that has not finished after
+# PROBLEM_UPLOAD_IMPORT_TIMEOUT_SECONDS is shown as not done, and the teacher may import again.
+PROBLEM_IMPORT_INLINE_MAX_ITEMS = _env_int("PROBLEM_IMPORT_INLINE_MAX_ITEMS", 500)
+PROBLEM_UPLOAD_IMPORT_TIMEOUT_SECONDS = _env_int("PROBLEM_UPLOAD_IMPORT_TIMEOUT_SECONDS", 600)
 
 # Answer checks on what people type (a student's answer, a teacher's reference answer) that need
 # the symbolic parser run in separate worker processes, each check killed after this many seconds

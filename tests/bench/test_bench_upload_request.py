@@ -11,8 +11,9 @@ def test_the_big_file_has_its_rows_and_stays_under_its_size():
     data = big_csv(20_000, 5 * MIB)
     assert 4.9 * MIB < len(data) <= 5 * MIB
     rows = list(csv.reader(io.StringIO(data.decode())))
-    assert rows[0] == ["statement", "answer", "tags"] and len(rows) == 20_001
+    assert rows[0] == ["statement", "answer", "solution"] and len(rows) == 20_001
     assert rows[8][:2] == ["What is 7 + 8? (problem 7)", "15"]
+    assert rows[8][2].startswith("Add the two numbers")
 
 
 def test_pairs_alternate_which_side_goes_first():

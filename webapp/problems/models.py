@@ -148,6 +148,8 @@ class UploadState(models.TextChoices):
     READY = "ready", "Ready to preview"
     REFUSED = "refused", "Refused"  # the read task refused the file (`read_error`)
     FAILED = "failed", "Could not be read"  # the read task crashed; the teacher may try again
+    IMPORTING = "importing", "Being imported"  # a big preview waits for, or is in, the import task
+    IMPORTED = "imported", "Imported"  # the import task is done; `import_result` says what it did
 
 
 class ProblemUpload(models.Model):
@@ -157,7 +159,9 @@ class ProblemUpload(models.Model):
     it came (`raw_data`, with the teacher's choices) in state `reading` and read by the Celery task
     `problems.read_upload`, which saves `read_done`/`read_total` as it goes and drops the bytes
     once it has read them; `read_try` numbers the tries, so a task of an earlier try never writes
-    over a later one.
+    over a later one. Importing a big preview works the same way: `importing`, the Celery task
+    `problems.import_upload` with `import_try`, then `imported` (the items dropped, the outcome in
+    `import_result` for the page to say) or back to `ready` with `import_error`.
 
     `items` holds one dict per item of the file: {"number", "line", "status" ("ready", "error",
     "duplicate"), "data" (Problem field values), "errors" and "warnings" ([field, message] pairs),
@@ -191,7 +195,7 @@ class ProblemUpload(models.Model):
     pending_checks = models.PositiveIntegerField(default=0)
     checks_total = models.PositiveIntegerField(default=0)
     # Reading a big file in the background (`problems.read_upload`).
-    state = models.CharField(max_length=8, choices=UploadState.choices, default=UploadState.READY)
+    state = models.CharField(max_length=10, choices=UploadState.choices, default=UploadState.READY)
     raw_data = models.BinaryField(null=True, blank=True, editable=False)
     requested_format = models.CharField(max_length=8, default="auto")
     default_domain = models.CharField(max_length=16, choices=Domain.choices, default=Domain.MATH)
@@ -201,6 +205,14 @@ class ProblemUpload(models.Model):
     read_progress_at = models.DateTimeField(null=True, blank=True)
     read_error = models.TextField(blank=True)
     read_error_details = models.JSONField(default=list, blank=True)
+    # Importing a big preview in the background (`problems.import_upload`).
+    import_try = models.PositiveIntegerField(default=0)
+    import_started_at = models.DateTimeField(null=True, blank=True)
+    import_error = models.TextField(blank=True)
+    import_result = models.JSONField(default=dict, blank=True)
+    imported_set = models.ForeignKey(
+        ProblemSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -225,3 +237,12 @@ class ProblemUpload(models.Model):
             return False
         silent = (timezone.now() - self.read_progress_at).total_seconds()
         return silent > settings.PROBLEM_UPLOAD_READ_TIMEOUT_SECONDS
+
+    @property
+    def import_has_failed(self) -> bool:
+        """The import task has not finished within PROBLEM_UPLOAD_IMPORT_TIMEOUT_SECONDS (its
+        worker died): nothing was imported, and the teacher may import again."""
+        if self.state != UploadState.IMPORTING or self.import_started_at is None:
+            return False
+        running = (timezone.now() - self.import_started_at).total_seconds()
+        return running > settings.PROBLEM_UPLOAD_IMPORT_TIMEOUT_SECONDS

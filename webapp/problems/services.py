@@ -6,7 +6,8 @@ file is read during the upload request; a bigger one (over PROBLEM_UPLOAD_INLINE
 _BYTES) is stored and read by the same code in a Celery task (`problems.read_upload`), so no request
 spends seconds reading 20,000 rows, while the preview shows how far it is. Only
 `problem_upload_import` creates problems, in one transaction: either every importable item lands or
-none does. A refused file (`UploadRefused`) stages nothing at all. When a file holds many symbolic
+none does; for a preview of more than PROBLEM_IMPORT_INLINE_MAX_ITEMS ready items the Import click
+runs it in the Celery task `problems.import_upload` (`problem_upload_import_start`/`_run`). A refused file (`UploadRefused`) stages nothing at all. When a file holds many symbolic
 answers, the verifier reads them in a Celery task (`problems.check_upload_answers`) while the preview
 shows progress; the import waits until it is done.
 
@@ -433,17 +434,105 @@ def _stage_items(validated: list[ValidatedItem], *, teacher) -> list[dict]:
     return staged
 
 
-def problem_upload_import(
+def problem_upload_import_start(
     *, upload: ProblemUpload, teacher: User, on_error: str, title: str = ""
-) -> ImportResult:
-    """Create the previewed problems, all in one transaction, and delete the staged upload.
+) -> ImportResult | None:
+    """The Import click. A preview of at most PROBLEM_IMPORT_INLINE_MAX_ITEMS ready items is
+    imported at once (its ImportResult); a bigger one is checked the same way, marked `importing`
+    and left to the Celery task `problems.import_upload` (None: the preview shows progress).
+    A second click while it is imported changes nothing."""
+    if upload.ready_count <= settings.PROBLEM_IMPORT_INLINE_MAX_ITEMS:
+        return problem_upload_import(upload=upload, teacher=teacher, on_error=on_error, title=title)
+    _ensure_importable(upload, teacher=teacher, on_error=on_error)
+    with transaction.atomic():
+        locked = (
+            ProblemUpload.objects.select_for_update().defer("raw_data", "items").get(pk=upload.pk)
+        )
+        _ensure_importable(locked, teacher=teacher, on_error=on_error)
+        locked.state = UploadState.IMPORTING
+        locked.import_try += 1
+        locked.import_started_at = timezone.now()
+        locked.import_error = ""
+        locked.on_error = on_error
+        locked.title = (title.strip() or locked.title)[:200]
+        locked.save(
+            update_fields=[
+                "state",
+                "import_try",
+                "import_started_at",
+                "import_error",
+                "on_error",
+                "title",
+            ]
+        )
+        enqueue_on_commit("problems.import_upload", locked.pk, locked.import_try)
+    return None
 
-    "stop" refuses the whole import while any item has an error; "skip" imports the rest.
-    Duplicates are checked again, in case another import landed since the preview.
-    """
+
+class _ImportSuperseded(Exception):
+    """The upload was imported by a newer try, or discarded, while this task was importing it."""
+
+
+def problem_upload_import_run(*, upload_id: int, attempt: int) -> str:
+    """The background half of importing a big preview (the task `problems.import_upload`): the
+    same `problem_upload_import` as in the request, in one transaction that ends by marking the
+    upload `imported` with what it did, only if it is still this try (else it rolls back). A
+    refusal or an error leaves the preview as it was (`ready`) with `import_error` to show.
+    Returns the state it left (or why it stopped)."""
+    mine = ProblemUpload.objects.filter(
+        pk=upload_id, state=UploadState.IMPORTING, import_try=attempt
+    )
+    upload = mine.defer("raw_data").select_related("owner", "target_set").first()
+    if upload is None:
+        return "superseded"
+    try:
+        problem_upload_import(
+            upload=upload,
+            teacher=upload.owner,
+            on_error=upload.on_error,
+            title=upload.title,
+            attempt=attempt,
+        )
+    except _ImportSuperseded:
+        return "superseded"
+    except ServiceError as exc:
+        message, outcome = exc.message, "refused"
+    except Exception:
+        logger.exception("could not import upload %s (try %s)", upload_id, attempt)
+        message, outcome = "The import stopped with an unexpected error.", "failed"
+    else:
+        return UploadState.IMPORTED
+    mine.update(state=UploadState.READY, import_error=message)
+    return outcome
+
+
+def problem_upload_import_result(*, upload: ProblemUpload, teacher: User) -> ImportResult | None:
+    """What the import task did, once, for the page to say (the upload is then forgotten);
+    None when the set it imported into was deleted since."""
+    if upload.owner_id != teacher.pk or upload.state != UploadState.IMPORTED:
+        raise ServiceError("That upload does not exist.", code="not_found", status=404)
+    problem_set = upload.imported_set
+    upload.delete()
+    if problem_set is None:
+        return None
+    return ImportResult(problem_set=problem_set, **upload.import_result)
+
+
+def _ensure_importable(
+    upload: ProblemUpload, *, teacher: User, on_error: str, attempt: int | None = None
+) -> None:
+    """The checks of an import, the same in the request and in the task."""
     if upload.owner_id != teacher.pk:
         raise ServiceError("That upload does not exist.", code="not_found", status=404)
-    if upload.state != UploadState.READY:
+    if upload.state == UploadState.IMPORTING:
+        if attempt is None and not upload.import_has_failed:
+            raise ServiceError(
+                "This file is already being imported: the page shows when it is done.",
+                code="importing",
+            )
+    elif upload.state == UploadState.IMPORTED:
+        raise ServiceError("This file was already imported.", code="imported")
+    elif upload.state != UploadState.READY:
         raise ServiceError(
             "This file is still being read: import it once its preview appears.",
             code="reading",
@@ -462,6 +551,23 @@ def problem_upload_import(
             "nothing was imported. Fix the file and upload it again, or choose to skip bad items.",
             code="has_errors",
         )
+
+
+def problem_upload_import(
+    *,
+    upload: ProblemUpload,
+    teacher: User,
+    on_error: str,
+    title: str = "",
+    attempt: int | None = None,
+) -> ImportResult:
+    """Create the previewed problems, all in one transaction, and delete the staged upload (or,
+    for the import task's try `attempt`, mark it `imported` with the result).
+
+    "stop" refuses the whole import while any item has an error; "skip" imports the rest.
+    Duplicates are checked again, in case another import landed since the preview.
+    """
+    _ensure_importable(upload, teacher=teacher, on_error=on_error, attempt=attempt)
     ready = [item for item in upload.items if item["status"] == "ready"]
     stored = existing_problems_by_key(
         teacher=teacher, keys=[item["data"]["content_key"] for item in ready]
@@ -503,19 +609,43 @@ def problem_upload_import(
             ),
             batch_size=1000,
         )
-        upload.delete()
-    return ImportResult(
-        problem_set=problem_set,
-        imported=len(ready),
-        skipped_errors=upload.error_count,
-        skipped_duplicates=upload.duplicate_count + len(now_duplicate),
-        flagged=sum(1 for item in ready if item["data"]["reference_error"]),
-    )
+        result = ImportResult(
+            problem_set=problem_set,
+            imported=len(ready),
+            skipped_errors=upload.error_count,
+            skipped_duplicates=upload.duplicate_count + len(now_duplicate),
+            flagged=sum(1 for item in ready if item["data"]["reference_error"]),
+        )
+        if attempt is None:
+            upload.delete()
+        else:
+            marked = ProblemUpload.objects.filter(
+                pk=upload.pk, state=UploadState.IMPORTING, import_try=attempt
+            ).update(
+                state=UploadState.IMPORTED,
+                items=[],
+                imported_set=problem_set,
+                import_result={
+                    "imported": result.imported,
+                    "skipped_errors": result.skipped_errors,
+                    "skipped_duplicates": result.skipped_duplicates,
+                    "flagged": result.flagged,
+                },
+            )
+            if not marked:
+                raise _ImportSuperseded  # rolls the whole import back
+    return result
 
 
 def problem_upload_discard(*, upload: ProblemUpload, teacher: User) -> None:
     if upload.owner_id != teacher.pk:
         raise ServiceError("That upload does not exist.", code="not_found", status=404)
+    if upload.state == UploadState.IMPORTING and not upload.import_has_failed:
+        raise ServiceError(
+            "This file is being imported: it cannot be discarded now. The page shows when the "
+            "import is done.",
+            code="importing",
+        )
     upload.delete()
 
 

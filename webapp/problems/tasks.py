@@ -22,3 +22,11 @@ def read_upload(upload_id: int, attempt: int) -> str:
     from webapp.problems.services import problem_upload_read
 
     return problem_upload_read(upload_id=upload_id, attempt=attempt)
+
+
+@shared_task(name="problems.import_upload")
+def import_upload(upload_id: int, attempt: int) -> str:
+    """Import a big preview the teacher confirmed (try number `attempt`), in one transaction."""
+    from webapp.problems.services import problem_upload_import_run
+
+    return problem_upload_import_run(upload_id=upload_id, attempt=attempt)

@@ -223,13 +223,26 @@ def _refused_upload(request: AuthenticatedHttpRequest) -> ProblemUpload | None:
 
 @role_required("teacher")
 def upload_preview(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
-    staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
+    # An Import click of a big preview need not decode its items (the task does); they load
+    # when used (an import in the request, the page shown again).
+    staged = found_or_404(
+        selectors.problem_upload_get,
+        teacher=request.user,
+        token=token,
+        with_items=request.method != "POST",
+    )
     if staged.state == UploadState.REFUSED:
         return redirect(reverse("problems:upload") + f"?refused={staged.token}")
-    if staged.state != UploadState.READY:
+    if staged.state == UploadState.IMPORTED:
+        return _imported(request, staged)
+    importable = staged.state == UploadState.READY or staged.import_has_failed
+    if not importable:
         if request.method == "POST":
             messages.error(
-                request, "This file is still being read: import it once its preview appears."
+                request,
+                "This file is already being imported: this page shows when it is done."
+                if staged.state == UploadState.IMPORTING
+                else "This file is still being read: import it once its preview appears.",
             )
         return render(request, "problems/upload_reading.html", {"staged": staged})
     form = ImportForm(
@@ -237,7 +250,7 @@ def upload_preview(request: AuthenticatedHttpRequest, token: str) -> HttpRespons
     )
     if request.method == "POST" and form.is_valid():
         try:
-            result = services.problem_upload_import(
+            result = services.problem_upload_import_start(
                 upload=staged,
                 teacher=request.user,
                 on_error=form.cleaned_data["on_error"],
@@ -245,7 +258,11 @@ def upload_preview(request: AuthenticatedHttpRequest, token: str) -> HttpRespons
             )
         except ServiceError as exc:
             messages.error(request, exc.message)
+            if exc.code == "importing":
+                return redirect("problems:upload_preview", token=staged.token)
         else:
+            if result is None:  # a big preview: the import task runs, the page shows it
+                return redirect("problems:upload_preview", token=staged.token)
             messages.success(request, _import_message(result))
             return redirect("problems:problem_set_detail", problem_set_id=result.problem_set.pk)
     tab = request.GET.get("tab", "all")
@@ -266,6 +283,17 @@ def upload_preview(request: AuthenticatedHttpRequest, token: str) -> HttpRespons
 
 
 PREVIEW_ERRORS_LISTED = 10
+
+
+def _imported(request: AuthenticatedHttpRequest, staged: ProblemUpload) -> HttpResponse:
+    """A big preview the import task has imported: the same message as an import in the
+    request, on the new set's page."""
+    result = services.problem_upload_import_result(upload=staged, teacher=request.user)
+    if result is None:
+        messages.success(request, "Imported; the set has since been deleted.")
+        return redirect("problems:problem_set_list")
+    messages.success(request, _import_message(result))
+    return redirect("problems:problem_set_detail", problem_set_id=result.problem_set.pk)
 
 
 def _preview_items(items: list[dict], tab: str) -> list[dict]:
@@ -291,8 +319,8 @@ def _import_message(result: services.ImportResult) -> str:
 
 @role_required("teacher")
 def upload_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
-    """Polled by the preview while a big file is read, or its answers are checked, in the
-    background; reloads the page when that is over (done, refused or failed)."""
+    """Polled by the preview while a big file is read, its answers are checked or it is imported
+    in the background; reloads the page when that is over (done, refused or failed)."""
     staged = found_or_404(
         selectors.problem_upload_get, teacher=request.user, token=token, with_items=False
     )
@@ -300,6 +328,8 @@ def upload_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
         return render(request, "problems/upload_reading.html#reading", {"staged": staged})
     if staged.state == UploadState.READY and staged.pending_checks:
         return render(request, "problems/upload_preview.html#checking", {"staged": staged})
+    if staged.state == UploadState.IMPORTING and not staged.import_has_failed:
+        return render(request, "problems/upload_reading.html#importing", {"staged": staged})
     response = HttpResponse("")
     response["HX-Refresh"] = "true"
     return response
@@ -321,7 +351,11 @@ def upload_retry(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
 @require_POST
 def upload_discard(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
     staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
-    services.problem_upload_discard(upload=staged, teacher=request.user)
+    try:
+        services.problem_upload_discard(upload=staged, teacher=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("problems:upload_preview", token=staged.token)
     messages.success(request, "Discarded; nothing was imported.")
     return redirect("problems:upload")
 

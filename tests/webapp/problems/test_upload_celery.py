@@ -57,3 +57,30 @@ def test_a_celery_worker_reads_a_big_upload_and_the_preview_appears(
     assert staged.raw_data is None and staged.read_done == staged.read_total == 1_201
     result = services.problem_upload_import(upload=staged, teacher=teacher, on_error=OnError.SKIP)
     assert result.imported == 1_200
+
+
+def test_a_celery_worker_imports_a_big_preview_in_one_transaction(
+    transactional_db, celery_worker_process
+):
+    teacher = user_create(username="t-import", password="x", role="teacher", validate=False)
+    rows = [f"What is {n} * 3? (case {n}),{3 * n}" for n in range(1_200)]
+    data = ("statement,answer\n" + "\n".join(rows) + "\n").encode()
+    staged = services.problem_upload_preview(teacher=teacher, data=data, filename="big.csv")
+
+    started = services.problem_upload_import_start(
+        upload=staged, teacher=teacher, on_error=OnError.SKIP, title="Times three"
+    )
+    assert started is None  # more than PROBLEM_IMPORT_INLINE_MAX_ITEMS: the task imports it
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        staged.refresh_from_db()
+        if staged.state != UploadState.IMPORTING:
+            break
+        time.sleep(0.3)
+    assert staged.state == UploadState.IMPORTED, celery_worker_process.log()[-3000:]
+    result = services.problem_upload_import_result(upload=staged, teacher=teacher)
+    assert result is not None and result.imported == 1_200
+    assert result.problem_set.title == "Times three"
+    assert result.problem_set.problems.count() == 1_200
+    assert not ProblemUpload.objects.exists()
