@@ -72,11 +72,11 @@ def test_a_big_file_is_read_and_imported_in_the_background_while_the_page_shows_
 
     # What the read task saves every 250 items; the page's poll shows it.
     ProblemUpload.objects.filter(pk=staged.pk).update(read_done=750, read_total=ROWS)
-    expect(reading).to_contain_text(f"750 of {ROWS} items checked")
+    expect(reading).to_contain_text(f"750 of {ROWS:,} items checked")
     docs_screenshot(page, "teacher-upload-reading")
 
     worker.resume()
-    import_button = page.get_by_role("button", name=f"Import {ROWS} problems")
+    import_button = page.get_by_role("button", name=f"Import {ROWS:,} problems")
     expect(import_button).to_be_visible(timeout=90_000)
     expect(page.get_by_text(re.compile("Reading your file"))).to_have_count(0)
     staged.refresh_from_db()
@@ -89,13 +89,13 @@ def test_a_big_file_is_read_and_imported_in_the_background_while_the_page_shows_
     worker.pause()
     import_button.click()
     expect(page.get_by_role("status")).to_contain_text(
-        f"Importing… {ROWS} problems as the new set “Term 2 homework”"
+        f"Importing… {ROWS:,} problems as the new set “Term 2 homework”"
     )
     assert not ProblemSet.objects.exists()
     docs_screenshot(page, "teacher-upload-importing")
 
     worker.resume()
-    expect(page.get_by_text(f"Imported {ROWS} problem(s) into “Term 2 homework”.")).to_be_visible(
+    expect(page.get_by_text(f"Imported {ROWS:,} problem(s) into “Term 2 homework”.")).to_be_visible(
         timeout=90_000
     )
     expect(page.get_by_role("heading", name="Term 2 homework")).to_be_visible()

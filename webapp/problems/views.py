@@ -305,14 +305,14 @@ def _preview_items(items: list[dict], tab: str) -> list[dict]:
 
 
 def _import_message(result: services.ImportResult) -> str:
-    parts = [f"Imported {result.imported} problem(s) into “{result.problem_set.title}”."]
+    parts = [f"Imported {result.imported:,} problem(s) into “{result.problem_set.title}”."]
     if result.skipped_errors:
-        parts.append(f"Skipped {result.skipped_errors} with errors.")
+        parts.append(f"Skipped {result.skipped_errors:,} with errors.")
     if result.skipped_duplicates:
-        parts.append(f"Left out {result.skipped_duplicates} duplicate(s).")
+        parts.append(f"Left out {result.skipped_duplicates:,} duplicate(s).")
     if result.flagged:
         parts.append(
-            f"{result.flagged} have answers the checker cannot read: fix them to train on them."
+            f"{result.flagged:,} have answers the checker cannot read: fix them to train on them."
         )
     return " ".join(parts)
 
