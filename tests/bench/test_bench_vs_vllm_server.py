@@ -11,8 +11,8 @@ from bench.bench_vs_vllm_server import (
     Outcome,
     commandstats_delta,
     first_text_index,
-    generation_id_in,
     page_flow_for,
+    page_generation,
     rebuild,
     side_summary,
     sse_payloads,
@@ -151,12 +151,18 @@ ARTICLE = (
 )
 
 
-def test_generation_id_in_the_page_is_the_unfinished_one():
+def test_the_page_generation_is_the_unfinished_one_or_else_the_newest():
     page = ARTICLE.format(pk=7, status="done") + ARTICLE.format(pk=9, status="queued")
-    assert generation_id_in(page) == 9
-    assert generation_id_in("<title>t</title>" + ARTICLE.format(pk=4, status="running")) == 4
-    with pytest.raises(ValueError, match="no unfinished generation"):
-        generation_id_in(ARTICLE.format(pk=7, status="done"))
+    assert page_generation(page) == (9, "queued")
+    assert page_generation("<title>t</title>" + ARTICLE.format(pk=4, status="running")) == (
+        4,
+        "running",
+    )
+    # Finished before the page was rendered: its text is in the markup, no socket is opened.
+    finished = ARTICLE.format(pk=7, status="failed") + ARTICLE.format(pk=8, status="done")
+    assert page_generation(finished) == (8, "done")
+    with pytest.raises(ValueError, match="no generation in the page"):
+        page_generation("<article class='note'>")
 
 
 def test_first_text_per_flow_and_its_medians_over_rounds():
