@@ -165,7 +165,7 @@ def upload_request(data: bytes, teacher):
         with forced_inline if side == "inline" else contextlib.nullcontext():
             cpu, wall, response = measured(lambda: client.post(url, body, content_type))
         assert response.status_code == 302, response.content[:2000]
-        staged = ProblemUpload.objects.defer("raw_data", "items").get()
+        staged = ProblemUpload.objects.defer("raw_data").get()
         expected = UploadState.READY if side == "inline" else UploadState.READING
         assert staged.state == expected, (side, staged.state)
         ProblemUpload.objects.all().delete()
