@@ -129,11 +129,19 @@ def problem_get(*, teacher: User, problem_id: int) -> Problem:
     return problem
 
 
-def problem_upload_get(*, teacher: User, token: str) -> ProblemUpload:
-    """The teacher's staged upload, without the stored bytes of a file still to be read. Its
-    items are rows of their own (`problem_upload_items`), read only by what shows or uses them:
-    a status poll or an Import click of a big preview loads none."""
-    upload = ProblemUpload.objects.filter(owner=teacher, token=token).defer("raw_data").first()
+# What a status poll never reads: the texts only the preview or the upload page show.
+_NOT_POLLED = ("description", "file_warnings", "read_error_details", "import_result")
+
+
+def problem_upload_get(*, teacher: User, token: str, for_poll: bool = False) -> ProblemUpload:
+    """The teacher's staged upload, without the stored bytes of a file still to be read (and,
+    for a status poll, without the texts it does not show). Its items are rows of their own
+    (`problem_upload_items`), read only by what shows or uses them: a poll or an Import click of
+    a big preview loads none."""
+    uploads = ProblemUpload.objects.filter(owner=teacher, token=token).defer("raw_data")
+    if for_poll:
+        uploads = uploads.defer(*_NOT_POLLED)
+    upload = uploads.first()
     if upload is None:
         raise ServiceError(
             "That upload is no longer waiting: it was imported, discarded or expired. "

@@ -1,7 +1,8 @@
 """Writes for problem sets: upload → preview → import, single problems, sets, training exclusion.
 
 An upload is read whole (`importers.read_problem_file`), checked for duplicates within the file and
-against the teacher's stored problems, and staged as a `ProblemUpload` the teacher previews. A small
+against the teacher's stored problems, and staged as a `ProblemUpload` the teacher previews (one
+`ProblemUploadItem` row per item, written with it in one transaction). A small
 file is read during the upload request; a bigger one (over PROBLEM_UPLOAD_INLINE_MAX_LINES or
 _BYTES) is stored and read by the same code in a Celery task (`problems.read_upload`), so no request
 spends seconds reading 20,000 rows, while the preview shows how far it is. Only

@@ -331,7 +331,9 @@ def _import_message(result: services.ImportResult) -> str:
 def upload_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
     """Polled by the preview while a big file is read, its answers are checked or it is imported
     in the background; reloads the page when that is over (done, refused or failed)."""
-    staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
+    staged = found_or_404(
+        selectors.problem_upload_get, teacher=request.user, token=token, for_poll=True
+    )
     if staged.state == UploadState.READING and not staged.read_has_failed:
         return render(request, "problems/upload_reading.html#reading", {"staged": staged})
     if staged.state == UploadState.READY and staged.pending_checks:
