@@ -55,4 +55,4 @@ class ProblemUploadAdmin(admin.ModelAdmin):
         "created_at",
     )
     raw_id_fields = ("owner", "target_set")
-    exclude = ("items",)  # thousands of staged items would make the change page unusable
+    # No inline for its items: thousands of staged rows would make the change page unusable.

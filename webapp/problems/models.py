@@ -163,11 +163,10 @@ class ProblemUpload(models.Model):
     `problems.import_upload` with `import_try`, then `imported` (the items dropped, the outcome in
     `import_result` for the page to say) or back to `ready` with `import_error`.
 
-    `items` holds one dict per item of the file: {"number", "line", "status" ("ready", "error",
-    "duplicate"), "data" (Problem field values), "errors" and "warnings" ([field, message] pairs),
-    "duplicate_of" (where the same problem already is)}; `data["reference_pending"]` marks an
-    answer the verifier has not read yet. The row is deleted on import or discard, and uploads
-    left unconfirmed expire after a day.
+    The items of the file are `ProblemUploadItem` rows (`staged_items`), one per item, so the
+    preview reads one page of them, never the whole file. The counts (`ready_count`, ...) are
+    kept here with the rows, in the same transactions. The upload (and its items) is deleted on
+    import or discard, and uploads left unconfirmed expire after a day.
     """
 
     token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -184,7 +183,6 @@ class ProblemUpload(models.Model):
         ProblemSet, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     on_error = models.CharField(max_length=8, choices=OnError.choices, default=OnError.SKIP)
-    items = models.JSONField(default=list)
     file_warnings = models.JSONField(default=list)
     ready_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
@@ -246,3 +244,43 @@ class ProblemUpload(models.Model):
             return False
         running = (timezone.now() - self.import_started_at).total_seconds()
         return running > settings.PROBLEM_UPLOAD_IMPORT_TIMEOUT_SECONDS
+
+
+class ItemStatus(models.TextChoices):
+    READY = "ready", "Ready"
+    ERROR = "error", "Error"
+    DUPLICATE = "duplicate", "Duplicate"
+
+
+class ProblemUploadItem(models.Model):
+    """One item of a staged upload, in file order (`position`, from 0).
+
+    `data` holds the Problem field values (with `content_key`; `data["reference_pending"]` marks
+    an answer the verifier has not read yet, `data["reference_error"]` one it cannot read);
+    `errors` and `warnings` are [field, message] pairs; `duplicate_of` says where the same problem
+    already is. Written once when the file is staged (the background answer check updates `data`
+    and `warnings`), read a page at a time by the preview, and deleted with its upload.
+    """
+
+    upload = models.ForeignKey(ProblemUpload, on_delete=models.CASCADE, related_name="staged_items")
+    position = models.PositiveIntegerField()
+    number = models.PositiveIntegerField()  # 1-based, as the importers count
+    line = models.PositiveIntegerField(null=True, blank=True)
+    where = models.CharField(max_length=32)  # "Line 12" or "Item 3", as the teacher reads it
+    status = models.CharField(max_length=10, choices=ItemStatus.choices)
+    data = models.JSONField(default=dict)
+    errors = models.JSONField(default=list)
+    warnings = models.JSONField(default=list)
+    duplicate_of = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["position"]  # file order, within an upload
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "position"], name="upload_item_position")
+        ]
+        indexes = [
+            models.Index(fields=["upload", "status", "position"], name="upload_item_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.where} ({self.status})"

@@ -9,13 +9,23 @@ approved for training. The admin's set review reads every teacher's sets (`set_r
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, Q, QuerySet
+from django.db.models.fields.json import KT
 
 from webapp.core.errors import ServiceError
-from webapp.problems.models import AnswerKind, Problem, ProblemSet, ProblemUpload, UploadState
+from webapp.problems.models import (
+    AnswerKind,
+    ItemStatus,
+    Problem,
+    ProblemSet,
+    ProblemUpload,
+    ProblemUploadItem,
+    UploadState,
+)
 from webapp.tutoring.models import Attempt
 
 if TYPE_CHECKING:
@@ -119,12 +129,18 @@ def problem_get(*, teacher: User, problem_id: int) -> Problem:
     return problem
 
 
-def problem_upload_get(*, teacher: User, token: str, with_items: bool = True) -> ProblemUpload:
+# What a status poll never reads: the texts only the preview or the upload page show.
+_NOT_POLLED = ("description", "file_warnings", "read_error_details", "import_result")
+
+
+def problem_upload_get(*, teacher: User, token: str, for_poll: bool = False) -> ProblemUpload:
     """The teacher's staged upload, without the stored bytes of a file still to be read (and,
-    for a status poll, without its items)."""
+    for a status poll, without the texts it does not show). Its items are rows of their own
+    (`problem_upload_items`), read only by what shows or uses them: a poll or an Import click of
+    a big preview loads none."""
     uploads = ProblemUpload.objects.filter(owner=teacher, token=token).defer("raw_data")
-    if not with_items:
-        uploads = uploads.defer("raw_data", "items")
+    if for_poll:
+        uploads = uploads.defer(*_NOT_POLLED)
     upload = uploads.first()
     if upload is None:
         raise ServiceError(
@@ -140,9 +156,63 @@ def problem_upload_refused(*, teacher: User, token: uuid.UUID) -> ProblemUpload 
     """The teacher's upload that the background reader refused, for the upload page to explain."""
     return (
         ProblemUpload.objects.filter(owner=teacher, token=token, state=UploadState.REFUSED)
-        .defer("raw_data", "items")
+        .defer("raw_data")
         .first()
     )
+
+
+# The tabs of the upload preview → the upload's count of their items (the counts are written with
+# the rows, so the preview pages through a tab without counting it).
+UPLOAD_ITEM_COUNTS = {
+    "all": "item_count",
+    "error": "error_count",
+    "duplicate": "duplicate_count",
+    "flagged": "flagged_count",
+}
+
+
+def problem_upload_items(
+    *, upload: ProblemUpload, show: str = "all"
+) -> QuerySet[ProblemUploadItem]:
+    """A staged upload's items in file order; `show` (a key of UPLOAD_ITEM_COUNTS) keeps the
+    errors, the duplicates, or the ready items whose answer the verifier cannot read ("flagged",
+    a non-empty `data["reference_error"]`). A queryset, so the preview fetches one page of it
+    (the (upload, status, position) index serves the tabs)."""
+    items = ProblemUploadItem.objects.filter(upload=upload)
+    if show in (ItemStatus.ERROR, ItemStatus.DUPLICATE):
+        items = items.filter(status=show)
+    elif show == "flagged":
+        items = items.alias(reference_error=KT("data__reference_error")).filter(
+            status=ItemStatus.READY, reference_error__gt=""
+        )
+    return items.order_by("position")
+
+
+def problem_upload_item_count(*, upload: ProblemUpload, show: str = "all") -> int:
+    """How many items `problem_upload_items(upload=upload, show=show)` holds, from the upload's
+    counts (no query)."""
+    return getattr(upload, UPLOAD_ITEM_COUNTS[show])
+
+
+def problem_upload_report_rows(*, upload: ProblemUpload) -> Iterator[list[object]]:
+    """The rows of a staged upload's report (where, kind, field, message, statement), in file
+    order, item after item: its errors, "duplicate", its warnings. The items are streamed from the
+    database (only the fields the report shows, the statement cut out of `data` there), never
+    held all at once."""
+    items = (
+        problem_upload_items(upload=upload)
+        .annotate(statement=KT("data__statement"))
+        .values_list("where", "status", "errors", "warnings", "duplicate_of", "statement")
+        .iterator(chunk_size=2000)
+    )
+    for where, status, errors, warnings, duplicate_of, statement in items:
+        statement = (statement or "")[:200]
+        for field, message in errors:
+            yield [where, "error", field, message, statement]
+        if status == ItemStatus.DUPLICATE:
+            yield [where, "duplicate", "statement", f"Same as {duplicate_of}.", statement]
+        for field, message in warnings:
+            yield [where, "warning", field, message, statement]
 
 
 def existing_problems_by_key(*, teacher: User, keys: list[str]) -> dict[str, str]:

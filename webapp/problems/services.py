@@ -1,7 +1,8 @@
 """Writes for problem sets: upload → preview → import, single problems, sets, training exclusion.
 
 An upload is read whole (`importers.read_problem_file`), checked for duplicates within the file and
-against the teacher's stored problems, and staged as a `ProblemUpload` the teacher previews. A small
+against the teacher's stored problems, and staged as a `ProblemUpload` the teacher previews (one
+`ProblemUploadItem` row per item, written with it in one transaction). A small
 file is read during the upload request; a bigger one (over PROBLEM_UPLOAD_INLINE_MAX_LINES or
 _BYTES) is stored and read by the same code in a Celery task (`problems.read_upload`), so no request
 spends seconds reading 20,000 rows, while the preview shows how far it is. Only
@@ -52,13 +53,15 @@ from webapp.problems.importers.decoding import check_upload_size
 from webapp.problems.importers.validation import check_reference, validate_item
 from webapp.problems.models import (
     Domain,
+    ItemStatus,
     OnError,
     Problem,
     ProblemSet,
     ProblemUpload,
+    ProblemUploadItem,
     UploadState,
 )
-from webapp.problems.selectors import existing_problems_by_key
+from webapp.problems.selectors import existing_problems_by_key, problem_upload_items
 
 if TYPE_CHECKING:
     from webapp.accounts.models import User
@@ -70,6 +73,8 @@ MAX_ITEMS_PER_UPLOAD = 20_000
 INLINE_ANSWER_CHECKS = 150
 # How often the background check saves its progress for the preview.
 CHECK_PROGRESS_SECONDS = 2.0
+# Staged items are written (bulk_create) and read back by the background check this many at a time.
+ITEMS_PER_BATCH = 1000
 UPLOAD_EXPIRES_AFTER = timedelta(days=1)
 # Big files are read by a Celery task; a teacher may have this many being read at once.
 MAX_FILES_READING_PER_TEACHER = 3
@@ -188,13 +193,15 @@ def problem_upload_preview(
         data, teacher=teacher, filename=filename, format=format, default_domain=default_domain
     )
     _expire_old_uploads()
-    staged = ProblemUpload.objects.create(
-        owner=teacher,
-        target_set=target_set,
-        **_staged_fields(read, items, filename=filename, title=title, on_error=on_error),
-    )
-    if read.pending_checks:
-        enqueue_on_commit("problems.check_upload_answers", staged.pk)
+    with transaction.atomic():
+        staged = ProblemUpload.objects.create(
+            owner=teacher,
+            target_set=target_set,
+            **_staged_fields(read, items, filename=filename, title=title, on_error=on_error),
+        )
+        _save_staged_items(staged.pk, items)
+        if read.pending_checks:
+            enqueue_on_commit("problems.check_upload_answers", staged.pk)
     return staged
 
 
@@ -260,8 +267,10 @@ def problem_upload_read(*, upload_id: int, attempt: int) -> str:
             read_total=len(items),
             read_progress_at=timezone.now(),
         )
-        if saved and read.pending_checks:
-            enqueue_on_commit("problems.check_upload_answers", upload_id)
+        if saved:  # still this try: its items are written with the state, or not at all
+            _save_staged_items(upload_id, items)
+            if read.pending_checks:
+                enqueue_on_commit("problems.check_upload_answers", upload_id)
     return UploadState.READY if saved else "superseded"
 
 
@@ -332,7 +341,7 @@ def _read_and_stage(
     format: str,
     default_domain: str,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[ReadFile, list[dict]]:
+) -> tuple[ReadFile, list[ProblemUploadItem]]:
     """The one way a file is read, in the request or in the task: parse and check it, then mark
     duplicates against the teacher's stored problems."""
     read = read_problem_file(
@@ -349,12 +358,13 @@ def _read_and_stage(
 
 
 def _staged_fields(
-    read: ReadFile, items: list[dict], *, filename: str, title: str, on_error: str
+    read: ReadFile, items: list[ProblemUploadItem], *, filename: str, title: str, on_error: str
 ) -> dict:
-    """The ProblemUpload values of a file that was read."""
-    counts = {status: 0 for status in ("ready", "error", "duplicate")}
+    """The ProblemUpload values of a file that was read (its items are saved beside it,
+    `_save_staged_items`)."""
+    counts = {status: 0 for status in ItemStatus.values}
     for item in items:
-        counts[item["status"]] += 1
+        counts[item.status] += 1
     return {
         "filename": filename[:255],
         "source_format": read.format,
@@ -362,73 +372,105 @@ def _staged_fields(
         "title": (title or read.title or _title_from_filename(filename))[:200],
         "description": read.description,
         "on_error": on_error if on_error in OnError.values else OnError.SKIP,
-        "items": items,
         "file_warnings": read.file_warnings,
         "ready_count": counts["ready"],
         "error_count": counts["error"],
         "duplicate_count": counts["duplicate"],
-        "flagged_count": _flagged(items),
+        "flagged_count": sum(
+            1 for item in items if item.status == ItemStatus.READY and item.data["reference_error"]
+        ),
         "pending_checks": read.pending_checks,
         "checks_total": read.pending_checks,
     }
 
 
-def _flagged(items: list[dict]) -> int:
-    return sum(1 for item in items if item["status"] == "ready" and item["data"]["reference_error"])
+def _save_staged_items(upload_id: int, items: list[ProblemUploadItem]) -> None:
+    """Write a file's items as rows of its upload, in batches; call inside the transaction that
+    creates the upload or marks it read, so the rows and the counts land together."""
+    for item in items:
+        item.upload_id = upload_id
+    ProblemUploadItem.objects.bulk_create(items, batch_size=ITEMS_PER_BATCH)
 
 
 def problem_upload_check_answers(*, upload_id: int) -> int:
     """Let the verifier read every pending reference answer of a staged upload (the background
-    half of the preview); saves progress every few seconds. Returns how many it checked.
+    half of the preview), in file order; saves the checked items and the progress every few
+    seconds, in one transaction each time. Returns how many it checked.
 
     Stops quietly if the teacher imported or discarded the upload meanwhile.
     """
-    staged = ProblemUpload.objects.filter(pk=upload_id).first()
+    staged = ProblemUpload.objects.defer("raw_data").filter(pk=upload_id).first()
     if staged is None:
         return 0
-    items = staged.items
-    pending = [item for item in items if item["data"].get("reference_pending")]
+    pending_ids = list(
+        problem_upload_items(upload=staged)
+        .filter(data__reference_pending=True)
+        .values_list("pk", flat=True)
+    )
+    checked: list[ProblemUploadItem] = []
     last_save = time.monotonic()
-    for done, item in enumerate(pending, start=1):
-        warning = check_reference(item["data"])
-        if warning:
-            item["warnings"].append([warning.field, warning.message])
-        finished = done == len(pending)
-        if finished or time.monotonic() - last_save > CHECK_PROGRESS_SECONDS:
-            still_there = ProblemUpload.objects.filter(pk=upload_id).update(
-                items=items, pending_checks=len(pending) - done, flagged_count=_flagged(items)
+    done = 0
+    for start in range(0, len(pending_ids), ITEMS_PER_BATCH):
+        chunk = pending_ids[start : start + ITEMS_PER_BATCH]
+        for item in ProblemUploadItem.objects.filter(pk__in=chunk).order_by("position"):
+            warning = check_reference(item.data)
+            if warning:
+                item.warnings.append([warning.field, warning.message])
+            checked.append(item)
+            done += 1
+            finished = done == len(pending_ids)
+            if finished or time.monotonic() - last_save > CHECK_PROGRESS_SECONDS:
+                if not _save_checked(staged, checked, pending=len(pending_ids) - done):
+                    return done
+                checked = []
+                last_save = time.monotonic()
+    return done
+
+
+def _save_checked(staged: ProblemUpload, checked: list[ProblemUploadItem], *, pending: int) -> bool:
+    """Save checked items with the upload's progress and flagged count, together; False when the
+    upload is gone (imported or discarded). The rows are written before the upload, the order a
+    discard deletes them in."""
+    with transaction.atomic():
+        ProblemUploadItem.objects.bulk_update(
+            checked, ["data", "warnings"], batch_size=ITEMS_PER_BATCH
+        )
+        flagged = problem_upload_items(upload=staged, show="flagged").count()
+        return bool(
+            ProblemUpload.objects.filter(pk=staged.pk).update(
+                pending_checks=pending, flagged_count=flagged
             )
-            if not still_there:
-                return done
-            last_save = time.monotonic()
-    return len(pending)
+        )
 
 
-def _stage_items(validated: list[ValidatedItem], *, teacher) -> list[dict]:
+def _stage_items(validated: list[ValidatedItem], *, teacher) -> list[ProblemUploadItem]:
+    """The file's items as unsaved rows in file order, each ready, an error or a duplicate (of an
+    earlier item of the file or of one of the teacher's stored problems)."""
     keys = [problem_content_key(item.data.get("statement", "")) for item in validated]
     stored = existing_problems_by_key(teacher=teacher, keys=[k for k in keys if k])
     first_seen: dict[str, str] = {}
     staged = []
-    for item, key in zip(validated, keys, strict=True):
-        entry = {
-            "number": item.number,
-            "line": item.line,
-            "where": item.where,
-            "status": "ready",
-            "data": item.data | {"content_key": key},
-            "errors": [[issue.field, issue.message] for issue in item.errors],
-            "warnings": [[issue.field, issue.message] for issue in item.warnings],
-            "duplicate_of": "",
-        }
+    for position, (item, key) in enumerate(zip(validated, keys, strict=True)):
+        entry = ProblemUploadItem(
+            position=position,
+            number=item.number,
+            line=item.line,
+            where=item.where,
+            status=ItemStatus.READY,
+            data=item.data | {"content_key": key},
+            errors=[[issue.field, issue.message] for issue in item.errors],
+            warnings=[[issue.field, issue.message] for issue in item.warnings],
+            duplicate_of="",
+        )
         if item.errors:
-            entry["status"] = "error"
+            entry.status = ItemStatus.ERROR
         elif key in first_seen:
-            entry["status"] = "duplicate"
-            entry["duplicate_of"] = f"the same problem at {first_seen[key].lower()} of this file"
+            entry.status = ItemStatus.DUPLICATE
+            entry.duplicate_of = f"the same problem at {first_seen[key].lower()} of this file"
         elif key in stored:
-            entry["status"] = "duplicate"
-            entry["duplicate_of"] = f"your set “{stored[key]}”"
-        if entry["status"] != "error":
+            entry.status = ItemStatus.DUPLICATE
+            entry.duplicate_of = f"your set “{stored[key]}”"
+        if entry.status != ItemStatus.ERROR:
             first_seen.setdefault(key, item.where)
         staged.append(entry)
     return staged
@@ -445,9 +487,7 @@ def problem_upload_import_start(
         return problem_upload_import(upload=upload, teacher=teacher, on_error=on_error, title=title)
     _ensure_importable(upload, teacher=teacher, on_error=on_error)
     with transaction.atomic():
-        locked = (
-            ProblemUpload.objects.select_for_update().defer("raw_data", "items").get(pk=upload.pk)
-        )
+        locked = ProblemUpload.objects.select_for_update().defer("raw_data").get(pk=upload.pk)
         _ensure_importable(locked, teacher=teacher, on_error=on_error)
         locked.state = UploadState.IMPORTING
         locked.import_try += 1
@@ -568,12 +608,15 @@ def problem_upload_import(
     Duplicates are checked again, in case another import landed since the preview.
     """
     _ensure_importable(upload, teacher=teacher, on_error=on_error, attempt=attempt)
-    ready = [item for item in upload.items if item["status"] == "ready"]
-    stored = existing_problems_by_key(
-        teacher=teacher, keys=[item["data"]["content_key"] for item in ready]
+    ready: list[dict] = list(
+        problem_upload_items(upload=upload)
+        .filter(status=ItemStatus.READY)
+        .values_list("data", flat=True)
+        .iterator(chunk_size=ITEMS_PER_BATCH)
     )
-    now_duplicate = [item for item in ready if item["data"]["content_key"] in stored]
-    ready = [item for item in ready if item["data"]["content_key"] not in stored]
+    stored = existing_problems_by_key(teacher=teacher, keys=[data["content_key"] for data in ready])
+    now_duplicate = [data for data in ready if data["content_key"] in stored]
+    ready = [data for data in ready if data["content_key"] not in stored]
     if not ready:
         raise ServiceError(
             "There is nothing left to import: every item has an error or is a duplicate.",
@@ -602,10 +645,10 @@ def problem_upload_import(
                     problem_set=problem_set,
                     created_by=teacher,
                     position=start + index,
-                    content_key=item["data"]["content_key"],
-                    **{name: item["data"][name] for name in _PROBLEM_FIELDS},
+                    content_key=data["content_key"],
+                    **{name: data[name] for name in _PROBLEM_FIELDS},
                 )
-                for index, item in enumerate(ready)
+                for index, data in enumerate(ready)
             ),
             batch_size=1000,
         )
@@ -614,16 +657,17 @@ def problem_upload_import(
             imported=len(ready),
             skipped_errors=upload.error_count,
             skipped_duplicates=upload.duplicate_count + len(now_duplicate),
-            flagged=sum(1 for item in ready if item["data"]["reference_error"]),
+            flagged=sum(1 for data in ready if data["reference_error"]),
         )
         if attempt is None:
             upload.delete()
         else:
+            # The items go first, as a discard deletes them (then the upload row).
+            problem_upload_items(upload=upload).delete()
             marked = ProblemUpload.objects.filter(
                 pk=upload.pk, state=UploadState.IMPORTING, import_try=attempt
             ).update(
                 state=UploadState.IMPORTED,
-                items=[],
                 imported_set=problem_set,
                 import_result={
                     "imported": result.imported,

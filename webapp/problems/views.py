@@ -8,6 +8,7 @@ every reason, line by line.
 from __future__ import annotations
 
 import uuid
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -223,14 +224,9 @@ def _refused_upload(request: AuthenticatedHttpRequest) -> ProblemUpload | None:
 
 @role_required("teacher")
 def upload_preview(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
-    # An Import click of a big preview need not decode its items (the task does); they load
-    # when used (an import in the request, the page shown again).
-    staged = found_or_404(
-        selectors.problem_upload_get,
-        teacher=request.user,
-        token=token,
-        with_items=request.method != "POST",
-    )
+    # The upload row holds no items: the page reads one page of them (and the first errors), an
+    # import reads the ready ones, and an Import click of a big preview none (the task does).
+    staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
     if staged.state == UploadState.REFUSED:
         return redirect(reverse("problems:upload") + f"?refused={staged.token}")
     if staged.state == UploadState.IMPORTED:
@@ -268,21 +264,43 @@ def upload_preview(request: AuthenticatedHttpRequest, token: str) -> HttpRespons
     tab = request.GET.get("tab", "all")
     if tab not in PREVIEW_TABS:
         tab = "all"
-    items = _preview_items(staged.items, tab)
+    items = _CountedPaginator(
+        selectors.problem_upload_items(upload=staged, show=tab),
+        PREVIEW_ITEMS_PER_PAGE,
+        count=selectors.problem_upload_item_count(upload=staged, show=tab),
+    )
     context = {
         "staged": staged,
         "format_label": dict(FORMAT_CHOICES).get(staged.source_format, staged.source_format),
         "form": form,
         "tabs": PREVIEW_TABS,
         "tab": tab,
-        "page": Paginator(items, PREVIEW_ITEMS_PER_PAGE).get_page(request.GET.get("page")),
+        # One page of the tab's items, fetched from the database (LIMIT/OFFSET in file order).
+        "page": items.get_page(request.GET.get("page")),
         # Every problem of the file in one place (the first few; the rest are a link away).
-        "error_items": [i for i in staged.items if i["status"] == "error"][:PREVIEW_ERRORS_LISTED],
+        "error_items": list(
+            selectors.problem_upload_items(upload=staged, show="error")[:PREVIEW_ERRORS_LISTED]
+        )
+        if staged.error_count
+        else [],
     }
     return render(request, "problems/upload_preview.html", context)
 
 
 PREVIEW_ERRORS_LISTED = 10
+
+
+class _CountedPaginator(Paginator):
+    """A Paginator over a queryset whose length is already known (the upload's counts), so a
+    page costs one query, not a COUNT and a query."""
+
+    def __init__(self, object_list, per_page: int, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self._known_count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self._known_count
 
 
 def _imported(request: AuthenticatedHttpRequest, staged: ProblemUpload) -> HttpResponse:
@@ -294,14 +312,6 @@ def _imported(request: AuthenticatedHttpRequest, staged: ProblemUpload) -> HttpR
         return redirect("problems:problem_set_list")
     messages.success(request, _import_message(result))
     return redirect("problems:problem_set_detail", problem_set_id=result.problem_set.pk)
-
-
-def _preview_items(items: list[dict], tab: str) -> list[dict]:
-    if tab == "flagged":
-        return [i for i in items if i["status"] == "ready" and i["data"].get("reference_error")]
-    if tab in ("error", "duplicate"):
-        return [i for i in items if i["status"] == tab]
-    return items
 
 
 def _import_message(result: services.ImportResult) -> str:
@@ -322,7 +332,7 @@ def upload_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
     """Polled by the preview while a big file is read, its answers are checked or it is imported
     in the background; reloads the page when that is over (done, refused or failed)."""
     staged = found_or_404(
-        selectors.problem_upload_get, teacher=request.user, token=token, with_items=False
+        selectors.problem_upload_get, teacher=request.user, token=token, for_poll=True
     )
     if staged.state == UploadState.READING and not staged.read_has_failed:
         return render(request, "problems/upload_reading.html#reading", {"staged": staged})
@@ -364,25 +374,11 @@ def upload_discard(request: AuthenticatedHttpRequest, token: str) -> HttpRespons
 def upload_report(request: HtmxHttpRequest, token: str) -> HttpResponse:
     """Every error, warning and duplicate of a staged upload as a spreadsheet-safe CSV."""
     staged = found_or_404(selectors.problem_upload_get, teacher=request.user, token=token)
-    rows = []
-    for item in staged.items:
-        statement = item["data"].get("statement", "")[:200]
-        for field, message in item["errors"]:
-            rows.append([item["where"], "error", field, message, statement])
-        if item["status"] == "duplicate":
-            rows.append(
-                [
-                    item["where"],
-                    "duplicate",
-                    "statement",
-                    f"Same as {item['duplicate_of']}.",
-                    statement,
-                ]
-            )
-        for field, message in item["warnings"]:
-            rows.append([item["where"], "warning", field, message, statement])
     response = HttpResponse(
-        csv_bytes(["where", "kind", "field", "message", "statement"], rows),
+        csv_bytes(
+            ["where", "kind", "field", "message", "statement"],
+            selectors.problem_upload_report_rows(upload=staged),
+        ),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = 'attachment; filename="upload-report.csv"'

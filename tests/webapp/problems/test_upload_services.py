@@ -64,8 +64,8 @@ def test_skip_bad_items_imports_the_rest_and_flags_unreadable_answers(teacher):
     # 10 rows: 5 with errors, 1 duplicate within the file, 4 ready (one flagged).
     assert (staged.ready_count, staged.error_count, staged.duplicate_count) == (4, 5, 1)
     assert staged.flagged_count == 1
-    duplicate = next(item for item in staged.items if item["status"] == "duplicate")
-    assert duplicate["line"] == 6 and "line 2" in duplicate["duplicate_of"]
+    duplicate = staged.staged_items.get(status="duplicate")
+    assert duplicate.line == 6 and "line 2" in duplicate.duplicate_of
 
     result = services.problem_upload_import(upload=staged, teacher=teacher, on_error=OnError.SKIP)
 
@@ -89,7 +89,7 @@ def test_duplicates_of_stored_problems_are_reported_not_imported_twice(teacher):
     )
     again = preview(teacher, "problems.csv")
     assert (again.ready_count, again.duplicate_count) == (0, 8)
-    assert "your set" in again.items[0]["duplicate_of"]
+    assert "your set" in again.staged_items.order_by("position")[0].duplicate_of
     with pytest.raises(ServiceError, match="nothing left to import"):
         services.problem_upload_import(upload=again, teacher=teacher, on_error=OnError.SKIP)
     assert Problem.objects.count() == 8
@@ -253,7 +253,7 @@ def test_many_symbolic_answers_are_checked_after_the_request(
 
     staged.refresh_from_db()
     assert (staged.pending_checks, staged.checks_done, staged.flagged_count) == (0, 13, 1)
-    assert not any(item["data"].get("reference_pending") for item in staged.items)
+    assert not any(item.data.get("reference_pending") for item in staged.staged_items.all())
     result = services.problem_upload_import(upload=staged, teacher=teacher, on_error=OnError.SKIP)
     assert (result.imported, result.flagged) == (13, 1)
 
