@@ -10,6 +10,7 @@ docs/images/dashboard.png from this run.
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from django.conf import settings as django_settings
 from playwright.sync_api import expect
@@ -17,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.fixtures.browser import docs_screenshot
+from tests.fixtures.process_hold import ProcessHold
 from tests.webapp.registry.conftest import TINY_JOB_HYPERPARAMETERS, write_tiny_checkpoint
 from tests.webapp.registry.factories import make_pool_problems
 from webapp.registry.models import (
@@ -59,12 +61,17 @@ def test_admin_launches_a_job_watches_it_live_and_promotes_the_result(
     expect(form.get_by_label("Token budget Φ")).to_have_value("4096")  # the documented default
     for name, value in TINY_JOB_HYPERPARAMETERS.items():
         form.locator(f"[name=hp_{name}]").fill(str(value))
-    form.get_by_role("button", name="Launch job").click()
-    page.wait_for_url("**/dashboard/jobs/*/")
-    job = TrainingJob.objects.get()
+    # The Celery worker is held still until the job's page is connected: a tiny job can be over
+    # before a quiet machine has loaded the page, and then the curves come from the snapshot
+    # rather than live.
+    worker = psutil.Process(celery_worker_process.process.pid)
+    with ProcessHold([worker, *worker.children(recursive=True)]).held():
+        form.get_by_role("button", name="Launch job").click()
+        page.wait_for_url("**/dashboard/jobs/*/")
+        job = TrainingJob.objects.get()
+        expect(page.locator("#live-state")).to_have_text("live")
 
     # Curves fill in over the WebSocket while the page stays loaded.
-    expect(page.locator("#live-state")).to_have_text("live")
     page.wait_for_function(
         "() => Chart.getChart('chart-reward').data.datasets[0].data.length >= 2"
         " && Chart.getChart('chart-tokens').data.datasets[0].data.length >= 2",

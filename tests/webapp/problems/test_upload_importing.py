@@ -32,23 +32,6 @@ def big_means_over_five(settings):
     settings.PROBLEM_IMPORT_INLINE_MAX_ITEMS = 5
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    calls: list[tuple[str, list]] = []
-    monkeypatch.setattr(
-        services,
-        "enqueue_on_commit",
-        lambda name, *args, **options: calls.append((name, list(args))),
-    )
-    return calls
-
-
-@pytest.fixture
-def teacher_client(client, teacher):
-    client.force_login(teacher)
-    return client
-
-
 def preview(teacher, data: bytes | None = None) -> ProblemUpload:
     return services.problem_upload_preview(
         teacher=teacher, data=data or csv_file(), filename="week-4.csv"

@@ -53,23 +53,6 @@ def steady_verifier(monkeypatch):
     monkeypatch.setattr(validation, "reference_problem", verifier_that_cannot_read_fractions)
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    calls: list[tuple[str, list]] = []
-    monkeypatch.setattr(
-        services,
-        "enqueue_on_commit",
-        lambda name, *args, **options: calls.append((name, list(args))),
-    )
-    return calls
-
-
-@pytest.fixture
-def teacher_client(client, teacher):
-    client.force_login(teacher)
-    return client
-
-
 def preview(teacher, data: bytes) -> ProblemUpload:
     return services.problem_upload_preview(teacher=teacher, data=data, filename="mixed.csv")
 

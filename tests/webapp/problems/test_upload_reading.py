@@ -29,25 +29,6 @@ def big_csv(count: int = 600, *, extra: str = "") -> bytes:
     return ("statement,answer\n" + "\n".join(rows) + "\n" + extra).encode()
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """Tasks the services enqueue (name, args), recorded instead of sent (the test after the
-    first one checks the real send, once the row is committed)."""
-    calls: list[tuple[str, list]] = []
-    monkeypatch.setattr(
-        services,
-        "enqueue_on_commit",
-        lambda name, *args, **options: calls.append((name, list(args))),
-    )
-    return calls
-
-
-@pytest.fixture
-def teacher_client(client, teacher):
-    client.force_login(teacher)
-    return client
-
-
 def item_rows(upload: ProblemUpload) -> list[dict]:
     """The upload's staged items as plain values, in file order (no ids)."""
     return list(

@@ -23,12 +23,6 @@ def upload(client, name: str, **fields):
     return client.post(reverse("problems:upload"), data | fields)
 
 
-@pytest.fixture
-def teacher_client(client, teacher):
-    client.force_login(teacher)
-    return client
-
-
 def test_upload_preview_shows_errors_with_lines_then_imports(teacher_client):
     response = upload(teacher_client, "with-errors/problems.csv")
     assert response.status_code == 302
