@@ -151,6 +151,9 @@ def _update_worker(rank: int, store: str, out_dir: str, lora: bool) -> None:
                 {"chosen": chosen, "grads": grads, "total": total, "reduced": reduced},
                 Path(out_dir) / "two_ranks.pt",
             )
+        # Leave together: a gloo rank whose peer tore its group down first can abort at exit
+        # ("terminate called without an active exception", seen once in CI).
+        comm.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -235,6 +238,7 @@ def _trainer_worker(rank: int, store: str, out_dir: str) -> None:
         (Path(out_dir) / f"result-{rank}.json").write_text(
             json.dumps({"step": result.step, "metrics": result.last_metrics})
         )
+        comm.barrier()  # leave together (see _update_worker)
     finally:
         dist.destroy_process_group()
 
