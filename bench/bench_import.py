@@ -72,28 +72,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import django
-    from django.conf import settings
 
     django.setup()
-    from django.db import connections
+    from bench.scratch_database import scratch_database
 
-    # A database of its own: a test run elsewhere (test_ringtutor) is left alone.
-    connections["default"].settings_dict["TEST"]["NAME"] = "bench_ringtutor_import"
-    settings.ALLOWED_HOSTS = ["testserver"]
-    from django.test.utils import (
-        setup_databases,
-        setup_test_environment,
-        teardown_databases,
-        teardown_test_environment,
-    )
-
-    setup_test_environment()
-    old_config = setup_databases(verbosity=0, interactive=False)
-    try:
+    with scratch_database("bench_ringtutor_import"):
         run(args)
-    finally:
-        teardown_databases(old_config, verbosity=0)
-        teardown_test_environment()
 
 
 def run(args) -> None:

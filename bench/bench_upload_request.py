@@ -134,28 +134,18 @@ def main() -> None:
     os.environ["REDIS_URL"] = args.redis_url
 
     import django
-    from django.conf import settings
 
     django.setup()
-    from django.db import connections
-    from django.test.utils import (
-        setup_databases,
-        setup_test_environment,
-        teardown_databases,
-        teardown_test_environment,
-    )
+    import redis
+    from django.conf import settings
 
-    connections["default"].settings_dict["TEST"]["NAME"] = "bench_ringtutor_upload_request"
-    settings.ALLOWED_HOSTS = ["testserver"]
-    setup_test_environment()
-    old_config = setup_databases(verbosity=0, interactive=False)
+    from bench.scratch_database import scratch_database
+
     try:
-        run(args)
+        with scratch_database("bench_ringtutor_upload_request"):
+            run(args)
     finally:
-        teardown_databases(old_config, verbosity=0)
-        teardown_test_environment()
-        import redis
-
+        # The background path's tasks were enqueued, never run: none is left for a worker.
         redis.Redis.from_url(args.redis_url).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
