@@ -12,6 +12,17 @@ from webapp.problems.models import OnError, ProblemUpload, UploadState
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+def _refreshed_until(staged, done, timeout_s: float = 60.0) -> None:
+    """Reload the staged upload until `done()` holds or the time is up (the caller's assertion
+    then says what the worker left)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        staged.refresh_from_db()
+        if done():
+            return
+        time.sleep(0.3)
+
+
 def test_a_celery_worker_checks_the_answers_of_a_big_upload(
     transactional_db, celery_worker_process, monkeypatch
 ):
@@ -23,12 +34,7 @@ def test_a_celery_worker_checks_the_answers_of_a_big_upload(
     staged = services.problem_upload_preview(teacher=teacher, data=data, filename="algebra.csv")
     assert staged.pending_checks == 9
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        staged.refresh_from_db()
-        if not staged.pending_checks:
-            break
-        time.sleep(0.3)
+    _refreshed_until(staged, lambda: not staged.pending_checks)
     assert staged.pending_checks == 0, celery_worker_process.log()[-3000:]
     assert staged.flagged_count == 1
     result = services.problem_upload_import(upload=staged, teacher=teacher, on_error=OnError.SKIP)
@@ -46,12 +52,7 @@ def test_a_celery_worker_reads_a_big_upload_and_the_preview_appears(
     staged = services.problem_upload_receive(teacher=teacher, data=data, filename="huge.csv")
     assert staged.state == UploadState.READING  # the request only stored it
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        staged.refresh_from_db()
-        if staged.state != UploadState.READING:
-            break
-        time.sleep(0.3)
+    _refreshed_until(staged, lambda: staged.state != UploadState.READING)
     assert staged.state == UploadState.READY, celery_worker_process.log()[-3000:]
     assert (staged.ready_count, staged.error_count) == (1_200, 1)
     assert staged.raw_data is None and staged.read_done == staged.read_total == 1_201
@@ -72,12 +73,7 @@ def test_a_celery_worker_imports_a_big_preview_in_one_transaction(
     )
     assert started is None  # more than PROBLEM_IMPORT_INLINE_MAX_ITEMS: the task imports it
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        staged.refresh_from_db()
-        if staged.state != UploadState.IMPORTING:
-            break
-        time.sleep(0.3)
+    _refreshed_until(staged, lambda: staged.state != UploadState.IMPORTING)
     assert staged.state == UploadState.IMPORTED, celery_worker_process.log()[-3000:]
     result = services.problem_upload_import_result(upload=staged, teacher=teacher)
     assert result is not None and result.imported == 1_200

@@ -52,6 +52,20 @@ def receive(teacher, data: bytes, **options) -> ProblemUpload:
     )
 
 
+def post_upload(client, filename: str, data: bytes):
+    """The upload page's form, as a teacher sends it with the default choices."""
+    return client.post(
+        reverse("problems:upload"),
+        {
+            "format": "auto",
+            "default_domain": "math",
+            "target_set": "",
+            "on_error": "skip",
+            "file": SimpleUploadedFile(filename, data),
+        },
+    )
+
+
 def test_a_small_file_is_still_read_in_the_request(teacher, sent):
     staged = receive(teacher, b"statement,answer\nWhat is 2+3?,5\n")
     assert staged.state == UploadState.READY and staged.ready_count == 1
@@ -277,16 +291,7 @@ def test_at_most_three_files_are_read_at_once_per_teacher(
     receive(other_teacher, big_csv(600))  # another teacher's files are their own
     assert receive(teacher, b"statement,answer\nWhat is 2+3?,5\n").state == UploadState.READY
 
-    response = teacher_client.post(
-        reverse("problems:upload"),
-        {
-            "format": "auto",
-            "default_domain": "math",
-            "target_set": "",
-            "on_error": "skip",
-            "file": SimpleUploadedFile("more.csv", big_csv(600)),
-        },
-    )
+    response = post_upload(teacher_client, "more.csv", big_csv(600))
     assert response.status_code == 400
     assert "Wait until one of their previews appears" in response.content.decode()
 
@@ -313,16 +318,7 @@ def test_import_is_refused_and_discard_works_while_the_file_is_read(teacher, tea
 def test_the_upload_page_sends_a_big_file_to_the_task_and_the_preview_polls(
     teacher, teacher_client, sent
 ):
-    response = teacher_client.post(
-        reverse("problems:upload"),
-        {
-            "format": "auto",
-            "default_domain": "math",
-            "target_set": "",
-            "on_error": "skip",
-            "file": SimpleUploadedFile("week-3.csv", big_csv(600)),
-        },
-    )
+    response = post_upload(teacher_client, "week-3.csv", big_csv(600))
     staged = ProblemUpload.objects.get()
     assert response["Location"] == reverse("problems:upload_preview", args=[staged.token])
     assert sent == [("problems.read_upload", [staged.pk, 1])]
