@@ -215,21 +215,20 @@ class AnswerCheckPool:
         self._all: list[_Worker] = []
 
     def _spawn(self) -> _Worker:
-        """A new worker, forked by this process's zygote (started, or restarted if it died).
+        """A new worker, forked by this process's zygote (started, or started again if it died).
         Called with the lock held."""
+        channel = None
         if self._zygote is not None and self._zygote.alive():
             try:
-                worker = _Worker(self._zygote.spawn())
+                channel = self._zygote.spawn()
             except OSError:
                 logger.warning("the answer checker's zygote is gone; starting another")
-            else:
-                self._all.append(worker)
-                self._idle.put(worker)
-                return worker
-        if self._zygote is not None:
-            self._zygote.close()
-        self._zygote = _Zygote()
-        worker = _Worker(self._zygote.spawn())
+        if channel is None:
+            if self._zygote is not None:
+                self._zygote.close()
+            self._zygote = _Zygote()
+            channel = self._zygote.spawn()
+        worker = _Worker(channel)
         self._all.append(worker)
         self._idle.put(worker)
         return worker
