@@ -3,13 +3,19 @@
 HTTP bodies above REQUEST_BODY_MAX_BYTES are refused before they are read (RequestBodyLimit); a
 WebSocket opens only from the site's own origin, port included (SameOriginValidator).
 
-Serve it with `uvicorn webapp.asgi:application` (or daphne).
+Serve it with `uvicorn webapp.asgi:application` (or daphne). With `SITE_CPUS` set (a CPU list,
+"3" or "0-1,7") the server process runs on those CPUs only: on a host whose CPU also runs the
+inference engine, the ones the engine's threads are not bound to (inference_contract/cpu_layout.py).
 """
 
 import os
 
 from django.core.asgi import get_asgi_application
 
+from inference_contract.cpu_layout import pin_self_from_env
+
+# Before Django starts any thread (the pool's, asgiref's), so every one of them inherits the mask.
+pin_self_from_env()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 django_asgi_app = get_asgi_application()
 

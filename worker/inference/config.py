@@ -97,6 +97,10 @@ class WorkerConfig:
     # Move the objects alive once the engine is up out of the garbage collector's scans (see
     # InferenceWorker.run); off only where the worker shares its process (unit tests).
     freeze_gc: bool = True
+    # On a CPU host, move the worker and the engine's scheduler off the engine's bound cores once
+    # an engine is up (inference_contract/cpu_layout.py); off in unit tests, which share the
+    # test process.
+    keep_off_engine_cpus: bool = True
     # How long a retiring engine may keep finishing its requests after a swap before they are
     # aborted and re-queued on the new engine.
     drain_timeout_s: float
@@ -143,5 +147,6 @@ def config_from_settings(**overrides: Any) -> WorkerConfig:
         reconcile_interval_s=inference["RECONCILE_SECONDS"],
         check_tolerance=inference["CHECK_TOLERANCE"],
         drain_timeout_s=inference["DRAIN_TIMEOUT_SECONDS"],
+        keep_off_engine_cpus=inference["KEEP_OFF_ENGINE_CPUS"],
     )
     return config.with_overrides(**overrides) if overrides else config

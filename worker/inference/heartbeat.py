@@ -93,6 +93,8 @@ class Heartbeat:
             "completed": worker.stats.completed,
             "failed": worker.stats.failed,
             "retiring_engines": len(swap.retiring),
+            # CPU hosts: the cores the engine computes on and the ones the rest runs on.
+            "cpus": swap.cpus.summary() if swap.cpus is not None else None,
             "loop_lag_ms": round(self.loop_lag_ms, 1),
             "swap": swap.status,
             "last_swap": swap.last_swap,

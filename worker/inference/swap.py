@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from inference_contract import cpu_layout
 from inference_contract.protocol import SWAP_LOG_KEY, SWAP_LOG_LENGTH, swap_result_channel
 from worker.inference import records
 from worker.inference.config import EngineSettings
@@ -90,6 +91,9 @@ class BlueGreen:
         self.last_swap: dict | None = None
         self.last_swap_error = ""
         self._refused: set[tuple[int | None, str]] = set()
+        # On a CPU host, the worker and its engines' schedulers run beside the engines' bound
+        # cores (inference_contract/cpu_layout.py); None where turned off.
+        self.cpus = cpu_layout.EngineCpus() if self.config.keep_off_engine_cpus else None
         # vLLM's lora_int_id of each adapter load (unique for the engine's life).
         self._adapter_ids = itertools.count(1)
 
@@ -98,7 +102,13 @@ class BlueGreen:
         self._set_phase(spec, "verifying checkpoint")
         reference = await asyncio.to_thread(self.reference_loader, spec.path)
         self._set_phase(spec, "starting engine")
+        if self.cpus is not None:
+            # The new engine's processes inherit this thread's mask: let its OpenMP binding
+            # choose among the whole host, not the cores the last engine left to the rest.
+            self.cpus.allow_all()
         engine = await self.engine_factory(spec, self.config.engine)
+        if self.cpus is not None:
+            await asyncio.to_thread(self.cpus.arrange)
         try:
             self._set_phase(spec, "checking engine")
             if self.engine_checker is not None:

@@ -48,6 +48,7 @@ def config():
         claim_min_idle_ms=400,
         reconcile_interval_s=0,
         freeze_gc=False,  # the worker shares pytest's process here
+        keep_off_engine_cpus=False,  # the same: nothing may move pytest's threads
     )
 
 

@@ -10,6 +10,7 @@ for the crash test, and the swap test starts one more engine inside the worker.
 """
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -17,12 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
+import psutil
 import pytest
 from django.conf import settings
 from django.test import Client
 from websockets.sync.client import connect
 
 from inference_contract.control import publish_swap, recent_swap_results
+from inference_contract.cpu_layout import parse_cpu_list
 from tests.fixtures.inference import TEST_MAX_NEW_TOKENS, wait_for_row
 from webapp.accounts.services import user_create
 from webapp.core.redis_client import redis_client
@@ -156,6 +159,26 @@ def test_a_websocket_client_receives_a_complete_streamed_solution(
     assert generation.prompt_tokens > len(STATEMENT)
     # The random model never closes its reasoning: no final answer, so the verdict is "wrong".
     assert (generation.final_answer, generation.verdict) == ("", "wrong")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a core to spare")
+def test_on_a_cpu_host_the_worker_runs_beside_its_engines_cores(inference_worker):
+    """vLLM's CPU engine binds its OpenMP threads to cores and spins on them; the worker moves
+    itself and the engine's scheduler onto the others (inference_contract/cpu_layout.py)."""
+    beat = inference_worker.primary.heartbeat()
+    engine, others = (parse_cpu_list(beat["cpus"][key]) for key in ("engine", "others"))
+    assert engine and others and not engine & others
+    root = psutil.Process(inference_worker.process.pid)
+    masks = {
+        process.pid: [os.sched_getaffinity(t.id) for t in process.threads()]
+        for process in [root, *root.children(recursive=True)]
+    }
+    assert all(mask == others for mask in masks[root.pid])
+    bound = [pid for pid, per_thread in masks.items() if any(m <= engine for m in per_thread)]
+    assert bound, "no process of the worker's tree computes on the engine's cores"
+    # Every other process (the engine's scheduler among them) is kept wholly off them.
+    for pid, per_thread in masks.items():
+        assert pid in bound or all(m == others for m in per_thread), pid
 
 
 def test_cancel_stops_the_generation_inside_the_engine(inference_worker, live_site, client):
