@@ -118,7 +118,9 @@ def environment(args, checkpoint: Path) -> dict[str, str]:
             "VLLM_CPU_KVCACHE_SPACE": "1",
             "PYTHONUNBUFFERED": "1",
             "TOKENIZERS_PARALLELISM": "false",
-            "DEBUG": "1",
+            # As `make run` serves the site: no debug pages (and no query log), cookies over HTTP.
+            "DEBUG": "0",
+            "SECURE_COOKIES": "0",
             "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         }
     )

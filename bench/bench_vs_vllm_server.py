@@ -104,6 +104,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="inline",
         help="how a stack client gets from the ask POST to the socket (see above; default inline)",
     )
+    parser.add_argument(
+        "--cpu-layout",
+        choices=["apart", "shared"],
+        default="apart",
+        help="apart (the default, what scripts/run.sh and the worker set up): on both sides the "
+        "engine's processes on the cores its OpenMP threads are bound to, every other process on "
+        "the rest; shared: nothing is pinned (every run before 2026-12-06)",
+    )
     parser.add_argument("--workdir", default="runs/bench-vs-vllm-server")
     parser.add_argument("--out", default="runs/bench-vs-vllm-server/results.json")
     return parser.parse_args(argv)
@@ -375,6 +383,56 @@ def site_backend_pids() -> list[int]:
     return [pid for (pid,) in rows]
 
 
+def layout_env(layout: str) -> dict[str, str]:
+    """The stack's environment for `layout`: apart pins the web server to the last CPU (as
+    scripts/run.sh does) and lets the worker move off its engine's cores; shared does neither."""
+    from inference_contract.cpu_layout import host_cpus
+
+    if layout == "apart":
+        return {"SITE_CPUS": str(max(host_cpus())), "INFERENCE_KEEP_OFF_ENGINE_CPUS": "1"}
+    return {"SITE_CPUS": "", "INFERENCE_KEEP_OFF_ENGINE_CPUS": "0"}
+
+
+def arrange_cpus(layout: str, stack: Stack, services: Services) -> tuple[dict, set[int] | None]:
+    """Apart: the same layout on both sides. The stack's worker has moved off its engine's cores
+    (its heartbeat says which); the bench arranges vLLM's server the same way (its engine scheduler
+    beside the engine, its API process on the rest) and moves its own clients, the site's redis-server and PostgreSQL backends (again at every
+    round, `pin_site_backends`) onto the cores the engine leaves free. (what is where, those
+    cores)."""
+    import psutil
+
+    from inference_contract.cpu_layout import EngineCpus, parse_cpu_list, pin
+
+    if layout != "apart":
+        return {"layout": layout}, None
+    beat = stack.heartbeat() or {}
+    if not beat.get("cpus"):
+        raise RuntimeError("--cpu-layout apart: the stack's worker reported no CPU layout")
+    free = parse_cpu_list(beat["cpus"]["others"])
+    server = EngineCpus(services.server.pid)
+    server.arrange()
+    for pid in (os.getpid(), services.redis.pid):
+        pin(psutil.Process(pid), free)
+    pin_site_backends(free)
+    return {
+        "layout": layout,
+        "stack": beat["cpus"],
+        "server": server.summary(),
+    }, free
+
+
+def pin_site_backends(free: set[int] | None) -> None:
+    import psutil
+
+    from inference_contract.cpu_layout import pin
+
+    if not free:
+        return
+    for pid in site_backend_pids():
+        with contextlib.suppress(psutil.Error):
+            pin(psutil.Process(pid), free)
+
+
 def site_commits() -> int:
     import psycopg
 
@@ -590,11 +648,15 @@ class Bench:
         self.redis = redis.Redis.from_url(services.redis_url)
         self.server_hold = ProcessHold.descendants_of(services.server.pid)
         self.stack_hold = stack_engines(stack)
+        # --cpu-layout apart: the cores the engines leave to everything else.
+        self.free_cpus: set[int] | None = None
         self.turns: dict[int, int] = {}  # per stack client, its requests so far (page flows)
         self.server_texts: dict[int, tuple[str, str]] = {}
         self.stack_texts: dict[int, tuple[str, str]] = {}
 
     async def round(self, side: str, n: int, seconds: float) -> dict:
+        if self.free_cpus:  # backends the site's pool opened since the last round
+            pin_site_backends(self.free_cpus)
         meter = SideCpu(self.stack, self.services)
         lag = LoopLagWatch(self.stack) if side == "stack" else None
         commits, redis_before = site_commits(), self.redis.info("commandstats")
@@ -730,11 +792,12 @@ def side_summary(rounds: list[dict]) -> dict:
     return merged
 
 
-async def run(args, stack: Stack, services: Services, prompt_ids, usernames) -> dict:
+async def run(args, stack: Stack, services: Services, prompt_ids, usernames, free_cpus) -> dict:
     students = [BrowserStudent(stack, name) for name in usernames]
     for student in students:
         await student.log_in()
     bench = Bench(args, stack, services, prompt_ids, students)
+    bench.free_cpus = free_cpus
     results = {}
     for n in [int(x) for x in args.clients.split(",")]:
         if args.warmup_seconds > 0:
@@ -865,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
                 "REDIS_URL": services.redis_url,
                 "GENERATION_QUOTA_PER_HOUR": "1000000",
                 "GENERATION_QUOTA_PER_DAY": "1000000",
+                **layout_env(args.cpu_layout),
             }
         )
         os.environ.update(env)
@@ -881,6 +945,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         stack.wait_serving()
         services.wait_server()
+        meta["cpus"], free_cpus = arrange_cpus(args.cpu_layout, stack, services)
         from transformers import AutoTokenizer
 
         from ringmodel.chat import build_prompt_ids
@@ -888,7 +953,7 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = AutoTokenizer.from_pretrained(str(checkpoint), trust_remote_code=True)
         # As the worker renders a typed question (the form strips it, the worker too).
         prompt_ids = [build_prompt_ids(tokenizer, p.strip()) for p in PROMPTS]
-        results = asyncio.run(run(args, stack, services, prompt_ids, usernames))
+        results = asyncio.run(run(args, stack, services, prompt_ids, usernames, free_cpus))
     finally:
         if stack is not None:
             stack.stop()
@@ -898,7 +963,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"{meta['command']}  (load average {meta['load_before'][0]:.1f} before, "
-        f"{meta['load_after'][0]:.1f} after)"
+        f"{meta['load_after'][0]:.1f} after; CPU layout {meta['cpus']})"
     )
     print(table(results))
     out = Path(args.out)
