@@ -26,7 +26,10 @@ Reported per side and N: tokens per second (stack/server per pair, median of pai
 p50, non-engine CPU per generated token (psutil: the engine's processes against every other
 process of that side), PostgreSQL commits per generation (`xact_commit` of the site's database),
 Redis commands per generation (`INFO commandstats` of a redis-server the bench starts for the site
-alone), failed requests, and the stack's request phases. Printed as markdown, written as JSON to
+alone), failed requests, and the stack's request phases. Both sides get the same CPU layout
+(`--cpu-layout`, docs/inference-worker.md "CPU layout": by default each engine's processes on the
+cores its OpenMP threads are bound to, everything else, the bench's clients included, on the rest);
+the site runs with DEBUG=0, as `make run` serves it. Printed as markdown, written as JSON to
 `--out`. The site uses the database `ringtutor_vsbench_site` (created and migrated if missing).
 """
 
