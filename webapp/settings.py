@@ -310,8 +310,8 @@ INFERENCE = {
     "RECONCILE_SECONDS": _env_float("INFERENCE_RECONCILE_SECONDS", 30.0),
     "CHECK_TOLERANCE": _env_float("INFERENCE_CHECK_TOLERANCE", 0.05),
     "DRAIN_TIMEOUT_SECONDS": _env_float("INFERENCE_DRAIN_TIMEOUT_SECONDS", 600.0),
-    # CPU hosts: once its engine is up, the worker moves itself and the engine's scheduler process
-    # off the cores the engine's OpenMP threads are bound to (inference_contract/cpu_layout.py).
+    # CPU hosts: once its engine is up, the worker puts the engine's scheduler process beside the
+    # engine's bound OpenMP threads and itself on the other cores (inference_contract/cpu_layout.py).
     "KEEP_OFF_ENGINE_CPUS": _env_bool("INFERENCE_KEEP_OFF_ENGINE_CPUS", True),
 }
 

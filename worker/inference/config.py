@@ -97,9 +97,9 @@ class WorkerConfig:
     # Move the objects alive once the engine is up out of the garbage collector's scans (see
     # InferenceWorker.run); off only where the worker shares its process (unit tests).
     freeze_gc: bool = True
-    # On a CPU host, move the worker and the engine's scheduler off the engine's bound cores once
-    # an engine is up (inference_contract/cpu_layout.py); off in unit tests, which share the
-    # test process.
+    # On a CPU host, once an engine is up, put its scheduler beside its bound threads and the
+    # worker on the other cores (inference_contract/cpu_layout.py); off in unit tests, which share
+    # the test process.
     keep_off_engine_cpus: bool = True
     # How long a retiring engine may keep finishing its requests after a swap before they are
     # aborted and re-queued on the new engine.
