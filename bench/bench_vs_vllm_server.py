@@ -111,7 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cpu-layout",
         choices=["apart", "shared"],
         default="apart",
-        help="apart (the default, what scripts/run.sh and the worker set up): on both sides the "
+        help="apart (the default; docs/inference-worker.md, 'CPU layout'): on both sides the "
         "engine's processes on the cores its OpenMP threads are bound to, every other process on "
         "the rest; shared: nothing is pinned (every run before 2026-12-06)",
     )
@@ -387,8 +387,8 @@ def site_backend_pids() -> list[int]:
 
 
 def layout_env(layout: str) -> dict[str, str]:
-    """The stack's environment for `layout`: apart pins the web server to the last CPU (as
-    scripts/run.sh does) and lets the worker move off its engine's cores; shared does neither."""
+    """The stack's environment for `layout`: apart pins the web server to the last CPU (the one
+    vLLM's `auto` binding leaves free) and has the worker arrange its tree; shared does neither."""
     from inference_contract.cpu_layout import host_cpus
 
     if layout == "apart":

@@ -13,8 +13,10 @@ So the worker, once its engine is up, puts the engine's scheduler process (`Engi
 engine's own cores and itself on the ones the engine leaves free (`EngineCpus.arrange`), and widens
 its starting thread again before it starts another engine (`EngineCpus.allow_all`), so a new
 engine's binding sees the whole host. The web server pins itself to `SITE_CPUS` when that is set
-(`pin_self_from_env`; `scripts/run.sh` sets it to the last core when the engine runs on this
-host's CPU). Nothing happens on a GPU host, whose engine binds no core.
+(`pin_self_from_env`). Both are off unless asked for (INFERENCE_KEEP_OFF_ENGINE_CPUS, SITE_CPUS):
+the engine's cores become a place no other process may be woken on, which PostgreSQL and Redis,
+the host's services, must then be kept off too. Nothing happens on a GPU host, whose engine binds
+no core.
 """
 
 from __future__ import annotations

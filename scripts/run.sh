@@ -14,15 +14,6 @@ export SECURE_COOKIES=${SECURE_COOKIES:-0}
 
 scripts/setup.sh
 
-# --- CPU layout: with no GPU the inference engine computes on this machine's cores. vLLM binds its
-# OpenMP threads to every core but the last and keeps them busy; a web request woken on one of
-# those cores can wait there for half a second (docs/inference-worker.md, "CPU layout"). So the web
-# server runs on the last core (the worker moves itself there on its own). SITE_CPUS= (empty) turns
-# this off; any CPU list ("2-3") sets it.
-if [ -z "${SITE_CPUS+set}" ] && ! command -v nvidia-smi >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  export SITE_CPUS=$(( $(nproc) - 1 ))
-  echo "==> CPU engine on this host: the web server runs on CPU $SITE_CPUS, the engine on the others"
-fi
 
 # --- Redis: required (channel layer, Celery broker, generation queue) ---------------------------
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}

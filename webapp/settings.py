@@ -312,7 +312,10 @@ INFERENCE = {
     "DRAIN_TIMEOUT_SECONDS": _env_float("INFERENCE_DRAIN_TIMEOUT_SECONDS", 600.0),
     # CPU hosts: once its engine is up, the worker puts the engine's scheduler process beside the
     # engine's bound OpenMP threads and itself on the other cores (inference_contract/cpu_layout.py).
-    "KEEP_OFF_ENGINE_CPUS": _env_bool("INFERENCE_KEEP_OFF_ENGINE_CPUS", True),
+    # Off unless asked for: it makes the engine's cores a place no other process may be woken on,
+    # so PostgreSQL, Redis and the web server must be pinned off them too (docs/inference-worker.md,
+    # "CPU layout").
+    "KEEP_OFF_ENGINE_CPUS": _env_bool("INFERENCE_KEEP_OFF_ENGINE_CPUS", False),
 }
 
 # --- Fine-tuning and promotion -----------------------------------------------------------------

@@ -100,7 +100,7 @@ class WorkerConfig:
     # On a CPU host, once an engine is up, put its scheduler beside its bound threads and the
     # worker on the other cores (inference_contract/cpu_layout.py); off in unit tests, which share
     # the test process.
-    keep_off_engine_cpus: bool = True
+    keep_off_engine_cpus: bool = False
     # How long a retiring engine may keep finishing its requests after a swap before they are
     # aborted and re-queued on the new engine.
     drain_timeout_s: float

@@ -106,9 +106,12 @@ class BlueGreen:
             # The new engine's processes inherit this thread's mask: let its OpenMP binding
             # choose among the whole host, not the cores the last engine left to the rest.
             self.cpus.allow_all()
-        engine = await self.engine_factory(spec, self.config.engine)
-        if self.cpus is not None:
-            await asyncio.to_thread(self.cpus.arrange)
+        try:
+            engine = await self.engine_factory(spec, self.config.engine)
+        finally:
+            if self.cpus is not None:
+                # Also when the start failed: this thread goes back beside the serving engine.
+                await asyncio.to_thread(self.cpus.arrange)
         try:
             self._set_phase(spec, "checking engine")
             if self.engine_checker is not None:

@@ -162,23 +162,33 @@ def test_a_websocket_client_receives_a_complete_streamed_solution(
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a core to spare")
-def test_on_a_cpu_host_the_worker_runs_beside_its_engines_cores(inference_worker):
-    """vLLM's CPU engine binds its OpenMP threads to cores and spins on them; the worker moves
-    itself and the engine's scheduler onto the others (inference_contract/cpu_layout.py)."""
-    beat = inference_worker.primary.heartbeat()
-    engine, others = (parse_cpu_list(beat["cpus"][key]) for key in ("engine", "others"))
-    assert engine and others and not engine & others
-    root = psutil.Process(inference_worker.process.pid)
-    masks = {
-        process.pid: [os.sched_getaffinity(t.id) for t in process.threads()]
-        for process in [root, *root.children(recursive=True)]
-    }
-    assert all(mask == others for mask in masks[root.pid])
-    bound = [pid for pid, per_thread in masks.items() if any(m <= engine for m in per_thread)]
-    assert bound, "no process of the worker's tree computes on the engine's cores"
-    # Every other process (the engine's scheduler among them) is kept wholly off them.
-    for pid, per_thread in masks.items():
-        assert pid in bound or all(m == others for m in per_thread), pid
+def test_with_the_cpu_layout_a_worker_runs_beside_its_engines_cores(inference_worker):
+    """vLLM's CPU engine binds its OpenMP threads to cores and spins on them; with
+    INFERENCE_KEEP_OFF_ENGINE_CPUS the worker puts the engine's scheduler beside them and itself on
+    the other cores (inference_contract/cpu_layout.py). A worker of its own: the session's worker
+    runs with the default (off)."""
+    assert inference_worker.primary.heartbeat()["cpus"] is None
+    worker = inference_worker.start_worker("cpu-layout", INFERENCE_KEEP_OFF_ENGINE_CPUS="1")
+    try:
+        beat = worker.heartbeat()
+        engine, others = (parse_cpu_list(beat["cpus"][key]) for key in ("engine", "others"))
+        assert engine and others and not engine & others
+        root = psutil.Process(worker.process.pid)
+        masks = {
+            process.pid: [os.sched_getaffinity(t.id) for t in process.threads()]
+            for process in [root, *root.children(recursive=True)]
+        }
+        assert all(mask == others for mask in masks[root.pid])
+        on_engine = [
+            pid for pid, per_thread in masks.items() if all(m <= engine for m in per_thread)
+        ]
+        # The bound engine process and the scheduler between it and the worker.
+        assert len(on_engine) >= 2, masks
+        # Every other process is kept wholly off the engine's cores.
+        for pid, per_thread in masks.items():
+            assert pid in on_engine or all(m == others for m in per_thread), pid
+    finally:
+        worker.stop()
 
 
 def test_cancel_stops_the_generation_inside_the_engine(inference_worker, live_site, client):
