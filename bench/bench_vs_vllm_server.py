@@ -397,11 +397,12 @@ def layout_env(layout: str) -> dict[str, str]:
 
 
 def arrange_cpus(layout: str, stack: Stack, services: Services) -> tuple[dict, set[int] | None]:
-    """Apart: the same layout on both sides. The stack's worker has moved off its engine's cores
-    (its heartbeat says which); the bench arranges vLLM's server the same way (its engine scheduler
-    beside the engine, its API process on the rest) and moves its own clients, the site's redis-server and PostgreSQL backends (again at every
-    round, `pin_site_backends`) onto the cores the engine leaves free. (what is where, those
-    cores)."""
+    """(What runs where, the cores the engines leave free: None for `shared`.)
+
+    Apart: the same layout on both sides. The stack's worker has arranged its own tree (its
+    heartbeat says how); the bench arranges vLLM's server the same way (its engine scheduler beside
+    the engine, its API process on the rest) and moves its own clients, the site's redis-server and
+    PostgreSQL backends onto the free cores (the backends again at every round)."""
     import psutil
 
     from inference_contract.cpu_layout import EngineCpus, parse_cpu_list, pin
@@ -424,13 +425,11 @@ def arrange_cpus(layout: str, stack: Stack, services: Services) -> tuple[dict, s
     }, free
 
 
-def pin_site_backends(free: set[int] | None) -> None:
+def pin_site_backends(free: set[int]) -> None:
     import psutil
 
     from inference_contract.cpu_layout import pin
 
-    if not free:
-        return
     for pid in site_backend_pids():
         with contextlib.suppress(psutil.Error):
             pin(psutil.Process(pid), free)
@@ -634,7 +633,9 @@ async def sustained(n: int, seconds: float, ask) -> tuple[list[Outcome], float]:
 
 
 class Bench:
-    def __init__(self, args, stack: Stack, services: Services, prompt_ids, students) -> None:
+    def __init__(
+        self, args, stack: Stack, services: Services, prompt_ids, students, free_cpus=None
+    ) -> None:
         import httpx
         import redis
 
@@ -652,7 +653,7 @@ class Bench:
         self.server_hold = ProcessHold.descendants_of(services.server.pid)
         self.stack_hold = stack_engines(stack)
         # --cpu-layout apart: the cores the engines leave to everything else.
-        self.free_cpus: set[int] | None = None
+        self.free_cpus: set[int] | None = free_cpus
         self.turns: dict[int, int] = {}  # per stack client, its requests so far (page flows)
         self.server_texts: dict[int, tuple[str, str]] = {}
         self.stack_texts: dict[int, tuple[str, str]] = {}
@@ -799,8 +800,7 @@ async def run(args, stack: Stack, services: Services, prompt_ids, usernames, fre
     students = [BrowserStudent(stack, name) for name in usernames]
     for student in students:
         await student.log_in()
-    bench = Bench(args, stack, services, prompt_ids, students)
-    bench.free_cpus = free_cpus
+    bench = Bench(args, stack, services, prompt_ids, students, free_cpus)
     results = {}
     for n in [int(x) for x in args.clients.split(",")]:
         if args.warmup_seconds > 0:

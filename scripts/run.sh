@@ -14,7 +14,6 @@ export SECURE_COOKIES=${SECURE_COOKIES:-0}
 
 scripts/setup.sh
 
-
 # --- Redis: required (channel layer, Celery broker, generation queue) ---------------------------
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 redis_up() { .venv/bin/python -c "import redis,sys; redis.Redis.from_url('$REDIS_URL', socket_connect_timeout=1).ping()" 2>/dev/null; }
