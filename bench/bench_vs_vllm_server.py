@@ -413,6 +413,10 @@ def arrange_cpus(layout: str, stack: Stack, services: Services) -> tuple[dict, s
     if not beat.get("cpus"):
         raise RuntimeError("--cpu-layout apart: the stack's worker reported no CPU layout")
     free = parse_cpu_list(beat["cpus"]["others"])
+    if not parse_cpu_list(os.environ["SITE_CPUS"]) <= free:
+        # The web server was pinned before the engine started, to the core vLLM's `auto` binding
+        # usually leaves free (layout_env); this engine bound it.
+        raise RuntimeError(f"SITE_CPUS={os.environ['SITE_CPUS']} is not among the free {free}")
     server = EngineCpus(services.server.pid)
     server.arrange()
     for pid in (os.getpid(), services.redis.pid):
