@@ -257,8 +257,14 @@ class Stack:
     """The site (one uvicorn) and `workers` inference workers on one queue. `processes` is
     uvicorn first, then the workers in order."""
 
-    def __init__(self, env: dict, workdir: Path, workers: int = 1) -> None:
+    def __init__(
+        self, env: dict, workdir: Path, workers: int = 1, worker_envs: list[dict] | None = None
+    ) -> None:
         self.env = env
+        # Settings of each worker's own on top of `env` (e.g. the cores its engine binds).
+        self.worker_envs = worker_envs or [{} for _ in range(workers)]
+        if len(self.worker_envs) != workers:
+            raise ValueError(f"{len(self.worker_envs)} worker settings for {workers} workers")
         self.workdir = workdir
         self.processes: list[subprocess.Popen] = []
         self.port = free_port()
@@ -288,13 +294,14 @@ class Stack:
             self._spawn(
                 [sys.executable, "-m", "worker.inference", "--worker-id", worker_id],
                 "worker.log" if i == 0 else f"worker-{i}.log",
+                {**self.env, **self.worker_envs[i]},
             )
 
-    def _spawn(self, args: list[str], log_name: str) -> None:
+    def _spawn(self, args: list[str], log_name: str, env: dict | None = None) -> None:
         log = open(self.workdir / log_name, "wb")  # noqa: SIM115 - lives as long as the process
         self.processes.append(
             subprocess.Popen(
-                args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                args, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         )  # fmt: skip

@@ -102,6 +102,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stack-workers", type=int, default=1, help="inference workers on the stack's queue"
     )
     parser.add_argument(
+        "--stack-engine-cores",
+        default="",
+        help="the cores each stack worker's engine binds its OpenMP threads to, one CPU list per "
+        "worker separated by ';' (e.g. '0;1' for two workers: VLLM_CPU_OMP_THREADS_BIND of each); "
+        "empty: vLLM's auto binding. Needs --cpu-layout shared (apart keeps the last core for the "
+        "web tier)",
+    )
+    parser.add_argument(
         "--page-flow",
         choices=[*PAGE_FLOWS, "both"],
         default="inline",
@@ -394,6 +402,21 @@ def layout_env(layout: str) -> dict[str, str]:
     if layout == "apart":
         return {"SITE_CPUS": str(max(host_cpus())), "INFERENCE_KEEP_OFF_ENGINE_CPUS": "1"}
     return {"SITE_CPUS": "", "INFERENCE_KEEP_OFF_ENGINE_CPUS": "0"}
+
+
+def engine_core_envs(spec: str, workers: int) -> list[dict] | None:
+    """Each worker's `VLLM_CPU_OMP_THREADS_BIND` from `--stack-engine-cores` ('0;1': the first
+    worker's engine on core 0, the second's on core 1); None (vLLM's auto binding) when empty.
+    Under `auto` every engine on a host binds the same cores, so two workers would only share one
+    engine's core between them."""
+    from inference_contract.cpu_layout import format_cpu_list, parse_cpu_list
+
+    if not spec:
+        return None
+    lists = [format_cpu_list(parse_cpu_list(part)) for part in spec.split(";")]
+    if len(lists) != workers:
+        raise ValueError(f"--stack-engine-cores names {len(lists)} CPU lists for {workers} workers")
+    return [{"VLLM_CPU_OMP_THREADS_BIND": cpus} for cpus in lists]
 
 
 def arrange_cpus(layout: str, stack: Stack, services: Services) -> tuple[dict, set[int] | None]:
@@ -912,6 +935,8 @@ PHASE_NAMES = ("page", "queue", "to first delta", "stream", "finished to done")
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.stack_engine_cores and args.cpu_layout == "apart":
+        raise SystemExit("--stack-engine-cores needs --cpu-layout shared")
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = ensure_checkpoint(Path(args.checkpoint).resolve(), workdir)
@@ -925,6 +950,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_new_tokens": args.max_new_tokens,
         "seconds": args.seconds,
         "pairs": args.pairs,
+        "stack_workers": args.stack_workers,
+        "stack_engine_cores": args.stack_engine_cores or "auto",
         "load_before": os.getloadavg(),
     }
     try:
@@ -948,7 +975,12 @@ def main(argv: list[str] | None = None) -> int:
         call_command("migrate", verbosity=0)
         services.start_server(checkpoint, env)
         usernames = make_students(max(int(x) for x in args.clients.split(",")))
-        stack = Stack(env, workdir, workers=args.stack_workers)
+        stack = Stack(
+            env,
+            workdir,
+            workers=args.stack_workers,
+            worker_envs=engine_core_envs(args.stack_engine_cores, args.stack_workers),
+        )
         stack.start()
         stack.wait_serving()
         services.wait_server()

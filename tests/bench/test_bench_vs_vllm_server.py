@@ -1,6 +1,6 @@
 """Unit tests of bench/bench_vs_vllm_server.py's pure parts: rebuilding a page's text from the
 events it received, the first visible text, `INFO commandstats` deltas, server-sent-event parsing,
-the prompts, the page flows a stack client alternates, and the pairing and median-of-pairs
+the prompts, each worker's engine cores, the page flows a stack client alternates, and the pairing and median-of-pairs
 arithmetic it shares with bench_streaming."""
 
 import pytest
@@ -10,6 +10,7 @@ from bench.bench_vs_vllm_server import (
     PROMPTS,
     Outcome,
     commandstats_delta,
+    engine_core_envs,
     first_text_index,
     page_flow_for,
     page_generation,
@@ -184,3 +185,16 @@ def test_first_text_per_flow_and_its_medians_over_rounds():
          "pg_commits_per_generation": None, "redis_commands_per_generation": None},
     ]  # fmt: skip
     assert side_summary(rounds)["ttft_ms_median_by_flow"] == {"inline": 60.0, "redirect": 60.0}
+
+
+def test_each_stack_worker_gets_its_engine_cores_or_the_auto_binding():
+    assert engine_core_envs("", 2) is None
+    assert engine_core_envs("0;1", 2) == [
+        {"VLLM_CPU_OMP_THREADS_BIND": "0"},
+        {"VLLM_CPU_OMP_THREADS_BIND": "1"},
+    ]
+    assert engine_core_envs("0,1,2;3-5", 2)[0] == {"VLLM_CPU_OMP_THREADS_BIND": "0-2"}
+    with pytest.raises(ValueError, match="2 CPU lists for 3 workers"):
+        engine_core_envs("0;1", 3)
+    with pytest.raises(ValueError):
+        engine_core_envs("0;x", 2)
