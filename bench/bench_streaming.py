@@ -470,8 +470,9 @@ class StreamClient:
 
 
 class LoopLagWatch:
-    """Reads the worker's heartbeat while a batch runs: the longest its event loop was late, and
-    how many generations it had in flight (how full the engine's batch was kept)."""
+    """Reads the workers' heartbeats while a batch runs: the longest an event loop was late, and
+    how many generations the workers had in flight together (how full the engines' batches were
+    kept)."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
@@ -482,10 +483,13 @@ class LoopLagWatch:
 
     async def _watch(self) -> None:
         while True:
-            self.reads += 1
-            beat = await asyncio.to_thread(self.stack.heartbeat) or {}
-            self.worst_ms = max(self.worst_ms, float(beat.get("loop_lag_ms") or 0.0))
-            self.in_flight.append(int(beat.get("in_flight") or 0))
+            in_flight = 0
+            for worker_id in self.stack.worker_ids:
+                self.reads += 1
+                beat = await asyncio.to_thread(self.stack.heartbeat, worker_id) or {}
+                self.worst_ms = max(self.worst_ms, float(beat.get("loop_lag_ms") or 0.0))
+                in_flight += int(beat.get("in_flight") or 0)
+            self.in_flight.append(in_flight)
             await asyncio.sleep(0.5)
 
     @property
@@ -778,7 +782,7 @@ def report_n(kind: str, n: int, raw: dict, whole: dict) -> None:
         f"client - raw TTFT {paired['ttft_differences_ms']} ms"
         + (f" | stack CPU (cores) {whole['cpu_cores']}" if "cpu_cores" in whole else "")
         + (
-            f" | worker in flight (mean) {whole['in_flight_mean']}, request phases (median ms) "
+            f" | workers' in flight (mean) {whole['in_flight_mean']}, request phases (median ms) "
             f"{whole['phases_ms']}"
             if "phases_ms" in whole
             else ""
@@ -953,7 +957,9 @@ def print_table(phases: dict[str, tuple[dict, dict]], swap: dict | None, meta: d
             print(f"| {n} | " + " | ".join(f"{s['cpu_cores'][g]:.2f}" for g in groups) + " |")
         if "phases_ms" in next(iter(stack.values())):
             names = list(next(iter(stack.values()))["phases_ms"])
-            print("\nWhere a request's time went (median ms) and the worker's mean in-flight count")
+            print(
+                "\nWhere a request's time went (median ms) and the workers' mean in-flight count (all workers together)"
+            )
             print("| N | " + " | ".join(names) + " | in flight |")
             print("|" + "---|" * (len(names) + 2))
             for n, s in stack.items():

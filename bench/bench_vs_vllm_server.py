@@ -904,7 +904,7 @@ def table(results: dict) -> str:
             "received (the POST's answer inline, the redirected GET's otherwise), queue = "
             "click to the worker's claim, to first delta = claim to the first delta event at "
             "the client (none when the answer was stored before the socket opened), stream = first text to `done`, finished to done = the row's finished_at to "
-            "the client's `done`) and the worker's mean in-flight count",
+            "the client's `done`) and the workers' mean in-flight count (all workers together)",
             "",
             "| N | " + " | ".join(PHASE_NAMES) + " | in flight |",
             "|" + "---|" * (len(PHASE_NAMES) + 2),
