@@ -58,6 +58,12 @@ sys.path.insert(0, str(ROOT))
 
 BENCH_DB = "ringtutor_bench"
 BENCH_REDIS = "redis://127.0.0.1:6379/7"
+# How long the servers keep an idle HTTP connection open (the site's uvicorn, as the Procfile
+# serves it, and vLLM's server), and how long the bench's clients reuse one: the client lets go
+# first. With both at 5 s (uvicorn's and httpx's defaults) a client now and then sends its request
+# on a connection the server is closing at that moment and reads a reset (httpx.ReadError).
+SERVER_KEEP_ALIVE_S = 75
+CLIENT_KEEP_ALIVE_S = 60
 STATEMENTS = [
     "Compute 47 + 38.",
     "Compute 305 - 178.",
@@ -287,6 +293,7 @@ class Stack:
             [
                 sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host",
                 "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+                "--timeout-keep-alive", str(SERVER_KEEP_ALIVE_S),
             ],
             "uvicorn.log",
         )  # fmt: skip

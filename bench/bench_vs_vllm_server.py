@@ -51,6 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_streaming import (  # noqa: E402 - after the path is set
+    CLIENT_KEEP_ALIVE_S,
+    SERVER_KEEP_ALIVE_S,
     STATEMENTS,
     CpuMeter,
     LoopLagWatch,
@@ -293,7 +295,13 @@ class Services:
         if engine.enforce_eager:
             command.append("--enforce-eager")
         self.server = self._spawn(
-            command, "vllm-server.log", {**env, "VLLM_CPU_KVCACHE_SPACE": str(engine.kv_cache_gib)}
+            command,
+            "vllm-server.log",
+            {
+                **env,
+                "VLLM_CPU_KVCACHE_SPACE": str(engine.kv_cache_gib),
+                "VLLM_HTTP_TIMEOUT_KEEP_ALIVE": str(SERVER_KEEP_ALIVE_S),
+            },
         )
 
     def _spawn(self, command: list[str], log_name: str, env: dict) -> subprocess.Popen:
@@ -534,7 +542,11 @@ class BrowserStudent:
 
         self.stack = stack
         self.username = username
-        self.http = httpx.AsyncClient(base_url=stack.url, timeout=REQUEST_TIMEOUT_S)
+        self.http = httpx.AsyncClient(
+            base_url=stack.url,
+            timeout=REQUEST_TIMEOUT_S,
+            limits=httpx.Limits(keepalive_expiry=CLIENT_KEEP_ALIVE_S),
+        )
 
     async def log_in(self) -> None:
         page = await self.http.get("/accounts/login/")
@@ -564,6 +576,7 @@ class BrowserStudent:
         outcome = Outcome(prompt_index, page_flow=page_flow)
         clicked = outcome.clicked_at = time.perf_counter()
         inline = page_flow == "inline"
+        step = "ask"  # which step an exception came from, in the error it is counted under
         try:
             response = await self.http.post(
                 "/solve/ask/",
@@ -580,6 +593,7 @@ class BrowserStudent:
             if inline:
                 page = response
             else:
+                step = "attempt page"
                 page = await self.http.get(urljoin(self.stack.url, response.headers["location"]))
                 if page.status_code != 200:
                     outcome.error = f"attempt page: HTTP {page.status_code}"
@@ -591,10 +605,12 @@ class BrowserStudent:
                 return await self._answered_in_page(outcome, generation_id, status)
             stream = outcome.stream = StreamClient(self.stack, generation_id, self.cookie_header)
             stream.page_ms = (time.perf_counter() - clicked) * 1000
+            step = "socket"
             await stream.open()
+            step = "stream"
             await asyncio.wait_for(stream.done.wait(), REQUEST_TIMEOUT_S)
         except Exception as error:  # noqa: BLE001 - a failed request is counted, not fatal
-            outcome.error = f"{type(error).__name__}: {error}"
+            outcome.error = f"{step}: {type(error).__name__}: {error}"
             return outcome
         events = [event for _, event in stream.events]
         index = first_text_index(events)
@@ -674,7 +690,8 @@ class Bench:
         self.prompt_ids = prompt_ids
         self.students = students
         self.http = httpx.AsyncClient(
-            timeout=REQUEST_TIMEOUT_S, limits=httpx.Limits(max_connections=None)
+            timeout=REQUEST_TIMEOUT_S,
+            limits=httpx.Limits(max_connections=None, keepalive_expiry=CLIENT_KEEP_ALIVE_S),
         )
         self.redis = redis.Redis.from_url(services.redis_url)
         self.server_hold = ProcessHold.descendants_of(services.server.pid)

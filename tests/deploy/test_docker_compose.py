@@ -137,3 +137,26 @@ def test_redis_requires_a_password_and_the_site_sends_it():
     assert words[words.index("--requirepass") + 1].startswith("${REDIS_PASSWORD")
     assert COMPOSE["x-app"]["environment"]["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD")
     assert "REDISCLI_AUTH" in redis["environment"]  # the health check authenticates too
+
+
+def _dockerfile_cmd() -> list[str]:
+    (line,) = [x for x in (ROOT / "Dockerfile").read_text().splitlines() if x.startswith("CMD ")]
+    return yaml.safe_load(line.removeprefix("CMD "))
+
+
+def test_every_way_the_site_is_served_keeps_an_idle_connection_past_a_pause_between_clicks():
+    # uvicorn's default (5 s) closes a student's connection while they read an answer: the next
+    # click pays a new connection (and TLS handshake), and a client that sends on the socket as
+    # the server closes it reads a reset. Browsers keep idle connections 115-300 s.
+    procfile = dict(
+        line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
+    )
+    commands = {
+        "Procfile web": shlex.split(procfile["web"]),
+        "Dockerfile CMD": _dockerfile_cmd(),
+        "docker-compose web": _command_words(SERVICES["web"]),
+    }
+    for name, words in commands.items():
+        assert any(w.endswith("uvicorn") for w in words), name
+        assert "--timeout-keep-alive" in words, name
+        assert int(words[words.index("--timeout-keep-alive") + 1]) >= 60, name
