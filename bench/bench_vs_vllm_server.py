@@ -127,7 +127,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--workdir", default="runs/bench-vs-vllm-server")
     parser.add_argument("--out", default="runs/bench-vs-vllm-server/results.json")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.stack_engine_cores and args.cpu_layout == "apart":
+        parser.error("--stack-engine-cores needs --cpu-layout shared")
+    return args
 
 
 # --- pure parts (tests/bench/test_bench_vs_vllm_server.py) ---------------------------------------
@@ -405,11 +408,11 @@ def site_backend_pids() -> list[int]:
 def layout_env(layout: str) -> dict[str, str]:
     """The stack's environment for `layout`: apart pins the web server to the last CPU (the one
     vLLM's `auto` binding leaves free) and has the worker arrange its tree; shared does neither."""
-    from inference_contract.cpu_layout import host_cpus
+    from inference_contract.cpu_layout import SITE_CPUS_ENV, host_cpus
 
     if layout == "apart":
-        return {"SITE_CPUS": str(max(host_cpus())), "INFERENCE_KEEP_OFF_ENGINE_CPUS": "1"}
-    return {"SITE_CPUS": "", "INFERENCE_KEEP_OFF_ENGINE_CPUS": "0"}
+        return {SITE_CPUS_ENV: str(max(host_cpus())), "INFERENCE_KEEP_OFF_ENGINE_CPUS": "1"}
+    return {SITE_CPUS_ENV: "", "INFERENCE_KEEP_OFF_ENGINE_CPUS": "0"}
 
 
 def engine_core_envs(spec: str, workers: int) -> list[dict] | None:
@@ -436,7 +439,7 @@ def arrange_cpus(layout: str, stack: Stack, services: Services) -> tuple[dict, s
     PostgreSQL backends onto the free cores (the backends again at every round)."""
     import psutil
 
-    from inference_contract.cpu_layout import EngineCpus, parse_cpu_list, pin
+    from inference_contract.cpu_layout import SITE_CPUS_ENV, EngineCpus, parse_cpu_list, pin
 
     if layout != "apart":
         return {"layout": layout}, None
@@ -444,10 +447,11 @@ def arrange_cpus(layout: str, stack: Stack, services: Services) -> tuple[dict, s
     if not beat.get("cpus"):
         raise RuntimeError("--cpu-layout apart: the stack's worker reported no CPU layout")
     free = parse_cpu_list(beat["cpus"]["others"])
-    if not parse_cpu_list(os.environ["SITE_CPUS"]) <= free:
+    site_cpus = os.environ[SITE_CPUS_ENV]
+    if not parse_cpu_list(site_cpus) <= free:
         # The web server was pinned before the engine started, to the core vLLM's `auto` binding
         # usually leaves free (layout_env); this engine bound it.
-        raise RuntimeError(f"SITE_CPUS={os.environ['SITE_CPUS']} is not among the free {free}")
+        raise RuntimeError(f"{SITE_CPUS_ENV}={site_cpus} is not among the free {free}")
     server = EngineCpus(services.server.pid)
     server.arrange()
     for pid in (os.getpid(), services.redis.pid):
@@ -952,8 +956,6 @@ PHASE_NAMES = ("page", "queue", "to first delta", "stream", "finished to done")
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.stack_engine_cores and args.cpu_layout == "apart":
-        raise SystemExit("--stack-engine-cores needs --cpu-layout shared")
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = ensure_checkpoint(Path(args.checkpoint).resolve(), workdir)

@@ -14,6 +14,7 @@ from bench.bench_vs_vllm_server import (
     first_text_index,
     page_flow_for,
     page_generation,
+    parse_args,
     rebuild,
     side_summary,
     sse_payloads,
@@ -198,3 +199,12 @@ def test_each_stack_worker_gets_its_engine_cores_or_the_auto_binding():
         engine_core_envs("0;1", 3)
     with pytest.raises(ValueError):
         engine_core_envs("0;x", 2)
+
+
+def test_engine_cores_per_worker_are_refused_with_the_apart_layout():
+    # apart keeps the last core for the web tier; an engine bound there would break the layout.
+    assert (
+        parse_args(["--stack-engine-cores", "0;1", "--cpu-layout", "shared"]).cpu_layout == "shared"
+    )
+    with pytest.raises(SystemExit):
+        parse_args(["--stack-engine-cores", "0;1"])
