@@ -4,12 +4,12 @@ Each check returns {"state": "ok" | "degraded" | "down", ...details}; none raise
 never hides the state of the others.
 """
 
-import json
 import time
 
 from django.db import connection
 
-from inference_contract.protocol import GENERATION_GROUP, GENERATION_STREAM, HEARTBEAT_PREFIX
+from inference_contract.protocol import GENERATION_GROUP, GENERATION_STREAM
+from inference_contract.worker_registry import heartbeats_read
 from webapp.celery import app as celery_app
 from webapp.core.redis_client import redis_client
 
@@ -52,17 +52,8 @@ def celery_health() -> dict:
 
 
 def inference_workers() -> list[dict]:
-    """The live heartbeats of the inference workers, newest first."""
-    client = redis_client()
-    keys = sorted(client.scan_iter(match=f"{HEARTBEAT_PREFIX}*", count=100))
-    beats = []
-    for raw in client.mget(keys) if keys else []:
-        if raw:
-            try:
-                beats.append(json.loads(raw))
-            except ValueError:
-                continue
-    return beats
+    """The live heartbeats of the inference workers, by worker id (two Redis commands)."""
+    return heartbeats_read(redis_client())
 
 
 def generation_queue_depth() -> dict:

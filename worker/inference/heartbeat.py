@@ -1,5 +1,6 @@
 """The worker's heartbeat: every `heartbeat_interval_s` its state, as JSON, under
-`heartbeat_key(worker_id)` with a TTL (the site's health page and queue view read it), and a touch
+`heartbeat_key(worker_id)` with a TTL and its id in the workers' registry
+(inference_contract.worker_registry; the site's health page and queue view read it), and a touch
 on the queue entries it is working on, so that no other worker mistakes a long answer for an
 abandoned one and re-claims it.
 
@@ -9,7 +10,6 @@ loop delays every stream at once, so it is worth watching).
 """
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -18,7 +18,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from inference_contract.protocol import heartbeat_key
+from inference_contract.worker_registry import heartbeat_write
 from worker.inference.lora import AdapterEngine, base_engine
 
 if TYPE_CHECKING:
@@ -106,10 +106,11 @@ class Heartbeat:
         }
 
     async def beat(self) -> None:
-        await self.worker.redis.set(
-            heartbeat_key(self.worker.worker_id),
-            json.dumps(self.payload()),
-            ex=self.worker.config.heartbeat_ttl_s,
+        await heartbeat_write(
+            self.worker.redis,
+            self.worker.worker_id,
+            self.payload(),
+            self.worker.config.heartbeat_ttl_s,
         )
 
     async def loop(self) -> None:

@@ -32,9 +32,10 @@ import redis.asyncio as aioredis
 from django.db import connections
 
 from inference_contract.event_log import EventLogWriter
-from inference_contract.protocol import cancel_channel, control_channel, heartbeat_key
+from inference_contract.protocol import cancel_channel, control_channel
 from inference_contract.redis_retry import async_retry_options
 from inference_contract.request_queue import QueueEntry, RequestQueue
+from inference_contract.worker_registry import heartbeat_remove
 from webapp.tutoring import events
 from webapp.tutoring.models import GenerationStatus
 from worker.inference import records
@@ -147,7 +148,7 @@ class InferenceWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             with contextlib.suppress(Exception):
-                await self.redis.delete(heartbeat_key(self.worker_id))
+                await heartbeat_remove(self.redis, self.worker_id)
             await self.redis.aclose()
             await db_call(connections.close_all)()
 

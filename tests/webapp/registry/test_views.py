@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 
 from inference_contract.protocol import SWAP_LOG_KEY, heartbeat_key
+from inference_contract.worker_registry import heartbeat_queue
 from tests.webapp.registry.factories import domain_result, make_pool_problems, make_version
 from webapp.accounts.services import user_create
 from webapp.core.redis_client import redis_client
@@ -201,7 +202,9 @@ def test_the_serving_panel_says_base_plus_adapter_and_the_swap_path(client, user
     swap = {"worker_id": worker_id, "label": "ring-tiny-lora-v7", "ok": True, "seconds": 1.5}
     swap["swap_path"] = "lora-hot-load"
     redis = redis_client()
-    redis.set(heartbeat_key(worker_id), json.dumps(beat), ex=60)
+    with redis.pipeline() as pipe:
+        heartbeat_queue(pipe, worker_id, beat, 60)
+        pipe.execute()
     redis.lpush(SWAP_LOG_KEY, json.dumps(swap))
     try:
         client.force_login(users["admin"])
