@@ -149,7 +149,9 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql") and _env_bool("DB_POO
     # (the test process does: its asyncio tests touch the ORM from many contexts, each of which
     # would keep a pooled connection; the site and worker processes it starts keep the pool).
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # With a pool this is ConnectionPool.check_connection on every loan.
+    # The check on every loan: without a round trip unless the server has written to the idle
+    # connection (webapp/core/pooled_postgresql), which it does before it closes one.
+    DATABASES["default"]["ENGINE"] = "webapp.core.pooled_postgresql"
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": _env_int("DB_POOL_MIN_SIZE", 1),
