@@ -19,4 +19,4 @@ RUN npm ci --no-audit --no-fund --loglevel=error
 COPY . .
 RUN SECRET_KEY=build-only DEBUG=0 python manage.py collectstatic --noinput -v0
 EXPOSE 8000
-CMD ["uvicorn", "webapp.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--timeout-keep-alive", "75"]
+CMD ["python", "-m", "webapp.serve", "--host", "0.0.0.0", "--port", "8000"]

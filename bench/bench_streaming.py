@@ -58,11 +58,10 @@ sys.path.insert(0, str(ROOT))
 
 BENCH_DB = "ringtutor_bench"
 BENCH_REDIS = "redis://127.0.0.1:6379/7"
-# How long the servers keep an idle HTTP connection open (the site's uvicorn, as the Procfile
-# serves it, and vLLM's server), and how long the bench's clients reuse one: the client lets go
-# first. With both at 5 s (uvicorn's and httpx's defaults) a client now and then sends its request
-# on a connection the server is closing at that moment and reads a reset (httpx.ReadError).
-SERVER_KEEP_ALIVE_S = 75
+# How long the bench's clients reuse an idle HTTP connection: less than the servers keep one
+# (webapp.serve.KEEP_ALIVE_S, the site's and, in bench_vs_vllm_server, vLLM's), so the client lets
+# go first. With both at 5 s (uvicorn's and httpx's defaults) a client now and then sent its
+# request on a connection the server was closing at that moment and read a reset (httpx.ReadError).
 CLIENT_KEEP_ALIVE_S = 60
 STATEMENTS = [
     "Compute 47 + 38.",
@@ -291,9 +290,8 @@ class Stack:
     def start(self) -> None:
         self._spawn(
             [
-                sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host",
-                "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
-                "--timeout-keep-alive", str(SERVER_KEEP_ALIVE_S),
+                sys.executable, "-m", "webapp.serve", "--host", "127.0.0.1",
+                "--port", str(self.port), "--log-level", "warning", "--no-access-log",
             ],
             "uvicorn.log",
         )  # fmt: skip

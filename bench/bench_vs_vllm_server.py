@@ -52,7 +52,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_streaming import (  # noqa: E402 - after the path is set
     CLIENT_KEEP_ALIVE_S,
-    SERVER_KEEP_ALIVE_S,
     STATEMENTS,
     CpuMeter,
     LoopLagWatch,
@@ -68,6 +67,7 @@ from bench.bench_streaming import (  # noqa: E402 - after the path is set
     request_phases,
     stack_engines,
 )
+from webapp.serve import KEEP_ALIVE_S  # noqa: E402
 
 SITE_DB = "ringtutor_vsbench_site"
 SITE_REDIS_DB = 3
@@ -303,7 +303,7 @@ class Services:
             {
                 **env,
                 "VLLM_CPU_KVCACHE_SPACE": str(engine.kv_cache_gib),
-                "VLLM_HTTP_TIMEOUT_KEEP_ALIVE": str(SERVER_KEEP_ALIVE_S),
+                "VLLM_HTTP_TIMEOUT_KEEP_ALIVE": str(KEEP_ALIVE_S),  # as the site's
             },
         )
 

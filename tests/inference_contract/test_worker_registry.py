@@ -35,7 +35,9 @@ def _ours(beats: list[dict], ids: list[str]) -> list[str]:
     return [beat["worker_id"] for beat in beats if beat.get("worker_id") in ids]
 
 
-async def test_a_written_heartbeat_is_read_and_a_removed_one_is_gone(aredis, sync_redis, worker_ids):
+async def test_a_written_heartbeat_is_read_and_a_removed_one_is_gone(
+    aredis, sync_redis, worker_ids
+):
     first, second = worker_ids
     await heartbeat_write(aredis, second, {"worker_id": second, "state": "serving"}, 30)
     await heartbeat_write(aredis, first, {"worker_id": first, "state": "starting"}, 30)
