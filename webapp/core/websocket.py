@@ -1,16 +1,30 @@
-"""The one way a consumer of the site opens and refuses a WebSocket.
+"""The one way a consumer of the site opens and refuses a WebSocket, and learns who is asking.
 
 Every consumer's `connect` accepts the handshake first (`await self.accept()`), then checks who is
-asking (`signed_in_user`, then its own rule), and refuses with `await self.close(code=CloseCode.…)`. A handshake rejected
+asking (`await signed_in_user(scope)`, or `session_user(scope)` inside a database call of its own),
+then its own rule, and refuses with `await self.close(code=CloseCode.…)`. A handshake rejected
 before `accept()` reaches the page only as a bare failure (1006, no code), so the page could not
 tell "sign in again" from "the server is down" and would retry for ever; with the code it can stop
 and say why (webapp/static/js: solution-stream.js, dashboard-job.js treat 4401/4403/4404 as final).
 Nothing is sent before the check passes.
+
+Who is asking comes from the session cookie (`SessionUserMiddleware`, in webapp/asgi.py), read on
+first use rather than before the consumer runs: Channels' own AuthMiddleware read the session and
+the user in a database call of its own (a thread hop, a pooled connection, two transactions), and
+the consumer's own rows then took a second. A consumer that reads rows anyway reads the user in the
+same call and transaction (GenerationConsumer: opening a socket costs one commit).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+from types import SimpleNamespace
+
+from channels.auth import AuthMiddleware
+from channels.db import database_sync_to_async
+from django.contrib import auth
+from django.db import transaction
+from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 
 class CloseCode(IntEnum):
@@ -23,9 +37,53 @@ class CloseCode(IntEnum):
     SERVER_ERROR = 1011  # RFC 6455 "internal error": something broke; the page may reconnect
 
 
-def signed_in_user(scope: dict):
-    """The scope's user when signed in, else None."""
+class SessionUserMiddleware(AuthMiddleware):
+    """`scope["user"]`: the session's user, read on first use in synchronous code (see above)."""
+
+    def populate_scope(self, scope: dict) -> None:
+        if "session" not in scope:
+            raise ValueError("SessionUserMiddleware needs Channels' SessionMiddleware above it.")
+        if "user" not in scope:
+            session = scope["session"]
+            scope["user"] = SimpleLazyObject(lambda: _user_of_session(session))
+
+    async def resolve_scope(self, scope: dict) -> None:
+        """Nothing up front: the user is read when a consumer first asks."""
+
+
+def _user_of_session(session) -> object:
+    # Django's own reading of a request's user (the session's auth hash, secret-key fallbacks),
+    # the session row and the user row in one transaction (or the caller's, when inside one).
+    with transaction.atomic():
+        return auth.get_user(SimpleNamespace(session=session))
+
+
+def session_user(scope: dict):
+    """The scope's user when signed in, else None; synchronous code only (it may read the
+    database: call it inside the consumer's own database call)."""
     user = scope.get("user")
     if user is None or not user.is_authenticated:
         return None
     return user
+
+
+def may_be_signed_in(scope: dict) -> bool:
+    """False when it is known without the database that nobody is signed in (no session cookie,
+    or a user already read as anonymous), so such a socket is refused without a database call."""
+    user = scope.get("user")
+    if user is None:
+        return False
+    if isinstance(user, LazyObject) and user._wrapped is empty:
+        session = scope.get("session")
+        return session is not None and session.session_key is not None
+    return user.is_authenticated
+
+
+async def signed_in_user(scope: dict):
+    """The scope's user when signed in, else None, read in one database call if not yet read."""
+    if not may_be_signed_in(scope):
+        return None
+    user = scope["user"]
+    if isinstance(user, LazyObject) and user._wrapped is empty:
+        return await database_sync_to_async(session_user)(scope)
+    return session_user(scope)

@@ -42,7 +42,7 @@ class TrainingJobConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         # Accept, then check, then close with a named code (webapp.core.websocket).
         await self.accept()
-        user = signed_in_user(self.scope)
+        user = await signed_in_user(self.scope)
         if user is None:
             await self.close(code=CloseCode.UNAUTHENTICATED)
             return

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -27,10 +27,11 @@ from inference_contract.event_log import decode
 from inference_contract.protocol import event_log_key
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import async_redis_client
-from webapp.core.websocket import CloseCode, signed_in_user
+from webapp.core.websocket import CloseCode, may_be_signed_in, session_user
 from webapp.tutoring import events
 from webapp.tutoring.generation_selectors import generation_get_for_viewer, generation_replay
 from webapp.tutoring.generation_services import generation_cancel
+from webapp.tutoring.models import Generation
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +45,27 @@ FOLLOW_BLOCK_MS = 15_000
 NO_CHANNEL_LAYER = "none: this consumer does not use a channel layer"
 
 
+class _Opening(NamedTuple):
+    refusal: CloseCode | None  # why the socket closes at once, or None
+    generation: Generation | None = None
+    events: tuple[dict, ...] | list[dict] = ()
+    log_id: str = ""
+
+
 @database_sync_to_async
-def _open(generation_id: int, user):
-    """(generation, opening events, log id) if `user` may watch it, else (None, [], ""): one
-    transaction, so opening a socket costs the database one commit."""
+def _open(generation_id: int, scope: dict) -> _Opening:
+    """Who is asking, whether they may watch, and what to send first: the session, the user, the
+    generation and its replay in one transaction, so opening a socket costs one commit."""
     with transaction.atomic():
+        user = session_user(scope)
+        if user is None:
+            return _Opening(CloseCode.UNAUTHENTICATED)
         generation = generation_get_for_viewer(generation_id=generation_id, user=user)
         if generation is None:
-            return None, [], ""
+            # Not the student's, or no such generation: the same answer, so ids reveal nothing.
+            return _Opening(CloseCode.FORBIDDEN)
         opening, last_id = generation_replay(generation_id=generation_id)
-    return generation, opening, last_id
+    return _Opening(None, generation, opening, last_id)
 
 
 @database_sync_to_async
@@ -73,15 +85,13 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         # Accept, then check, then close with a named code (webapp.core.websocket).
         await self.accept()
-        user = signed_in_user(self.scope)
-        if user is None:
+        if not may_be_signed_in(self.scope):
             await self.close(code=CloseCode.UNAUTHENTICATED)
             return
         generation_id = int(self.scope["url_route"]["kwargs"]["generation_id"])
-        self.generation, opening, last_id = await _open(generation_id, user)
-        if self.generation is None:
-            # Not the student's, or no such generation: the same answer, so ids reveal nothing.
-            await self.close(code=CloseCode.FORBIDDEN)
+        refusal, self.generation, opening, last_id = await _open(generation_id, self.scope)
+        if refusal is not None:
+            await self.close(code=refusal)
             return
         self.last_seq = 0
         self.finished = False
