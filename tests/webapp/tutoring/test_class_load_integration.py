@@ -43,7 +43,7 @@ def pooled_site(child_env, tmp_path):
     env = dict(child_env, DB_POOL_MAX_SIZE=str(POOL_SIZE), DB_POOL_MIN_SIZE="1")
     child = start_child(
         [
-            sys.executable, "-m", "uvicorn", "webapp.asgi:application",
+            sys.executable, "-m", "webapp.serve",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
         ],
         env=env,
