@@ -18,12 +18,12 @@ same call and transaction (GenerationConsumer: opening a socket costs one commit
 from __future__ import annotations
 
 from enum import IntEnum
-from types import SimpleNamespace
 
 from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
 from django.contrib import auth
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 
@@ -54,8 +54,10 @@ class SessionUserMiddleware(AuthMiddleware):
 def _user_of_session(session) -> object:
     # Django's own reading of a request's user (the session's auth hash, secret-key fallbacks),
     # the session row and the user row in one transaction (or the caller's, when inside one).
+    request = HttpRequest()  # what auth.get_user reads: the session
+    request.session = session
     with transaction.atomic():
-        return auth.get_user(SimpleNamespace(session=session))
+        return auth.get_user(request)
 
 
 def session_user(scope: dict):
