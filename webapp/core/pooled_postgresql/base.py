@@ -20,7 +20,7 @@ from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool
 
 
-def check_quietly(conn) -> None:
+def check_quietly(conn: psycopg.Connection) -> None:
     """Raise if `conn` is closed, or if the server wrote to it while it was idle and the round-trip
     check then fails; return at once, without a query, otherwise."""
     if conn.closed or conn.broken:
