@@ -24,7 +24,13 @@ from django.db import connection
 from django.test import Client
 from websockets.sync.client import connect
 
-from tests.fixtures.services import database_url_of, free_port, start_child, wait_until
+from tests.fixtures.services import (
+    database_url_of,
+    free_port,
+    post_ask,
+    start_child,
+    wait_until,
+)
 from webapp.accounts.services import user_create
 
 pytestmark = [
@@ -95,14 +101,7 @@ def ask_like_a_browser(url: str, cookie: tuple[str, str], number: int, start: th
         assert form.status_code == 200, form.status_code
         token = http.cookies["csrftoken"]
         start.wait()
-        posted = http.post(
-            "/solve/ask/",
-            data={
-                "statement": f"Compute {number} + 38.",
-                "mode": "solve",
-                "csrfmiddlewaretoken": token,
-            },
-        )
+        posted = post_ask(http, f"Compute {number} + 38.", token)
         assert posted.status_code == 302, (posted.status_code, posted.text[:500])
         page = http.get(posted.headers["location"])
         assert page.status_code == 200, page.status_code

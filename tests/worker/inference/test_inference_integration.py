@@ -28,6 +28,7 @@ from websockets.sync.client import connect
 from inference_contract.control import publish_swap, recent_swap_results
 from inference_contract.cpu_layout import parse_cpu_list
 from tests.fixtures.inference import TEST_MAX_NEW_TOKENS, wait_for_row
+from tests.fixtures.services import post_ask
 from webapp.accounts.services import user_create
 from webapp.core.redis_client import redis_client
 from webapp.problems.content_key import problem_content_key
@@ -452,15 +453,7 @@ def test_a_generation_costs_the_whole_stack_at_most_4_commits(inference_worker, 
     name, value = cookie.split("=", 1)
 
     def ask(http: httpx.Client, number: int) -> list[dict]:
-        page = http.post(
-            "/solve/ask/",
-            data={
-                "statement": f"Compute {number} + 38.",
-                "mode": "solve",
-                "csrfmiddlewaretoken": token,
-            },
-            headers={"HX-Request": "true", "HX-Current-URL": f"{live_site.url}/solve/"},
-        )
+        page = post_ask(http, f"Compute {number} + 38.", token, htmx_from=f"{live_site.url}/solve/")
         assert page.status_code == 200, page.text[:500]
         generation_id = int(re.search(r'data-ws-path="/ws/generations/(\d+)/"', page.text)[1])
         with open_socket(live_site, generation_id, cookie) as socket:
