@@ -16,14 +16,16 @@ from webapp.core.websocket import CloseCode, signed_in_user
 
 class ChannelLayerEchoConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        # Accept, then check, then close with a named code (webapp.core.websocket).
-        await self.accept()
+        # Who is asking, and the group joined, before the handshake completes: a client whose
+        # socket is open is in its group, so a message sent to the group from then on reaches it.
+        # Then accept, and refuse with a named code (webapp.core.websocket).
         user = await signed_in_user(self.scope)
+        if user is not None:
+            self.group_name = f"echo.{user.pk}"
+            await self.channel_layer.group_add(self.group_name, self.channel_name)
+        await self.accept()
         if user is None:
             await self.close(code=CloseCode.UNAUTHENTICATED)
-            return
-        self.group_name = f"echo.{user.pk}"
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group_name"):

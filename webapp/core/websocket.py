@@ -6,7 +6,9 @@ then its own rule, and refuses with `await self.close(code=CloseCode.…)`. A ha
 before `accept()` reaches the page only as a bare failure (1006, no code), so the page could not
 tell "sign in again" from "the server is down" and would retry for ever; with the code it can stop
 and say why (webapp/static/js: solution-stream.js, dashboard-job.js treat 4401/4403/4404 as final).
-Nothing is sent before the check passes.
+Nothing is sent before the check passes. A consumer whose messages come through a group may read
+who is asking and join the group before it accepts (ChannelLayerEchoConsumer): then a client whose
+socket is open is already in the group.
 
 Who is asking comes from the session cookie (`SessionUserMiddleware`, in webapp/asgi.py), read on
 first use rather than before the consumer runs: Channels' own AuthMiddleware read the session and
