@@ -10,8 +10,8 @@ clocks that differ between the worker's host and the reader's.
 Why not `SCAN` for the prefix: SCAN walks the whole keyspace, 100 keys per round trip, and every
 generation leaves an event log for an hour (protocol.EVENT_LOG_TTL_SECONDS). An hour of a class
 at once is tens of thousands of keys, and the ask page, the attempt page and the health check each
-read the heartbeats: measured, 1,000 keys cost 10 SCANs and 1.6 ms per read, 61,000 keys 499
-SCANs and 97 ms (docs/inference-worker.md, "Heartbeat").
+read the heartbeats: at 50,000 keys SCAN took 500 commands and 106 ms per read, the registry 2
+and 0.35 ms (bench/bench_heartbeat_read.py; docs/inference-worker.md, "Heartbeat").
 """
 
 from __future__ import annotations
@@ -46,11 +46,16 @@ async def heartbeat_write(client: Any, worker_id: str, state: dict, ttl_s: int) 
         await pipe.execute()
 
 
+def heartbeat_forget(pipe: Any, worker_id: str) -> None:
+    """Queue the removal of a heartbeat and its registry entry on a pipeline (sync or asyncio)."""
+    pipe.delete(heartbeat_key(worker_id))
+    pipe.zrem(WORKER_REGISTRY_KEY, worker_id)
+
+
 async def heartbeat_remove(client: Any, worker_id: str) -> None:
     """A worker that stops takes its heartbeat and its registry entry with it."""
     async with client.pipeline(transaction=True) as pipe:
-        pipe.delete(heartbeat_key(worker_id))
-        pipe.zrem(WORKER_REGISTRY_KEY, worker_id)
+        heartbeat_forget(pipe, worker_id)
         await pipe.execute()
 
 

@@ -9,8 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from inference_contract.protocol import heartbeat_key
-from inference_contract.worker_registry import heartbeat_queue
+from inference_contract.worker_registry import heartbeat_forget, heartbeat_queue
 from webapp.asgi import application
 from webapp.core.body_limit import RequestBodyLimit
 from webapp.core.redis_client import redis_client
@@ -28,12 +27,13 @@ SECRET_BEAT = {
 
 @pytest.fixture
 def planted_heartbeat():
-    key = heartbeat_key("gpu-box-4242")
     with redis_client().pipeline() as pipe:
         heartbeat_queue(pipe, "gpu-box-4242", SECRET_BEAT, 60)
         pipe.execute()
     yield
-    redis_client().delete(key)
+    with redis_client().pipeline() as pipe:
+        heartbeat_forget(pipe, "gpu-box-4242")
+        pipe.execute()
 
 
 @pytest.mark.django_db

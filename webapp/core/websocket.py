@@ -71,13 +71,17 @@ def session_user(scope: dict):
     return user
 
 
+def _not_read_yet(user: object) -> bool:
+    return isinstance(user, LazyObject) and user._wrapped is empty
+
+
 def may_be_signed_in(scope: dict) -> bool:
     """False when it is known without the database that nobody is signed in (no session cookie,
     or a user already read as anonymous), so such a socket is refused without a database call."""
     user = scope.get("user")
     if user is None:
         return False
-    if isinstance(user, LazyObject) and user._wrapped is empty:
+    if _not_read_yet(user):
         session = scope.get("session")
         return session is not None and session.session_key is not None
     return user.is_authenticated
@@ -87,7 +91,6 @@ async def signed_in_user(scope: dict):
     """The scope's user when signed in, else None, read in one database call if not yet read."""
     if not may_be_signed_in(scope):
         return None
-    user = scope["user"]
-    if isinstance(user, LazyObject) and user._wrapped is empty:
+    if _not_read_yet(scope["user"]):
         return await database_sync_to_async(session_user)(scope)
-    return session_user(scope)
+    return scope["user"]  # read already, and signed in

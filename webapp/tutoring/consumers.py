@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from channels.db import database_sync_to_async
@@ -48,7 +49,7 @@ NO_CHANNEL_LAYER = "none: this consumer does not use a channel layer"
 class _Opening(NamedTuple):
     refusal: CloseCode | None  # why the socket closes at once, or None
     generation: Generation | None = None
-    events: tuple[dict, ...] | list[dict] = ()
+    events: Sequence[dict] = ()
     log_id: str = ""
 
 

@@ -33,6 +33,7 @@ from webapp.tutoring.models import Attempt, Generation
 from webapp.tutoring.quotas import generation_quota
 
 HISTORY_PAGE_SIZE = 20
+FEEDBACK_TAG_CHOICES = list(services.FEEDBACK_TAGS.items())
 
 # The clicks that queue a generation run in one database transaction, outermost, so the session
 # and user reads of role_required, the rows the service writes and what the answer's page reads of
@@ -40,7 +41,6 @@ HISTORY_PAGE_SIZE = 20
 # generation, the socket's and the worker's included). The generation reaches the workers' queue
 # on that commit (transaction.on_commit), i.e. once the page is rendered: about a millisecond.
 queues_a_generation = transaction.atomic
-FEEDBACK_TAG_CHOICES = list(services.FEEDBACK_TAGS.items())
 
 
 def _error(request: HtmxHttpRequest, error: ServiceError, *, fallback: str) -> HttpResponse:

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from inference_contract.protocol import SWAP_LOG_KEY, heartbeat_key
-from inference_contract.worker_registry import heartbeat_queue
+from inference_contract.protocol import SWAP_LOG_KEY
+from inference_contract.worker_registry import heartbeat_forget, heartbeat_queue
 from tests.webapp.registry.factories import domain_result, make_pool_problems, make_version
 from webapp.accounts.services import user_create
 from webapp.core.redis_client import redis_client
@@ -210,7 +210,9 @@ def test_the_serving_panel_says_base_plus_adapter_and_the_swap_path(client, user
         client.force_login(users["admin"])
         page = client.get(reverse("registry:serving")).content.decode()
     finally:
-        redis.delete(heartbeat_key(worker_id))
+        with redis.pipeline() as pipe:
+            heartbeat_forget(pipe, worker_id)
+            pipe.execute()
         redis.lrem(SWAP_LOG_KEY, 1, json.dumps(swap))
     assert "ring-tiny + adapter ring-tiny-lora-v7 (LoRA hot-load)" in page
     assert f"{worker_id} → ring-tiny-lora-v7 by lora-hot-load" in page

@@ -34,7 +34,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self):
         pool = super().pool
-        if pool is not None and self.settings_dict["CONN_HEALTH_CHECKS"]:
+        if (
+            pool is not None
+            and self.settings_dict["CONN_HEALTH_CHECKS"]
+            and pool._check is not check_quietly
+        ):
             # psycopg_pool takes the check only as a constructor argument, and Django's pool
             # property passes its own; `_check` is where psycopg_pool 3 keeps it (if it ever
             # moves, this assignment does nothing and the round-trip check stays: slower, as safe).
