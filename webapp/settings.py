@@ -105,8 +105,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "webapp.core.content_security.SiteCSPMiddleware",
-    # Last, as django-axes asks: it turns a lockout flagged during authentication into the page.
+    # Last of those that act, as django-axes asks: it turns a lockout flagged during
+    # authentication into the page.
     "axes.middleware.AxesMiddleware",
+    # Innermost and synchronous-only, so every middleware above runs synchronously under ASGI
+    # (no thread hop per hook; webapp/core/synchronous_chain.py). It does nothing else.
+    "webapp.core.synchronous_chain.SynchronousChainMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
