@@ -58,6 +58,21 @@ def test_the_daily_quota_counts_the_last_24_hours(attempt, settings):
     generation_enqueue(attempt=attempt)
 
 
+def test_the_concurrency_limit_counts_active_generations_whenever_queued(attempt, settings):
+    # Read in the quota's statement: a generation queued two days ago and still running (a stuck
+    # one) holds a slot although it is outside both quota windows.
+    settings.INFERENCE = {**settings.INFERENCE, "MAX_CONCURRENT_PER_USER": 2}
+    used(attempt, 1, ago=timedelta(days=2), status=GenerationStatus.RUNNING)
+    used(attempt, 1, ago=timedelta(minutes=5), status=GenerationStatus.QUEUED)
+    used(attempt, 3, ago=timedelta(minutes=5))
+    quota = generation_quota(user=attempt.student)
+    assert (quota.active, quota.hour.used, quota.day.used) == (2, 4, 4)
+    with pytest.raises(ServiceError, match="You already have 2 solutions being written"):
+        generation_enqueue(attempt=attempt)
+    Generation.objects.filter(status=GenerationStatus.RUNNING).update(status=GenerationStatus.DONE)
+    generation_enqueue(attempt=attempt)
+
+
 def test_failed_generations_do_not_count(attempt, settings):
     settings.GENERATION_QUOTA_PER_HOUR = 2
     used(attempt, 5, status=GenerationStatus.FAILED)

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
     from webapp.accounts.models import User
 
-ACTIVE_STATUSES = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
-
 
 def generation_visible_to(*, generation: Generation, user: User | AnonymousUser | None) -> bool:
     """The attempt's student and site admins may watch a generation; nobody else."""
@@ -39,11 +37,6 @@ def generation_get_for_viewer(
     if generation is None or not generation_visible_to(generation=generation, user=user):
         return None
     return generation
-
-
-def generation_active_count(*, user: User) -> int:
-    """Generations of `user` that are queued or running (the per-user concurrency limit)."""
-    return Generation.objects.filter(attempt__student=user, status__in=ACTIVE_STATUSES).count()
 
 
 def generation_queue_position(*, generation: Generation) -> int | None:

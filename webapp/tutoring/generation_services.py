@@ -24,7 +24,6 @@ from webapp.core.errors import ServiceError
 from webapp.core.redis_client import redis_client
 from webapp.tutoring import events
 from webapp.tutoring.generation_selectors import (
-    generation_active_count,
     generation_limits,
     generation_visible_to,
 )
@@ -62,15 +61,14 @@ def generation_enqueue(
     student = get_user_model().objects.select_for_update().filter(pk=attempt.student_id).first()
     if student is None:
         raise ServiceError("That student does not exist.", code="not_found", status=404)
-    active = generation_active_count(user=student)
-    if active >= limits["max_concurrent_per_user"]:
+    quota = generation_quota(user=student)  # the concurrency count too, in the same query
+    if quota.active >= limits["max_concurrent_per_user"]:
         raise ServiceError(
-            f"You already have {active} solutions being written. Wait for one to finish "
+            f"You already have {quota.active} solutions being written. Wait for one to finish "
             "(or stop one) before asking for another.",
             code="too_many_generations",
             status=429,
         )
-    quota = generation_quota(user=student)
     if quota.exhausted is not None:
         raise ServiceError(quota.refusal_message(), code="quota_exceeded", status=429)
     generation = Generation.objects.create(attempt=attempt, kind=kind, hint_index=hint_index)

@@ -5,6 +5,10 @@ hours), so the count is exact and needs no second store: `generation_enqueue` re
 holds the student's row lock, and the request it allows is the row it creates. A generation that
 failed on the site's side does not count; one the student stopped does (it was queued and may have
 used the engine). Site admins are exempt. GENERATION_QUOTA_PER_HOUR / _PER_DAY set the limits.
+
+The same statement counts the student's generations queued or running now (`active`: the
+concurrency limit, which `generation_enqueue` checks first), so queueing a generation reads all
+its limits in one query.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+ACTIVE_STATUSES = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class GenerationQuota:
     exempt: bool
     hour: QuotaWindow
     day: QuotaWindow
+    active: int = 0  # queued or running now, whenever queued
 
     @property
     def windows(self) -> tuple[QuotaWindow, QuotaWindow]:
@@ -83,13 +89,19 @@ def _frees_at(counted, *, used: int, limit: int, span: timedelta) -> datetime | 
 
 
 def generation_quota(*, user: User) -> GenerationQuota:
-    """The student's use of both windows, in one query (a second only when a window is full)."""
+    """The student's use of both windows and their active generations, in one query (a second
+    only when a window is full)."""
     now = timezone.now()
-    day = Generation.objects.filter(attempt__student_id=user.pk, queued_at__gte=now - DAY).exclude(
-        status=GenerationStatus.FAILED
-    )
+    mine = Generation.objects.filter(attempt__student_id=user.pk)
+    day = mine.filter(queued_at__gte=now - DAY).exclude(status=GenerationStatus.FAILED)
     hour = day.filter(queued_at__gte=now - HOUR)
-    used = day.aggregate(day=Count("pk"), hour=Count("pk", filter=Q(queued_at__gte=now - HOUR)))
+    in_day = Q(queued_at__gte=now - DAY) & ~Q(status=GenerationStatus.FAILED)
+    is_active = Q(status__in=ACTIVE_STATUSES)
+    used = mine.filter(Q(queued_at__gte=now - DAY) | is_active).aggregate(
+        day=Count("pk", filter=in_day),
+        hour=Count("pk", filter=in_day & Q(queued_at__gte=now - HOUR)),
+        active=Count("pk", filter=is_active),
+    )
     windows = {}
     for name, counted, span, limit in (
         ("hour", hour, HOUR, settings.GENERATION_QUOTA_PER_HOUR),
@@ -101,5 +113,8 @@ def generation_quota(*, user: User) -> GenerationQuota:
             frees_at=_frees_at(counted, used=used[name], limit=limit, span=span),
         )
     return GenerationQuota(
-        exempt=bool(getattr(user, "is_site_admin", False)), hour=windows["hour"], day=windows["day"]
+        exempt=bool(getattr(user, "is_site_admin", False)),
+        hour=windows["hour"],
+        day=windows["day"],
+        active=used["active"],
     )
