@@ -123,3 +123,17 @@ def test_a_hint_over_quota_gets_the_message_in_the_page(client, student, attempt
     )
     assert response.status_code == 422
     assert "the most the site allows (2)" in response.content.decode()
+
+
+def test_the_quota_counted_by_the_enqueue_is_the_one_read_afterwards(attempt, settings):
+    # The page that answers the click shows `quota_after` instead of counting again.
+    settings.GENERATION_QUOTA_PER_HOUR = 5
+    used(attempt, 2, ago=timedelta(minutes=10))
+    used(attempt, 1, ago=timedelta(hours=3))
+    generation = generation_enqueue(attempt=attempt)
+    assert generation.quota_after == generation_quota(user=attempt.student)
+    assert (generation.quota_after.hour.used, generation.quota_after.day.used) == (3, 4)
+    generation_enqueue(attempt=attempt)  # the fourth this hour
+    generation = generation_enqueue(attempt=attempt)  # the fifth fills the window
+    assert generation.quota_after is None  # when it frees up is read again, with its query
+    assert generation_quota(user=attempt.student).hour.frees_at is not None

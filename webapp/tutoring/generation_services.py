@@ -42,7 +42,10 @@ def generation_enqueue(
     hint_index: int | None = None,
     prompt_text: str | None = None,
 ) -> Generation:
-    """Create a queued generation for `attempt` and, on commit, put it on the workers' queue."""
+    """Create a queued generation for `attempt` and, on commit, put it on the workers' queue.
+
+    The generation's `quota_after` is the student's quota with it counted
+    (`GenerationQuota.after_one_more`: None when it fills a window; read the quota again then)."""
     if kind not in GenerationKind.values:
         raise ServiceError(f"Unknown kind of generation {kind!r}.", code="invalid_kind")
     limits = generation_limits()
@@ -72,6 +75,8 @@ def generation_enqueue(
     if quota.exhausted is not None:
         raise ServiceError(quota.refusal_message(), code="quota_exceeded", status=429)
     generation = Generation.objects.create(attempt=attempt, kind=kind, hint_index=hint_index)
+    # What the page that answers the click shows of the quota, without counting again.
+    generation.quota_after = quota.after_one_more()
     # Work for the inference workers, like enqueue_on_commit's tasks (not a Celery task, so not
     # that helper): a failure to reach the queue is raised, never only logged.
     transaction.on_commit(

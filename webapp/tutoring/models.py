@@ -5,11 +5,18 @@ A Generation is one request to the inference worker: its row is the durable reco
 produced it). Live deltas travel through Redis; the row is written when the generation ends.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
 
 from webapp.classes.models import Assignment
 from webapp.problems.models import Problem
+
+if TYPE_CHECKING:
+    from webapp.tutoring.quotas import GenerationQuota
 
 
 class AttemptMode(models.TextChoices):
@@ -28,6 +35,10 @@ class Attempt(models.Model):
     mode = models.CharField(max_length=8, choices=AttemptMode.choices, default=AttemptMode.SOLVE)
     hints_revealed = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Not stored: the generation the service that started this attempt queued, on the instance it
+    # returns (the page answering the click draws it without reading it back).
+    first_generation: Generation | None = None
 
     class Meta:
         ordering = ["-created_at"]
@@ -91,6 +102,10 @@ class Generation(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    # Not stored: on the instance `generation_enqueue` returns, the student's quota with this
+    # generation counted (None when it filled a window: read the quota again).
+    quota_after: GenerationQuota | None = None
+
     class Meta:
         ordering = ["-queued_at"]
         indexes = [models.Index(fields=["status"])]
@@ -112,7 +127,7 @@ class Generation(models.Model):
         return None if self.thinking_ms is None else self.thinking_ms / 1000
 
     @property
-    def student_feedback(self) -> "Feedback | None":
+    def student_feedback(self) -> Feedback | None:
         """The attempt's student's rating of this generation (uses a prefetch of `feedback`)."""
         return next((f for f in self.feedback.all() if f.user_id == self.attempt.student_id), None)
 

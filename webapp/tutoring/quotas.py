@@ -67,6 +67,15 @@ class GenerationQuota:
         share = settings.GENERATION_QUOTA_SHOW_FRACTION
         return not self.exempt and any(w.used >= share * w.limit for w in self.windows)
 
+    def after_one_more(self) -> GenerationQuota | None:
+        """The quota once one more request is stored, as `generation_quota` would read it then;
+        None when that request fills a window (when it frees up needs a query: read it again)."""
+        hour = QuotaWindow(used=self.hour.used + 1, limit=self.hour.limit, frees_at=None)
+        day = QuotaWindow(used=self.day.used + 1, limit=self.day.limit, frees_at=None)
+        if hour.full or day.full:
+            return None
+        return GenerationQuota(exempt=self.exempt, hour=hour, day=day, active=self.active + 1)
+
     def refusal_message(self) -> str:
         window = self.exhausted
         if window is None:

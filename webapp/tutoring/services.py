@@ -128,11 +128,13 @@ def _attempt_start(
         student_id=student.pk, problem=problem, assignment=assignment, mode=mode
     )
     if mode == AttemptMode.TUTOR:
-        _hint_enqueue(attempt=attempt, hint_index=0)
+        generation = _hint_enqueue(attempt=attempt, hint_index=0)
         attempt.hints_revealed = 1
         attempt.save(update_fields=["hints_revealed"])
     else:
-        generation_enqueue(attempt=attempt, kind=GenerationKind.SOLUTION)
+        generation = generation_enqueue(attempt=attempt, kind=GenerationKind.SOLUTION)
+    # The page that answers the click draws it without reading it back (views._attempt_started).
+    attempt.first_generation = generation
     return attempt
 
 

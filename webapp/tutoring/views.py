@@ -30,7 +30,7 @@ from webapp.tutoring.forms import (
 )
 from webapp.tutoring.generation_services import generation_cancel
 from webapp.tutoring.models import Attempt, Generation
-from webapp.tutoring.quotas import generation_quota
+from webapp.tutoring.quotas import GenerationQuota, generation_quota
 
 HISTORY_PAGE_SIZE = 20
 FEEDBACK_TAG_CHOICES = list(services.FEEDBACK_TAGS.items())
@@ -107,18 +107,20 @@ def _attempt_started(request: AuthenticatedHttpRequest, attempt: Attempt) -> Htt
     content in this response (HX-Push-Url puts the attempt's URL in the address bar and history,
     so reload, back and share behave as after the redirect), so the page's stream script opens
     the generation's socket as soon as this arrives, one request and one page load sooner. Drawn
-    from the rows the service just created: its only queries are the generation and the quota.
+    from the rows the service just created, as it left them (`attempt.first_generation`, and the
+    quota counted with it): no query of its own, but for the workers' heartbeats in Redis.
     """
     url = reverse("tutoring:attempt_detail", args=[attempt.pk])
     if not request.htmx:
         return redirect(url)
-    generation = attempt.generations.get()  # the first and only one; .attempt is `attempt`
+    generation = attempt.first_generation  # its .attempt is `attempt`
+    assert generation is not None, "set by the service that started the attempt"
     generation.number = 1  # as attempt_timeline numbers it
     response = render(
         request,
         "tutoring/attempt_started.html",
         {
-            "quota": generation_quota(user=request.user),
+            "quota": _quota_after(generation, user=request.user),
             "attempt": attempt,
             "problem": attempt.problem,
             "generations": [_with_checks(generation)],
@@ -191,6 +193,12 @@ def problem_start(request: AuthenticatedHttpRequest, problem_id: int) -> HttpRes
 
 
 # --- the attempt page -----------------------------------------------------------------------
+
+
+def _quota_after(generation: Generation, *, user) -> GenerationQuota:
+    """The quota the page shows once `generation` is queued: as the enqueue counted it, or read
+    again when that filled a window (then the page says when it frees up)."""
+    return generation.quota_after or generation_quota(user=user)
 
 
 def _with_checks(generation: Generation) -> Generation:
@@ -268,7 +276,7 @@ def _new_generation_response(
             "steps": selectors.attempt_next_steps(attempt=attempt),
             "hint_limit": HINTS_PER_ATTEMPT,
             "solver_online": _solver_online(),
-            "quota": generation_quota(user=attempt.student),
+            "quota": _quota_after(generation, user=attempt.student),
         },
     )
 
