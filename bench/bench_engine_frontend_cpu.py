@@ -60,12 +60,12 @@ async def _measure(streams: int, rounds: int) -> dict[str, list[float]]:
 
     django.setup()
     from worker.inference.config import config_from_settings
-    from worker.inference.engine import _engine_args
+    from worker.inference.engine import vllm_engine_args
 
     settings = config_from_settings().engine  # the worker's own engine settings
     os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(settings.kv_cache_gib)
     tokenizer = AutoTokenizer.from_pretrained(str(CHECKPOINT), trust_remote_code=True)
-    llm = AsyncLLM.from_engine_args(_engine_args(str(CHECKPOINT), settings))
+    llm = AsyncLLM.from_engine_args(vllm_engine_args(str(CHECKPOINT), settings))
     prompts = [
         tokenizer.encode(f"Compute {i} times {i + 3} and explain each step.")
         for i in range(streams)

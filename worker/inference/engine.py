@@ -128,7 +128,9 @@ class Engine(Protocol):
     async def shutdown(self) -> None: ...
 
 
-def _engine_args(path: str, settings: EngineSettings):
+def vllm_engine_args(path: str, settings: EngineSettings) -> Any:
+    """vLLM's `AsyncEngineArgs` for serving `path` with `settings`: the one place the worker's
+    engine is described (the worker and bench/bench_engine_frontend_cpu.py build from it)."""
     from vllm.engine.arg_utils import AsyncEngineArgs
 
     return AsyncEngineArgs(
@@ -179,7 +181,7 @@ class VllmEngine:
             from vllm.v1.engine.async_llm import AsyncLLM
 
             tokenizer = AutoTokenizer.from_pretrained(spec.path, trust_remote_code=True)
-            llm = AsyncLLM.from_engine_args(_engine_args(spec.path, settings))
+            llm = AsyncLLM.from_engine_args(vllm_engine_args(spec.path, settings))
             return llm, tokenizer
 
         llm, tokenizer = await asyncio.to_thread(build)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from worker.inference.config import config_from_settings
-from worker.inference.engine import _engine_args
+from worker.inference.engine import vllm_engine_args
 
 ROOT = Path(__file__).resolve().parents[3]
 ENGINE_VARIABLES = (
@@ -65,7 +65,7 @@ def test_the_engine_arguments_follow_the_settings(settings):
 
     engine = config_from_settings().engine
 
-    args = _engine_args("/models/ring-tiny", engine)
+    args = vllm_engine_args("/models/ring-tiny", engine)
     assert (args.stream_interval, args.max_num_seqs, args.enforce_eager) == (6, 12, True)
     assert args.model == args.tokenizer == "/models/ring-tiny"
 
