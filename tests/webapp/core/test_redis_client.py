@@ -1,9 +1,9 @@
 """The site's Redis clients parse replies with hiredis, the C parser (requirements: redis[hiredis]).
 
 Every delta a page receives is an XREAD reply parsed in the web server, and every flush of the
-worker an XADD pipeline: redis-py's pure-Python parser took about a third more CPU per round trip
-(docs/inference-worker.md, "Round trips per generation"). Without the package installed redis-py
-falls back silently, so the test names the parser the clients really use.
+worker an XADD pipeline: redis-py's pure-Python parser takes about a quarter more CPU per XREAD
+(bench/bench_redis_parser.py; docs/inference-worker.md, "The web tier per request"). Without the
+package installed redis-py falls back silently, so the test names the parser the clients use.
 """
 
 from redis._parsers import _AsyncHiredisParser, _HiredisParser
