@@ -13,7 +13,7 @@ its limits in one query.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -70,11 +70,10 @@ class GenerationQuota:
     def after_one_more(self) -> GenerationQuota | None:
         """The quota once one more request is stored, as `generation_quota` would read it then;
         None when that request fills a window (when it frees up needs a query: read it again)."""
-        hour = QuotaWindow(used=self.hour.used + 1, limit=self.hour.limit, frees_at=None)
-        day = QuotaWindow(used=self.day.used + 1, limit=self.day.limit, frees_at=None)
+        hour, day = (replace(window, used=window.used + 1) for window in self.windows)
         if hour.full or day.full:
-            return None
-        return GenerationQuota(exempt=self.exempt, hour=hour, day=day, active=self.active + 1)
+            return None  # (a window with room has no frees_at: nothing else changes)
+        return replace(self, hour=hour, day=day, active=self.active + 1)
 
     def refusal_message(self) -> str:
         window = self.exhausted
@@ -101,26 +100,26 @@ def generation_quota(*, user: User) -> GenerationQuota:
     """The student's use of both windows and their active generations, in one query (a second
     only when a window is full)."""
     now = timezone.now()
-    mine = Generation.objects.filter(attempt__student_id=user.pk)
-    day = mine.filter(queued_at__gte=now - DAY).exclude(status=GenerationStatus.FAILED)
-    hour = day.filter(queued_at__gte=now - HOUR)
-    in_day = Q(queued_at__gte=now - DAY) & ~Q(status=GenerationStatus.FAILED)
+    counted = ~Q(status=GenerationStatus.FAILED)
+    spans = {"hour": HOUR, "day": DAY}
+    limits = {"hour": settings.GENERATION_QUOTA_PER_HOUR, "day": settings.GENERATION_QUOTA_PER_DAY}
+    in_window = {name: counted & Q(queued_at__gte=now - span) for name, span in spans.items()}
     is_active = Q(status__in=ACTIVE_STATUSES)
-    used = mine.filter(Q(queued_at__gte=now - DAY) | is_active).aggregate(
-        day=Count("pk", filter=in_day),
-        hour=Count("pk", filter=in_day & Q(queued_at__gte=now - HOUR)),
+    mine = Generation.objects.filter(attempt__student_id=user.pk)
+    used = mine.filter(in_window["day"] | is_active).aggregate(
+        **{name: Count("pk", filter=window) for name, window in in_window.items()},
         active=Count("pk", filter=is_active),
     )
-    windows = {}
-    for name, counted, span, limit in (
-        ("hour", hour, HOUR, settings.GENERATION_QUOTA_PER_HOUR),
-        ("day", day, DAY, settings.GENERATION_QUOTA_PER_DAY),
-    ):
-        windows[name] = QuotaWindow(
+    windows = {
+        name: QuotaWindow(
             used=used[name],
-            limit=limit,
-            frees_at=_frees_at(counted, used=used[name], limit=limit, span=span),
+            limit=limits[name],
+            frees_at=_frees_at(
+                mine.filter(in_window[name]), used=used[name], limit=limits[name], span=span
+            ),
         )
+        for name, span in spans.items()
+    }
     return GenerationQuota(
         exempt=bool(getattr(user, "is_site_admin", False)),
         hour=windows["hour"],
