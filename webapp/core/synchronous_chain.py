@@ -11,9 +11,9 @@ run in a thread anyway, so nothing gained from it.
 Being synchronous-only and innermost, this entry turns every middleware outside it synchronous:
 the chain then crosses between the loop and the request's thread three times (into the chain,
 into Django's inner handler, into the view) instead of once more per async-mode hook:
-bench/bench_request_chain.py, 3.80 → 2.78 ms of CPU per request for the login page (figures in
-docs/inference-worker.md, "The web tier per request"; tests/webapp/core/test_synchronous_chain.py
-pins the chain's mode). It does nothing else, so django-axes, the entry before it, still wraps the
+bench/bench_request_chain.py, 3.80 → 2.78 ms of CPU per request for the login page in-process
+(docs/inference-worker.md, "The web tier per request", with what a student sees of it from the
+click; tests/webapp/core/test_synchronous_chain.py pins the chain's mode). It does nothing else, so django-axes, the entry before it, still wraps the
 view and sees its response first, as it asks.
 """
 
