@@ -436,6 +436,7 @@ class StreamClient:
     async def open(self) -> None:
         import websockets
 
+        started = time.perf_counter()
         self.socket = await websockets.connect(
             f"{self.stack.ws_url}/ws/generations/{self.generation_id}/",
             additional_headers={"Cookie": self.cookie},
@@ -445,6 +446,9 @@ class StreamClient:
         )
         first = json.loads(await self.socket.recv())
         assert first["type"] == "snapshot", first
+        # From asking for the socket to its first message: the handshake and the server's opening
+        # work (who is asking, the generation, its replay).
+        self.socket_ms = (time.perf_counter() - started) * 1000
         # Kept: a page that opens late gets its text in the snapshot (bench_vs_vllm_server.py
         # rebuilds the text from everything received).
         self.events.append((time.perf_counter(), first))
@@ -641,7 +645,7 @@ async def run_stack_sustained(stack: Stack, n: int, users, problems, seconds) ->
 
 async def request_phases(finished: list[tuple["StreamClient", float]]) -> dict[str, float]:
     """Where the time of a request goes, medians in ms: the student's page (row and socket),
-    the queue (enqueue to the worker's claim, from the row's started_at), the way to the first
+    the socket (from asking for it to its first message, the snapshot), the queue (enqueue to the worker's claim, from the row's started_at), the way to the first
     token (claim to the first delta at the client), the stream (first delta to `done`), and the
     gap between the row's finished_at and the client's `done`."""
     from asgiref.sync import sync_to_async
@@ -657,12 +661,14 @@ async def request_phases(finished: list[tuple["StreamClient", float]]) -> dict[s
         }
     )()
     phases: dict[str, list[float]] = {
-        "page": [], "queue": [], "to first delta": [], "stream": [], "finished to done": []
+        "page": [], "socket": [], "queue": [], "to first delta": [], "stream": [],
+        "finished to done": [],
     }  # fmt: skip
     for stream, enqueued_at in finished:
         started_at, finished_at = rows.get(stream.generation_id, (None, None))
         first, done = stream.first_delta_at(), stream.events[-1][0] if stream.events else None
         phases["page"].append(stream.page_ms)
+        phases["socket"].append(stream.socket_ms)
         if started_at:
             claim = started_at.timestamp() - wall_offset
             phases["queue"].append((claim - enqueued_at) * 1000)

@@ -922,7 +922,8 @@ def table(results: dict) -> str:
         + [
             "",
             "Stack request phases (median ms; page = click to the attempt page's markup "
-            "received (the POST's answer inline, the redirected GET's otherwise), queue = "
+            "received (the POST's answer inline, the redirected GET's otherwise), socket = from "
+            "asking for the page's socket to its first message (the snapshot), queue = "
             "click to the worker's claim, to first delta = claim to the first delta event at "
             "the client (none when the answer was stored before the socket opened), stream = first text to `done`, finished to done = the row's finished_at to "
             "the client's `done`) and the workers' mean in-flight count (all workers together)",
@@ -951,7 +952,7 @@ def table(results: dict) -> str:
     )
 
 
-PHASE_NAMES = ("page", "queue", "to first delta", "stream", "finished to done")
+PHASE_NAMES = ("page", "socket", "queue", "to first delta", "stream", "finished to done")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,11 +15,19 @@ first use rather than before the consumer runs: Channels' own AuthMiddleware rea
 the user in a database call of its own (a thread hop, a pooled connection, two transactions), and
 the consumer's own rows then took a second. A consumer that reads rows anyway reads the user in the
 same call and transaction (GenerationConsumer: opening a socket costs one commit).
+
+A consumer's database work goes through `database_call`, which runs it in the event loop's thread
+pool. Channels' `database_sync_to_async` is thread-sensitive by default, and outside Django's HTTP
+handler (which gives each request a thread of its own) that means one thread for the whole
+process: every socket's opening queued behind every other's, so a class opening 32 sockets at
+once waited for each other's database round trips in turn.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from enum import IntEnum
+from typing import ParamSpec, TypeVar
 
 from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
@@ -27,6 +35,15 @@ from django.contrib import auth
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def database_call(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """`func` (synchronous database work) as a coroutine function for a consumer: run in the
+    loop's thread pool, on a pooled connection it gives back when it returns (see above)."""
+    return database_sync_to_async(func, thread_sensitive=False)
 
 
 class CloseCode(IntEnum):
@@ -92,5 +109,5 @@ async def signed_in_user(scope: dict):
     if not may_be_signed_in(scope):
         return None
     if _not_read_yet(scope["user"]):
-        return await database_sync_to_async(session_user)(scope)
+        return await database_call(session_user)(scope)
     return scope["user"]  # read already, and signed in

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from webapp.core.roles import user_has_role
-from webapp.core.websocket import CloseCode, signed_in_user
+from webapp.core.websocket import CloseCode, database_call, signed_in_user
 from webapp.registry.events import snapshot_event, training_job_group_name
 from webapp.registry.selectors import (
     training_job_get,
@@ -25,7 +24,7 @@ from webapp.registry.selectors import (
 from webapp.registry.training_jobs.ranks import rank_rows
 
 
-@database_sync_to_async
+@database_call
 def _snapshot(job_id: int) -> dict | None:
     job = training_job_get(job_id=job_id)
     if job is None:

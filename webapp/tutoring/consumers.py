@@ -20,7 +20,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import transaction
 
@@ -28,7 +27,7 @@ from inference_contract.event_log import decode
 from inference_contract.protocol import event_log_key
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import async_redis_client
-from webapp.core.websocket import CloseCode, may_be_signed_in, session_user
+from webapp.core.websocket import CloseCode, database_call, may_be_signed_in, session_user
 from webapp.tutoring import events
 from webapp.tutoring.generation_selectors import generation_get_for_viewer, generation_replay
 from webapp.tutoring.generation_services import generation_cancel
@@ -53,7 +52,7 @@ class _Opening(NamedTuple):
     log_id: str = ""
 
 
-@database_sync_to_async
+@database_call
 def _open(generation_id: int, scope: dict) -> _Opening:
     """Who is asking, whether they may watch, and what to send first: the session, the user, the
     generation and its replay in one transaction, so opening a socket costs one commit."""
@@ -69,12 +68,12 @@ def _open(generation_id: int, scope: dict) -> _Opening:
     return _Opening(None, generation, opening, last_id)
 
 
-@database_sync_to_async
+@database_call
 def _replay(generation_id: int) -> tuple[list[dict], str]:
     return generation_replay(generation_id=generation_id)
 
 
-@database_sync_to_async
+@database_call
 def _cancel(generation, user) -> None:
     generation_cancel(generation=generation, user=user)
 

@@ -7,6 +7,7 @@ from the event loop stays on and would catch the consumer making one.
 """
 
 import asyncio
+import threading
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,7 +18,7 @@ from django.conf import settings
 
 from inference_contract.event_log import EventLogWriter
 from webapp.accounts.services import user_create
-from webapp.tutoring import events
+from webapp.tutoring import consumers, events
 from webapp.tutoring.models import Attempt, Generation
 from webapp.tutoring.routing import websocket_urlpatterns
 
@@ -71,6 +72,36 @@ async def test_a_queued_generation_opens_with_a_snapshot_and_its_place(generatio
     assert snapshot == events.snapshot(seq=0, reasoning="", answer="", status="queued")
     assert await communicator.receive_json_from() == events.status_queued(position=1)
     await communicator.disconnect()
+
+
+async def test_a_socket_whose_opening_waits_does_not_hold_up_another(
+    generation, student, monkeypatch
+):
+    # A class opens its sockets at once: each opening reads the database, and one that waits
+    # (a slow round trip, a busy pool) must not queue the others behind it, as Channels' default
+    # single thread for every consumer's database calls did.
+    other = await Generation.objects.acreate(attempt_id=generation.attempt_id)
+    entered, release = threading.Event(), threading.Event()
+    replay = consumers.generation_replay
+
+    def slow_replay(*, generation_id: int):
+        if generation_id == generation.pk:
+            entered.set()
+            release.wait(timeout=10)
+        return replay(generation_id=generation_id)
+
+    monkeypatch.setattr(consumers, "generation_replay", slow_replay)
+    try:
+        waiting = await _connect(generation.pk, student)
+        assert await asyncio.to_thread(entered.wait, 5)
+        meanwhile = await _connect(other.pk, student)
+        assert (await meanwhile.receive_json_from(timeout=5))["type"] == "snapshot"
+        assert await waiting.receive_nothing(timeout=0.1)
+    finally:
+        release.set()
+    assert (await waiting.receive_json_from(timeout=5))["type"] == "snapshot"
+    await meanwhile.disconnect()
+    await waiting.disconnect()
 
 
 async def test_a_late_client_gets_the_text_so_far_then_only_newer_events(generation, student, log):
