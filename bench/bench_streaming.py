@@ -645,9 +645,10 @@ async def run_stack_sustained(stack: Stack, n: int, users, problems, seconds) ->
 
 async def request_phases(finished: list[tuple["StreamClient", float]]) -> dict[str, float]:
     """Where the time of a request goes, medians in ms: the student's page (row and socket),
-    the socket (from asking for it to its first message, the snapshot), the queue (enqueue to the worker's claim, from the row's started_at), the way to the first
-    token (claim to the first delta at the client), the stream (first delta to `done`), and the
-    gap between the row's finished_at and the client's `done`."""
+    the socket (from asking for it to its first message, the snapshot), the queue (enqueue to
+    the worker's claim, from the row's started_at), the way to the first token (claim to the
+    first delta at the client), the stream (first delta to `done`), and the gap between the
+    row's finished_at and the client's `done`."""
     from asgiref.sync import sync_to_async
 
     from webapp.tutoring.models import Generation
