@@ -58,6 +58,11 @@ class GenerationStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# Queued or running: a worker may still produce text for it (the per-student concurrency limit,
+# the page's "busy", the worker's claim and give-up).
+ACTIVE_GENERATION_STATUSES = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
+
+
 class Verdict(models.TextChoices):
     CORRECT = "correct", "Correct"
     WRONG = "wrong", "Wrong"

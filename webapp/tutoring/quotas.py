@@ -21,14 +21,13 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from webapp.tutoring.models import Generation, GenerationStatus
+from webapp.tutoring.models import ACTIVE_GENERATION_STATUSES, Generation, GenerationStatus
 
 if TYPE_CHECKING:
     from webapp.accounts.models import User
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-ACTIVE_STATUSES = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def generation_quota(*, user: User) -> GenerationQuota:
     spans = {"hour": HOUR, "day": DAY}
     limits = {"hour": settings.GENERATION_QUOTA_PER_HOUR, "day": settings.GENERATION_QUOTA_PER_DAY}
     in_window = {name: counted & Q(queued_at__gte=now - span) for name, span in spans.items()}
-    is_active = Q(status__in=ACTIVE_STATUSES)
+    is_active = Q(status__in=ACTIVE_GENERATION_STATUSES)
     mine = Generation.objects.filter(attempt__student_id=user.pk)
     used = mine.filter(in_window["day"] | is_active).aggregate(
         **{name: Count("pk", filter=window) for name, window in in_window.items()},

@@ -23,6 +23,7 @@ from webapp.classes.models import Assignment, Classroom
 from webapp.core.errors import ServiceError
 from webapp.problems.models import Problem, ProblemSet
 from webapp.tutoring.models import (
+    ACTIVE_GENERATION_STATUSES,
     Attempt,
     AttemptMode,
     Generation,
@@ -34,7 +35,6 @@ from webapp.tutoring.models import (
 if TYPE_CHECKING:
     from webapp.accounts.models import User
 
-_ACTIVE = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 _ENDED_WITHOUT_RESULT = (GenerationStatus.CANCELLED, GenerationStatus.FAILED)
 
 
@@ -224,7 +224,7 @@ def attempt_next_steps(
     the caller already holds them (an attempt it has just created), saving the query."""
     if generations is None:
         generations = list(attempt.generations.order_by("queued_at", "pk"))
-    busy = any(g.status in _ACTIVE for g in generations)
+    busy = any(g.status in ACTIVE_GENERATION_STATUSES for g in generations)
     solution_asked = any(g.kind == GenerationKind.SOLUTION for g in generations)
     hints = [g for g in generations if g.kind == GenerationKind.HINT]
     # A hint that was stopped or failed is asked for again with the same index, so a failure does

@@ -16,7 +16,13 @@ from django.utils import timezone
 
 from webapp.problems.models import AnswerKind
 from webapp.registry.models import ModelVersion, VersionStatus
-from webapp.tutoring.models import Generation, GenerationKind, GenerationStatus, Verdict
+from webapp.tutoring.models import (
+    ACTIVE_GENERATION_STATUSES,
+    Generation,
+    GenerationKind,
+    GenerationStatus,
+    Verdict,
+)
 from worker.inference.engine import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -97,7 +103,7 @@ def _claim(
 ) -> GenerationJob | None:
     # The row lock the UPDATE takes serialises it with generation_cancel until the commit.
     updated = Generation.objects.filter(
-        pk=generation_id, status__in=[GenerationStatus.QUEUED, GenerationStatus.RUNNING]
+        pk=generation_id, status__in=ACTIVE_GENERATION_STATUSES
     ).update(
         status=GenerationStatus.RUNNING,
         worker_id=worker_id,
@@ -170,7 +176,7 @@ def generation_fail_unclaimed(*, generation_id: int, error: str) -> bool:
     """Fail a generation this worker could not run at all (e.g. delivered too many times)."""
     close_old_connections()
     updated = Generation.objects.filter(
-        pk=generation_id, status__in=[GenerationStatus.QUEUED, GenerationStatus.RUNNING]
+        pk=generation_id, status__in=ACTIVE_GENERATION_STATUSES
     ).update(status=GenerationStatus.FAILED, error=error[:500], finished_at=timezone.now())
     return bool(updated)
 
