@@ -1,10 +1,12 @@
 """Under ASGI the site's middleware runs synchronously, in the request's thread: no middleware
 hook hops to the event loop and back (webapp/core/synchronous_chain.py)."""
 
+from unittest import mock
+
 from asgiref.sync import AsyncToSync, SyncToAsync, iscoroutinefunction
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
-from django.test import AsyncClient
+from django.test import AsyncClient, override_settings
 
 
 def _chain(handler: ASGIHandler) -> list[object]:
@@ -40,7 +42,30 @@ def test_every_middleware_runs_synchronously_under_asgi():
     assert isinstance(nodes[0], SyncToAsync)
 
 
-async def test_a_page_is_served_through_the_synchronous_chain(db):
-    response = await AsyncClient().get("/accounts/login/")
+async def _served_with_thread_hops(middleware: list[str]):
+    """A page request through `middleware` under ASGI, and how many times it went from the event
+    loop to a thread (asgiref's `SyncToAsync` calls)."""
+    hops = 0
+    call = SyncToAsync.__call__
+
+    async def counted(self, *args, **kwargs):
+        nonlocal hops
+        hops += 1
+        return await call(self, *args, **kwargs)
+
+    with (
+        override_settings(MIDDLEWARE=middleware, ALLOWED_HOSTS=["testserver"]),
+        mock.patch.object(SyncToAsync, "__call__", counted),
+    ):
+        response = await AsyncClient().get("/accounts/login/")
+    return response, hops
+
+
+async def test_a_page_is_served_with_fewer_thread_hops_than_without_the_marker(db):
+    served = list(settings.MIDDLEWARE)
+    response, hops = await _served_with_thread_hops(served)
     assert response.status_code == 200
     assert response["Content-Security-Policy"]  # the chain's outer middleware ran
+    # Without the marker every middleware after the last synchronous-only one hops per hook.
+    _, hops_without_marker = await _served_with_thread_hops(served[:-1])
+    assert hops < hops_without_marker
