@@ -8,7 +8,13 @@ Every method has one meaning wherever it is called (steps are the caller's absol
     samples(step, [dict])               a few recent completions of that step
     checkpoint_written(step, path, info) after a checkpoint is completely on disk; `info` names
                                         where it sits in the job ({"stage", "stage_step", "step"}
-                                        in a staged job, {} from a bare trainer)
+                                        in a staged job, {} from a bare trainer). A resumed run
+                                        announces the checkpoint it loaded once more: a run
+                                        killed between writing it and announcing it never did
+    resumed(step)                       the run goes on after `step` (the checkpoint it loaded;
+                                        0 when it found none): what the caller kept of later
+                                        steps came from a run that died before checkpointing
+                                        them, and they will be trained again
     should_stop() -> bool               cooperative cancel: polled within every step; True ends
                                         the run at the last completed step, with a checkpoint
     rank_heartbeats([RankBeat])         a process group's supervisor (training.c3po.launch): every
@@ -52,6 +58,8 @@ class TrainingObserver(Protocol):
 
     def checkpoint_written(self, step: int, path: str, info: dict[str, Any]) -> None: ...
 
+    def resumed(self, step: int) -> None: ...
+
     def should_stop(self) -> bool: ...
 
     def rank_heartbeats(self, beats: list[RankBeat]) -> None: ...
@@ -73,6 +81,9 @@ class SilentObserver:
     def checkpoint_written(self, step: int, path: str, info: dict[str, Any]) -> None:
         return None
 
+    def resumed(self, step: int) -> None:
+        return None
+
     def should_stop(self) -> bool:
         return False
 
@@ -91,12 +102,13 @@ class FunctionObserver(SilentObserver):
         log: Callable[[str], None] | None = None,
         samples: Callable[[int, list[dict[str, Any]]], None] | None = None,
         checkpoint_written: Callable[[int, str, dict[str, Any]], None] | None = None,
+        resumed: Callable[[int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         rank_heartbeats: Callable[[list[RankBeat]], None] | None = None,
     ) -> None:
         self._metrics, self._log, self._samples = metrics, log, samples
         self._checkpoint_written, self._should_stop = checkpoint_written, should_stop
-        self._rank_heartbeats = rank_heartbeats
+        self._resumed, self._rank_heartbeats = resumed, rank_heartbeats
 
     def metrics(self, step: int, metrics: dict[str, float]) -> None:
         if self._metrics is not None:
@@ -113,6 +125,10 @@ class FunctionObserver(SilentObserver):
     def checkpoint_written(self, step: int, path: str, info: dict[str, Any]) -> None:
         if self._checkpoint_written is not None:
             self._checkpoint_written(step, path, info)
+
+    def resumed(self, step: int) -> None:
+        if self._resumed is not None:
+            self._resumed(step)
 
     def should_stop(self) -> bool:
         return self._should_stop is not None and bool(self._should_stop())

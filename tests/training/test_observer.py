@@ -33,6 +33,9 @@ class Recording:
     def checkpoint_written(self, step, path, info):
         self.heard.append(("checkpoint", step, path, info))
 
+    def resumed(self, step):
+        self.heard.append(("resumed", step))
+
     def should_stop(self):
         return False
 
@@ -81,6 +84,7 @@ def test_rank_zeros_events_file_relays_each_report_to_the_supervisors_observer(t
     rank_zero.log("step 3")
     rank_zero.samples(3, [{"completion": "4", "stage": "math"}])
     rank_zero.checkpoint_written(3, "/ckpt/step-3", {"stage": "math", "stage_step": 3, "step": 3})
+    rank_zero.resumed(3)
     assert rank_zero.should_stop() is False
     stop.touch()
     assert rank_zero.should_stop() is True
@@ -93,6 +97,7 @@ def test_rank_zeros_events_file_relays_each_report_to_the_supervisors_observer(t
         ("log", "step 3"),
         ("samples", 3, [{"completion": "4", "stage": "math"}]),
         ("checkpoint", 3, "/ckpt/step-3", {"stage": "math", "stage_step": 3, "step": 3}),
+        ("resumed", 3),
     ]
 
 

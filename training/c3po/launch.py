@@ -144,6 +144,9 @@ class _EventFileObserver:
         event = {"type": "checkpoint", "step": step, "path": path, "info": info}
         _append_event(self.events, event)
 
+    def resumed(self, step: int) -> None:
+        _append_event(self.events, {"type": "resumed", "step": step})
+
     def should_stop(self) -> bool:
         return self.stop_file.exists()
 
@@ -225,6 +228,8 @@ def _dispatch(event: dict[str, Any], observer: TrainingObserver) -> None:
         observer.samples(int(event["step"]), event["samples"])
     elif kind == "checkpoint":
         observer.checkpoint_written(int(event["step"]), event["path"], event["info"])
+    elif kind == "resumed":
+        observer.resumed(int(event["step"]))
 
 
 def read_rank_beats(control: Path, *, exited: bool = False) -> dict[int, RankBeat]:

@@ -207,16 +207,22 @@ class _StageObserver:
         if self.merge_lora:
             # The adapter resumes the run; the merged copy is what evaluation, the registry
             # and a serving engine without LoRA support load (docs/c3po.md, "LoRA").
-            path = str(
+            merged = _merged_path(Path(path))
+            # A resumed run announces its checkpoint again; a merged copy is written whole
+            # (renamed in) and only ever after its adapter, so one that exists is this one's.
+            if not (merged / "manifest.json").is_file():
                 save_merged_checkpoint(
                     base_checkpoint=self.start,
                     adapter_dir=Path(path),
-                    path=_merged_path(Path(path)),
+                    path=merged,
                     manifest_extra={"c3po_job": {"stage": self.name, "start": self.start}},
                 )
-            )
+            path = str(merged)
         info = {"stage": self.name, "stage_step": step, "step": self.offset + step}
         self.job.checkpoint_written(self.offset + step, path, info)
+
+    def resumed(self, step: int) -> None:
+        self.job.resumed(self.offset + step)
 
     def should_stop(self) -> bool:
         return self.job.should_stop()

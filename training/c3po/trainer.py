@@ -416,7 +416,9 @@ class C3POTrainer:
 
     def resume(self) -> bool:
         """Load the run's last complete checkpoint, if any: weights, optimiser, RNG, sampler,
-        buffer and step. Returns False (and changes nothing) when there is none.
+        buffer and step. Returns False (and changes nothing) when there is none. Either way the
+        observer hears where the run goes on from (`resumed`), after the loaded checkpoint is
+        announced again.
 
         Every rank of a data-parallel run loads the same checkpoint; it may have been written
         at another world size (the optimiser state is keyed by parameter name and the queue
@@ -424,6 +426,8 @@ class C3POTrainer:
         """
         path = latest_checkpoint(self.output_dir)
         if path is None:
+            if self.comm.is_main:
+                self.observer.resumed(0)
             return False
         state = torch.load(path / TRAINING_STATE_NAME, weights_only=True)
         saved = C3POConfig.from_dict(state["config"])
@@ -456,6 +460,12 @@ class C3POTrainer:
         )
         if self.comm.is_main:
             self._truncate_metrics(self.step)
+            # `latest.json` moves before the observer hears of a checkpoint: a run killed in
+            # between left its caller one checkpoint behind this one. Announced again, it is
+            # recorded (announcing twice is harmless); then the caller drops what it kept of
+            # the steps after it, which are trained again.
+            self.observer.checkpoint_written(self.step, str(path), {})
+            self.observer.resumed(self.step)
         self.engine.refresh(self.policy, self.tokenizer)
         self._log(f"resumed from {path} at step {self.step}")
         return True

@@ -203,13 +203,22 @@ def test_resume_continues_from_the_saved_step_with_identical_state(base_state, t
     first.close()
     # ... and a new process that resumes it.
     resumed_metrics: list[dict] = []
+    told: list[tuple] = []
     resumed = make_trainer(
         base_state,
         resumed_dir,
-        observer=FunctionObserver(metrics=lambda s, m: resumed_metrics.append(m)),
+        observer=FunctionObserver(
+            metrics=lambda s, m: resumed_metrics.append(m),
+            checkpoint_written=lambda step, path, info: told.append(("checkpoint", step, path)),
+            resumed=lambda step: told.append(("resumed", step)),
+        ),
     )
     assert resumed.resume() is True
     assert resumed.step == 2
+    # The caller hears the checkpoint again (a killed run may not have told it), then where
+    # the run goes on from.
+    checkpoint = str(resumed_dir / "checkpoints" / "step-000002")
+    assert told == [("checkpoint", 2, checkpoint), ("resumed", 2)]
     saved = first.optimizer.state_dict()
     loaded = resumed.optimizer.state_dict()
     assert saved["param_groups"] == loaded["param_groups"]
@@ -238,8 +247,10 @@ def test_resume_continues_from_the_saved_step_with_identical_state(base_state, t
 
 
 def test_resume_without_checkpoint_changes_nothing(base_state, tmp_path):
-    trainer = make_trainer(base_state, tmp_path)
+    told: list[int] = []
+    trainer = make_trainer(base_state, tmp_path, observer=FunctionObserver(resumed=told.append))
     assert trainer.resume() is False and trainer.step == 0
+    assert told == [0]  # from the start: whatever the caller kept of any step, a dead run wrote
     trainer.close()
 
 

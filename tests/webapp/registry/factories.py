@@ -2,6 +2,7 @@
 Wilson intervals, so the promotion gate sees the numbers an evaluation would store."""
 
 import math
+import os
 
 from webapp.registry.models import Evaluation, EvaluationStatus, ModelVersion, VersionStatus
 
@@ -67,3 +68,16 @@ def make_pool_problems(owner, count: int = 12, *, domain: str = "math") -> list:
             )
         )
     return problems
+
+
+def dead_pid() -> int:
+    """A process id no process on this machine has (a runner that was killed)."""
+    pid = 2**22 - 7
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.webapp.registry.conftest import TINY_JOB_HYPERPARAMETERS
-from tests.webapp.registry.factories import make_pool_problems, make_version
+from tests.webapp.registry.factories import dead_pid, make_pool_problems, make_version
 from webapp.accounts.services import user_create
 from webapp.registry.models import (
     Evaluation,
@@ -146,3 +146,55 @@ def test_a_missing_checkpoint_fails_the_evaluation_with_the_reason(setup):
     gone = make_version("gone")
     evaluation = evaluation_run(evaluation=evaluation_request(model_version=gone, n_per_level=1))
     assert evaluation.status == "failed" and "not on this machine" in evaluation.error
+
+
+class _Killed(BaseException):
+    """A SIGKILL stand-in: nothing in the run catches it, nothing in the job records it."""
+
+
+def test_a_run_killed_between_its_checkpoint_and_the_record_of_it_loses_nothing(setup, monkeypatch):
+    """The trainer moves its `latest.json` before the job hears of the checkpoint; a run killed
+    between the two leaves the disk a checkpoint ahead of the job. The next run resumes from
+    the disk's, so the job must catch up to it: its version registered, and the metrics of the
+    steps it covers kept (they will not be trained again)."""
+    admin, base = setup
+    job = training_job_create(
+        created_by=admin,
+        base_model=base,
+        stage="c3po-math",
+        algorithm="c3po",
+        hyperparameters={**TINY_JOB_HYPERPARAMETERS, "steps": 6, "checkpoint_every": 2},
+        problem_filter={},
+    )
+    recorded = JobRecorder.checkpoint_written
+
+    def killed_at_step_4(self, step, path, info):
+        if step == 4:
+            raise _Killed
+        recorded(self, step, path, info)
+
+    monkeypatch.setattr(JobRecorder, "checkpoint_written", killed_at_step_4)
+    with pytest.raises(_Killed):
+        training_job_run(job_id=job.pk)
+    # What the kill leaves behind: a running job whose process is gone, one checkpoint behind.
+    TrainingJob.objects.filter(pk=job.pk).update(worker_pid=dead_pid())
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.last_checkpoint_step == 2
+    assert list(job.metrics.values_list("step", flat=True)) == [1, 2, 3, 4]
+    before = {m.step: m.created_at for m in job.metrics.all()}
+    samples_before = sorted(job.samples.values_list("step", "pk"))
+
+    monkeypatch.setattr(JobRecorder, "checkpoint_written", recorded)
+    assert training_job_run(job_id=job.pk) == JobStatus.SUCCEEDED
+    job.refresh_from_db()
+    assert "resumed at step 4" in job.log_tail
+    assert job.last_checkpoint_step == 6 and job.resume_count == 1
+    after = {m.step: m.created_at for m in job.metrics.all()}
+    assert sorted(after) == [1, 2, 3, 4, 5, 6]
+    # Steps 3 and 4 were in the checkpoint the run resumed from: trained once, kept.
+    assert all(after[step] == before[step] for step in (1, 2, 3, 4))
+    versions = ModelVersion.objects.filter(training_job=job)
+    assert sorted(v.manifest["step"] for v in versions) == [2, 4, 6]
+    assert job.result_model.manifest["step"] == 6
+    # Their samples too: kept once, not stored again.
+    assert sorted(job.samples.filter(step__lte=4).values_list("step", "pk")) == samples_before

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.webapp.registry.factories import make_pool_problems, make_version
+from tests.webapp.registry.factories import dead_pid, make_pool_problems, make_version
 from webapp.accounts.services import user_create
 from webapp.core.errors import ServiceError
 from webapp.registry.models import JobStatus, TrainingJob, TrainingMetric, VersionStatus
@@ -170,23 +170,11 @@ def _mark_running(job, *, pid, host=None, age=0):
     return job
 
 
-def _dead_pid() -> int:
-    pid = 2**22 - 7
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
-
-
 def test_liveness_uses_the_pid_on_this_host_and_the_heartbeat_elsewhere(admin, base, pool):
     job = create(admin, base)
     assert runner_is_alive(_mark_running(job, pid=os.getppid()))
-    assert not runner_is_alive(_mark_running(job, pid=_dead_pid()))
-    assert runner_is_alive(_mark_running(job, pid=_dead_pid(), host="gpu-node-7", age=5))
+    assert not runner_is_alive(_mark_running(job, pid=dead_pid()))
+    assert runner_is_alive(_mark_running(job, pid=dead_pid(), host="gpu-node-7", age=5))
     assert not runner_is_alive(_mark_running(job, pid=os.getppid(), age=3600))
 
 
@@ -199,22 +187,30 @@ def test_a_job_held_by_a_live_run_is_not_taken_over(admin, base, pool):
 
 
 def test_a_dead_run_is_taken_over_from_its_last_checkpoint(admin, base, pool):
-    job = _mark_running(create(admin, base), pid=_dead_pid())
+    job = _mark_running(create(admin, base), pid=dead_pid())
     TrainingJob.objects.filter(pk=job.pk).update(last_checkpoint_step=2, current_step=3)
     for step in (1, 2, 3):
         TrainingMetric.objects.create(job=job, step=step, metrics={"reward_mean": 0.1})
     claimed = _claim(job.pk, "new-run")
     assert claimed.run_token == "new-run" and claimed.resume_count == 1
     assert claimed.worker_pid == os.getpid() and claimed.current_step == 2
-    # Step 3 was trained after the checkpoint: it will be trained again, its row is gone.
-    assert list(TrainingMetric.objects.filter(job=job).values_list("step", flat=True)) == [1, 2]
-    assert "resuming from checkpoint step 2" in claimed.log_tail
+    assert "resuming from the last checkpoint (step 2 recorded)" in claimed.log_tail
+
+    # The claim keeps every row: the dead run may have checkpointed step 3 before it died.
+    def steps():
+        return list(TrainingMetric.objects.filter(job=job).values_list("step", flat=True))
+
+    assert steps() == [1, 2, 3]
+    # The trainer says it goes on after step 2: step 3 will be trained again, its row goes.
+    JobRecorder(claimed).resumed(2)
+    assert steps() == [1, 2]
+    assert TrainingJob.objects.get(pk=job.pk).current_step == 2
 
 
 def test_a_worker_start_requeues_stalled_jobs_only(
     admin, base, pool, django_capture_on_commit_callbacks
 ):
-    dead = _mark_running(create(admin, base), pid=_dead_pid())
+    dead = _mark_running(create(admin, base), pid=dead_pid())
     alive = _mark_running(create(admin, base), pid=os.getppid())
     old_task_id = dead.celery_task_id
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -262,7 +258,7 @@ def test_an_evaluation_whose_worker_died_is_queued_again(
         assert evaluation_request(model_version=base, n_per_level=1, max_new_tokens=8) == evaluation
         assert evaluation_recover_stalled() == []
     assert not callbacks
-    Evaluation.objects.filter(pk=evaluation.pk).update(worker_pid=_dead_pid())
+    Evaluation.objects.filter(pk=evaluation.pk).update(worker_pid=dead_pid())
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert evaluation_recover_stalled() == [evaluation.pk]
     assert len(callbacks) == 1

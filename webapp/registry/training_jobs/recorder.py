@@ -3,8 +3,9 @@
 Each report writes in its own short transaction fenced by the run token (RunSuperseded if another
 run took the job over): one TrainingMetric per step, a few sample completions, the log tail,
 every checkpoint as a candidate ModelVersion (published first under the job's `versions/`, since
-the trainer prunes its own), and a process group's rank heartbeats (TrainingJob.rank_beats); each
-sends its live event to the job's group after the commit.
+the trainer prunes its own), a resumed run's starting step (what a dead run stored after it is
+dropped), and a process group's rank heartbeats (TrainingJob.rank_beats); each sends its live
+event to the job's group after the commit.
 should_stop() is True once an admin asked to cancel, or when another run took the job over.
 """
 
@@ -67,7 +68,6 @@ class JobRecorder:
         self.base_model = job.base_model
         self.label_prefix = f"{job.base_model.label[:60]}-job{job.pk}"
         self.latest_version: ModelVersion | None = job.result_model
-        self.steps_done = job.current_step
         self.output_dir = job.output_dir
 
     def _fenced(self):
@@ -91,7 +91,6 @@ class JobRecorder:
             job.save(update_fields=["current_step", "heartbeat_at"])
             send_after_commit(job.pk, events.metric_event(step=step, metrics=clean))
             send_after_commit(job.pk, events.job_status_event(job))
-        self.steps_done = step
 
     def samples(self, step: int, samples: list[dict[str, Any]]) -> None:
         rows = [
@@ -164,6 +163,18 @@ class JobRecorder:
             **{k: manifest[k] for k in ("c3po", "c3po_job", "created_at") if k in manifest},
         }
         self.register_version(step, str(published), manifest)
+
+    def resumed(self, step: int) -> None:
+        """The run goes on after `step`: drop what a dead run stored for the steps after it (they
+        are trained again). Not done when the job is claimed: only the trainer knows which
+        checkpoint it loaded, and the job may not have recorded the newest one yet."""
+        with transaction.atomic():
+            job = self._locked_job()
+            TrainingMetric.objects.filter(job=job, step__gt=step).delete()
+            TrainingSample.objects.filter(job=job, step__gt=step).delete()
+            job.current_step = step
+            job.save(update_fields=["current_step"])
+            send_after_commit(job.pk, events.job_status_event(job))
 
     def register_version(self, step: int, path: str, manifest: dict[str, Any]) -> ModelVersion:
         """Record a published checkpoint as the job's newest candidate ModelVersion."""

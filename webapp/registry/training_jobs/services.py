@@ -32,8 +32,6 @@ from webapp.registry.models import (
     JobStatus,
     ModelVersion,
     TrainingJob,
-    TrainingMetric,
-    TrainingSample,
 )
 from webapp.registry.selectors import model_version_champion
 from webapp.registry.services import evaluation_request
@@ -257,15 +255,15 @@ def _claim(job_id: int, run_token: str) -> TrainingJob | None:
     if job.status != JobStatus.CANCELLING:
         job.status = JobStatus.RUNNING
     job.started_at = job.started_at or timezone.now()
-    resume_from = job.last_checkpoint_step or 0
-    # Steps after the last checkpoint are trained again: drop what the dead run stored for them.
-    TrainingMetric.objects.filter(job=job, step__gt=resume_from).delete()
-    TrainingSample.objects.filter(job=job, step__gt=resume_from).delete()
-    job.current_step = resume_from
+    # Where the run goes on from is the trainer's to say (JobRecorder.resumed): the dead run may
+    # have written a checkpoint it was killed before recording. Until then the job shows the
+    # last one it recorded.
+    recorded = job.last_checkpoint_step or 0
+    job.current_step = recorded
     note = (
-        f"resuming from checkpoint step {resume_from}"
-        if resume_from
-        else ("restarting from the base model" if takeover else "started")
+        f"resuming from the last checkpoint (step {recorded} recorded)"
+        if recorded
+        else ("resuming (no checkpoint recorded)" if takeover else "started")
     )
     job.log_tail = append_lines(
         job.log_tail, [f"{note} on {job.worker_hostname} (pid {job.worker_pid})"]
