@@ -157,3 +157,62 @@ def test_a_lora_job_writes_adapters_and_merged_checkpoints_and_chains_stages(tmp
     assert moved and all(
         any(part in name for part in ("query_key_value", "dense", "_proj")) for name in moved
     )
+
+
+def test_a_resumed_lora_job_announces_its_merged_checkpoint_again_without_merging_it_again(
+    tmp_path, monkeypatch
+):
+    import training.c3po.pipeline as pipeline
+
+    base = tmp_path / "base"
+    save_checkpoint(
+        BailingMoeForCausalLM(
+            BailingMoeConfig.ring_tiny(
+                hidden_size=64, num_hidden_layers=2, num_experts=4, moe_intermediate_size=32
+            )
+        ),
+        build_tokenizer(),
+        base,
+    )
+    spec = JobSpec(
+        base_checkpoint=str(base),
+        output_dir=str(tmp_path / "job"),
+        problems=PROBLEMS,
+        stages=[StageSpec("math", ("math",), 2)],
+        config=C3POConfig.ring_tiny(
+            budget_tokens=48, prompts_per_step=2, group_size=2, max_response_tokens=16
+        ),
+        checkpoint_every=1,
+        curate_with_rollouts=False,
+        lora_rank=4,
+    )
+    steps_done: list[int] = []
+    first = run_job(
+        spec,
+        FunctionObserver(
+            metrics=lambda step, m: steps_done.append(step), should_stop=lambda: bool(steps_done)
+        ),
+    )
+    assert first.stopped and [s.steps for s in first.stages] == [1]
+
+    merges, told = [], []
+    real_merge = pipeline.save_merged_checkpoint
+    monkeypatch.setattr(
+        pipeline,
+        "save_merged_checkpoint",
+        lambda **kwargs: merges.append(kwargs["path"]) or real_merge(**kwargs),
+    )
+    run_job(
+        spec,
+        FunctionObserver(
+            checkpoint_written=lambda step, path, info: told.append(("checkpoint", step, path)),
+            resumed=lambda step: told.append(("resumed", step)),
+        ),
+    )
+    merged = tmp_path / "job" / "stage-1-math" / "merged"
+    assert told == [
+        ("checkpoint", 1, str(merged / "step-000001")),
+        ("resumed", 1),
+        ("checkpoint", 2, str(merged / "step-000002")),
+    ]
+    assert merges == [merged / "step-000002"]  # step 1's merged copy was already whole
