@@ -416,9 +416,9 @@ class C3POTrainer:
 
     def resume(self) -> bool:
         """Load the run's last complete checkpoint, if any: weights, optimiser, RNG, sampler,
-        buffer and step. Returns False (and changes nothing) when there is none. Either way the
-        observer hears where the run goes on from (`resumed`), after the loaded checkpoint is
-        announced again.
+        buffer and step. Returns False when there is none (the model and state are left as
+        they are). Either way the metrics file and the observer (`resumed`) forget the steps
+        after the one the run goes on from, the loaded checkpoint announced again first.
 
         Every rank of a data-parallel run loads the same checkpoint; it may have been written
         at another world size (the optimiser state is keyed by parameter name and the queue
@@ -427,6 +427,8 @@ class C3POTrainer:
         path = latest_checkpoint(self.output_dir)
         if path is None:
             if self.comm.is_main:
+                # A run that died before its first checkpoint logged steps that start again.
+                self._truncate_metrics(0)
                 self.observer.resumed(0)
             return False
         state = torch.load(path / TRAINING_STATE_NAME, weights_only=True)

@@ -246,11 +246,19 @@ def test_resume_continues_from_the_saved_step_with_identical_state(base_state, t
     assert steps == [1, 2, 3]
 
 
-def test_resume_without_checkpoint_changes_nothing(base_state, tmp_path):
+def test_resume_without_checkpoint_starts_from_step_zero(base_state, tmp_path):
+    # A run that died before its first checkpoint left a step in the metrics file.
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.5}) + "\n")
     told: list[int] = []
     trainer = make_trainer(base_state, tmp_path, observer=FunctionObserver(resumed=told.append))
+    before = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
     assert trainer.resume() is False and trainer.step == 0
-    assert told == [0]  # from the start: whatever the caller kept of any step, a dead run wrote
+    assert all(torch.equal(v, before[k]) for k, v in trainer.policy.state_dict().items())
+    # From the start: whatever the file and the caller kept of any step, a dead run wrote.
+    assert told == [0] and (tmp_path / "metrics.jsonl").read_text() == ""
+    trainer.train(1)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
+    assert steps == [1]
     trainer.close()
 
 
