@@ -98,17 +98,17 @@ def test_adapter_checkpoint_and_file_merge_equal_peft_merge(tmp_path):
         read_adapter_manifest(path)
 
 
-def test_a_lora_job_writes_adapters_and_merged_checkpoints_and_chains_stages(tmp_path):
-    base = tmp_path / "base"
-    save_checkpoint(
-        BailingMoeForCausalLM(
-            BailingMoeConfig.ring_tiny(
-                hidden_size=64, num_hidden_layers=2, num_experts=4, moe_intermediate_size=32
-            )
-        ),
-        build_tokenizer(),
-        base,
+def _small_base(path):
+    """A two-layer, four-expert ring-tiny-shaped checkpoint for a LoRA job to start from."""
+    config = BailingMoeConfig.ring_tiny(
+        hidden_size=64, num_hidden_layers=2, num_experts=4, moe_intermediate_size=32
     )
+    save_checkpoint(BailingMoeForCausalLM(config), build_tokenizer(), path)
+    return path
+
+
+def test_a_lora_job_writes_adapters_and_merged_checkpoints_and_chains_stages(tmp_path):
+    base = _small_base(tmp_path / "base")
     written = []
     spec = JobSpec(
         base_checkpoint=str(base),
@@ -164,16 +164,7 @@ def test_a_resumed_lora_job_announces_its_merged_checkpoint_again_without_mergin
 ):
     import training.c3po.pipeline as pipeline
 
-    base = tmp_path / "base"
-    save_checkpoint(
-        BailingMoeForCausalLM(
-            BailingMoeConfig.ring_tiny(
-                hidden_size=64, num_hidden_layers=2, num_experts=4, moe_intermediate_size=32
-            )
-        ),
-        build_tokenizer(),
-        base,
-    )
+    base = _small_base(tmp_path / "base")
     spec = JobSpec(
         base_checkpoint=str(base),
         output_dir=str(tmp_path / "job"),

@@ -38,18 +38,23 @@ def setup(tiny_checkpoint, tmp_path, settings):
     return admin, base
 
 
-def test_a_job_runs_records_registers_and_queues_its_evaluation(
-    setup, django_capture_on_commit_callbacks
-):
-    admin, base = setup
-    job = training_job_create(
+def _tiny_job(admin, base, **hyperparameters) -> TrainingJob:
+    """A C3PO math job on the tiny checkpoint (TINY_JOB_HYPERPARAMETERS, with these changes)."""
+    return training_job_create(
         created_by=admin,
         base_model=base,
         stage="c3po-math",
         algorithm="c3po",
-        hyperparameters=TINY_JOB_HYPERPARAMETERS,
+        hyperparameters={**TINY_JOB_HYPERPARAMETERS, **hyperparameters},
         problem_filter={},
     )
+
+
+def test_a_job_runs_records_registers_and_queues_its_evaluation(
+    setup, django_capture_on_commit_callbacks
+):
+    admin, base = setup
+    job = _tiny_job(admin, base)
     with django_capture_on_commit_callbacks(execute=False):
         assert training_job_run(job_id=job.pk) == JobStatus.SUCCEEDED
     job.refresh_from_db()
@@ -87,14 +92,7 @@ def test_a_job_runs_records_registers_and_queues_its_evaluation(
 
 def test_cancel_stops_within_one_step(setup, monkeypatch):
     admin, base = setup
-    job = training_job_create(
-        created_by=admin,
-        base_model=base,
-        stage="c3po-math",
-        algorithm="c3po",
-        hyperparameters={**TINY_JOB_HYPERPARAMETERS, "steps": 50},
-        problem_filter={},
-    )
+    job = _tiny_job(admin, base, steps=50)
     original = JobRecorder.metrics
 
     def cancel_after_first_step(self, step, metrics):
@@ -158,14 +156,7 @@ def test_a_run_killed_between_its_checkpoint_and_the_record_of_it_loses_nothing(
     the disk's, so the job must catch up to it: its version registered, and the metrics of the
     steps it covers kept (they will not be trained again)."""
     admin, base = setup
-    job = training_job_create(
-        created_by=admin,
-        base_model=base,
-        stage="c3po-math",
-        algorithm="c3po",
-        hyperparameters={**TINY_JOB_HYPERPARAMETERS, "steps": 6, "checkpoint_every": 2},
-        problem_filter={},
-    )
+    job = _tiny_job(admin, base, steps=6, checkpoint_every=2)
     recorded = JobRecorder.checkpoint_written
 
     def killed_at_step_4(self, step, path, info):
