@@ -262,6 +262,11 @@ def train_arm(args, out: Path, arm: str, seed: int, budget: int, deadline: float
         with open(sampled_path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
 
+    def forget_after(step: int) -> None:
+        # A crash between a step's samples and its checkpoint left rows the resumed run redoes.
+        kept = [r for r in _read_jsonl(sampled_path) if r["step"] <= step]
+        sampled_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
     trainer = C3POTrainer(
         policy=model.float().to(args.device),
         tokenizer=tokenizer,
@@ -269,7 +274,9 @@ def train_arm(args, out: Path, arm: str, seed: int, budget: int, deadline: float
         config=_config(args, arm, budget),
         output_dir=run,
         observer=FunctionObserver(
-            samples=on_samples, should_stop=lambda: deadline and time.time() > deadline
+            samples=on_samples,
+            resumed=forget_after,
+            should_stop=lambda: deadline and time.time() > deadline,
         ),
         seed=seed,
         checkpoint_every=args.checkpoint_every,
@@ -278,9 +285,6 @@ def train_arm(args, out: Path, arm: str, seed: int, budget: int, deadline: float
         tensorboard=False,
     )
     trainer.resume()
-    # A crash between a step's samples and its checkpoint left rows the resumed run redoes.
-    kept = [r for r in _read_jsonl(sampled_path) if r["step"] <= trainer.step]
-    sampled_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     result = trainer.train(args.steps)
     trainer.close()
     print(f"{arm} seed {seed}: step {result.step} of {args.steps}", flush=True)
