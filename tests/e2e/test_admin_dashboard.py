@@ -7,6 +7,7 @@ and on the job socket. Set UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/trai
 docs/images/dashboard.png from this run.
 """
 
+import threading
 import time
 from pathlib import Path
 
@@ -23,8 +24,11 @@ from tests.webapp.registry.conftest import TINY_JOB_HYPERPARAMETERS, write_tiny_
 from tests.webapp.registry.factories import make_pool_problems
 from webapp.registry.models import (
     EvaluationStatus,
+    JobStatus,
     ModelVersion,
     TrainingJob,
+    TrainingMetric,
+    TrainingSample,
     VersionStatus,
 )
 
@@ -136,3 +140,44 @@ def test_other_roles_are_refused_in_the_browser_and_on_the_job_socket(
     session = client.cookies[django_settings.SESSION_COOKIE_NAME].value
     assert close_code(None) == 4401
     assert close_code(f"{django_settings.SESSION_COOKIE_NAME}={session}") == 4403
+
+
+def test_a_resumed_job_s_page_drops_the_steps_its_new_run_trains_again(
+    admin_site, live_site, page, login
+):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from webapp.registry import events
+
+    base = ModelVersion.objects.get(label="tiny-base")
+    job = TrainingJob.objects.create(
+        base_model=base, stage="c3po-math", total_steps=6, status=JobStatus.RUNNING
+    )
+    for step in (1, 2, 3, 4):
+        TrainingMetric.objects.create(
+            job=job, step=step, metrics={"reward_mean": step / 10, "tokens_trained": 20}
+        )
+        TrainingSample.objects.create(
+            job=job, step=step, prompt=f"Compute {step} + 1.", completion="…", reward=0.0
+        )
+    login(page, "admin")
+    page.goto(f"{live_site.url}/dashboard/jobs/{job.pk}/")
+    expect(page.locator("#live-state")).to_have_text("live")
+    reward_points = "() => Chart.getChart('chart-reward').data.datasets[0].data.map(p => p.x)"
+    assert page.evaluate(reward_points) == [1, 2, 3, 4]
+    expect(page.locator("#samples .sample")).to_have_count(4)
+
+    # The new run says it goes on after step 2 (the job's recorder sends this after deleting
+    # steps 3 and 4, which the dead run had not checkpointed).
+    # (From a thread of its own: Playwright's sync API keeps an event loop on this one.)
+    sender = threading.Thread(
+        target=async_to_sync(get_channel_layer().group_send),
+        args=(events.training_job_group_name(job.pk), events.resumed_event(step=2)),
+    )
+    sender.start()
+    sender.join(timeout=30)
+    page.wait_for_function(f"() => ({reward_points})().length === 2")
+    assert page.evaluate(reward_points) == [1, 2]
+    expect(page.locator("#samples .sample")).to_have_count(2)
+    expect(page.locator("#samples")).not_to_contain_text("Compute 4 + 1.")

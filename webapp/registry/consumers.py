@@ -73,4 +73,5 @@ class TrainingJobConsumer(AsyncJsonWebsocketConsumer):
     samples = _forward
     log = _forward
     checkpoint = _forward
+    resumed = _forward
     ranks = _forward

@@ -14,6 +14,8 @@ Server → browser events on `/ws/training-jobs/<id>/`:
 - `{"type": "samples", "step": n, "samples": [{"prompt": .., "completion": .., "reward": ..}]}`
 - `{"type": "log", "lines": ["...", ...]}`
 - `{"type": "checkpoint", "step": n, "model_version": {"id": .., "label": ..}}`
+- `{"type": "resumed", "step": n}` a new run goes on after step n: the points and samples of later
+  steps came from a run that died before checkpointing them (they are deleted, and trained again).
 - `{"type": "ranks", "ranks": [{"rank": n, "host": "..", "pid": n, "age_seconds": x, "state":
   "alive"|"stale"|"exited"}], "stale_after_seconds": x}` a process group's rank heartbeats, as
   its supervisor reports them (training_jobs/ranks.py); the snapshot carries the same two keys.
@@ -72,6 +74,10 @@ def checkpoint_event(*, step: int, model_version: ModelVersion) -> dict[str, Any
         "step": step,
         "model_version": {"id": model_version.pk, "label": model_version.label},
     }
+
+
+def resumed_event(*, step: int) -> dict[str, Any]:
+    return {"type": "resumed", "step": step}
 
 
 def ranks_event(*, rows: list[dict[str, Any]]) -> dict[str, Any]:

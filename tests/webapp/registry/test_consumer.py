@@ -83,4 +83,7 @@ async def test_admin_gets_a_snapshot_then_live_events():
     ranks = events.ranks_event(rows=rows)
     await get_channel_layer().group_send(events.training_job_group_name(job.pk), ranks)
     assert await communicator.receive_json_from(timeout=5) == ranks
+    resumed = events.resumed_event(step=1)
+    await get_channel_layer().group_send(events.training_job_group_name(job.pk), resumed)
+    assert await communicator.receive_json_from(timeout=5) == resumed
     await communicator.disconnect()

@@ -186,7 +186,9 @@ def test_a_job_held_by_a_live_run_is_not_taken_over(admin, base, pool):
         training_job_resume(job=job, actor=admin)
 
 
-def test_a_dead_run_is_taken_over_from_its_last_checkpoint(admin, base, pool):
+def test_a_dead_run_is_taken_over_from_its_last_checkpoint(admin, base, pool, monkeypatch):
+    from webapp.registry.training_jobs import recorder as training_recorder
+
     job = _mark_running(create(admin, base), pid=dead_pid())
     TrainingJob.objects.filter(pk=job.pk).update(last_checkpoint_step=2, current_step=3)
     for step in (1, 2, 3):
@@ -201,10 +203,14 @@ def test_a_dead_run_is_taken_over_from_its_last_checkpoint(admin, base, pool):
         return list(TrainingMetric.objects.filter(job=job).values_list("step", flat=True))
 
     assert steps() == [1, 2, 3]
-    # The trainer says it goes on after step 2: step 3 will be trained again, its row goes.
+    # The trainer says it goes on after step 2: step 3 will be trained again, its row goes,
+    # and an open job page drops its point.
+    sent = []
+    monkeypatch.setattr(training_recorder, "send_after_commit", lambda job_id, e: sent.append(e))
     JobRecorder(claimed).resumed(2)
     assert steps() == [1, 2]
     assert TrainingJob.objects.get(pk=job.pk).current_step == 2
+    assert sent[0] == {"type": "resumed", "step": 2} and sent[1]["current_step"] == 2
 
 
 def test_a_worker_start_requeues_stalled_jobs_only(

@@ -174,6 +174,7 @@ class JobRecorder:
             TrainingSample.objects.filter(job=job, step__gt=step).delete()
             job.current_step = step
             job.save(update_fields=["current_step"])
+            send_after_commit(job.pk, events.resumed_event(step=step))
             send_after_commit(job.pk, events.job_status_event(job))
 
     def register_version(self, step: int, path: str, manifest: dict[str, Any]) -> ModelVersion:

@@ -2,9 +2,10 @@
  * The training-job page: live curves, sample completions, log and status over a WebSocket.
  *
  * The server sends a `snapshot` first (every metric row so far), then one `metric` event per step,
- * `samples`, `log`, `status`, `checkpoint` and `ranks` events (webapp/registry/events.py). Curves are
- * Chart.js line charts keyed by step; a step that arrives again (a job resumed from an earlier
- * checkpoint re-runs the steps after it) replaces the points from that step on. Model output is
+ * `samples`, `log`, `status`, `checkpoint`, `resumed` and `ranks` events (webapp/registry/events.py).
+ * Curves are Chart.js line charts keyed by step; a resumed job's run drops the points after the
+ * step it goes on from (`resumed`), and a step that arrives again replaces the points from that
+ * step on. Model output is
  * inserted with textContent only, never as HTML. The socket reconnects with back-off and the
  * snapshot makes a reconnect lossless. The ranks table (a process group's heartbeats) keeps each
  * rank's age as the server measured it plus the time since it arrived (the browser's clock need
@@ -88,6 +89,23 @@
     }
   }
 
+  // A new run goes on after `step`: later points and samples came from a run that died before
+  // its next checkpoint (the server deleted them; they are trained again).
+  function dropStepsAfter(step) {
+    for (const id in charts) {
+      const entry = charts[id];
+      if (!entry.chart) continue;
+      entry.chart.data.datasets.forEach((dataset) => {
+        dataset.data = dataset.data.filter((point) => point.x <= step);
+      });
+      entry.chart.update("none");
+    }
+    document.querySelectorAll("#samples .sample").forEach((item) => {
+      if (Number(item.dataset.step) > step) item.remove();
+    });
+    showSamples([], false); // "No samples yet." if none is left
+  }
+
   function resetCharts() {
     for (const id in charts) {
       const entry = charts[id];
@@ -155,6 +173,7 @@
   function sampleItem(sample) {
     const item = document.createElement("li");
     item.className = "sample " + (sample.reward > 0 ? "reward-ok" : "reward-bad");
+    item.dataset.step = String(sample.step);
     const meta = document.createElement("div");
     meta.className = "sample-meta";
     meta.textContent = "step " + sample.step + " · reward " + Number(sample.reward).toPrecision(2);
@@ -274,6 +293,9 @@
     },
     checkpoint() {
       refreshPart("checkpoints");
+    },
+    resumed(event) {
+      dropStepsAfter(event.step);
     },
     ranks(event) {
       showRanks(event.ranks, event.stale_after_seconds);
