@@ -280,3 +280,28 @@ def test_a_superseded_run_cannot_end_the_job(admin, base, pool):
     assert _finish(job.pk, "run-a", status=JobStatus.SUCCEEDED) == "superseded"
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING and job.finished_at is None
+
+
+def test_publishing_removes_what_a_killed_publisher_left_of_the_same_checkpoint(tmp_path):
+    from webapp.registry.training_jobs.bridge import publish_checkpoint
+
+    source = tmp_path / "run" / "step-000004"
+    source.mkdir(parents=True)
+    (source / "model.safetensors").write_bytes(b"weights")
+    (source / "training_state.pt").write_bytes(b"optimiser")
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    host = socket.gethostname()
+    dead = versions / f".step-000004.tmp-{host}-{dead_pid()}"  # killed while copying
+    elsewhere = versions / ".step-000004.tmp-gpu-node-7-4242"  # another host's: may be copying
+    alive = versions / f".step-000004.tmp-{host}-{os.getppid()}"  # a live process's
+    other_step = versions / f".step-000002.tmp-{host}-{dead_pid()}"  # not this checkpoint's
+    for leftover in (dead, elsewhere, alive, other_step):
+        leftover.mkdir()
+        (leftover / "model.safetensors").write_bytes(b"partial")
+
+    target = publish_checkpoint(source=source, target=versions / "step-000004")
+    assert (target / "model.safetensors").read_bytes() == b"weights"
+    assert not (target / "training_state.pt").exists()
+    assert not dead.exists()
+    assert elsewhere.exists() and alive.exists() and other_step.exists()

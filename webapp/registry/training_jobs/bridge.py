@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from webapp.core.errors import ServiceError
+from webapp.registry.liveness import local_process_state, this_host
 from webapp.registry.training_jobs.fields import trainer_config
 from webapp.registry.training_jobs.pool import pool_split
 
@@ -144,7 +145,8 @@ def publish_checkpoint(*, source: Path, target: Path) -> Path:
 
     if target.is_dir():
         return target
-    staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    _remove_abandoned_staging(target)
+    staging = target.parent / f"{_staging_prefix(target)}{this_host()}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
 
@@ -163,6 +165,22 @@ def publish_checkpoint(*, source: Path, target: Path) -> Path:
             link_or_copy(str(item), str(staging / item.name))
     os.replace(staging, target)
     return target
+
+
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-"
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    """A publisher killed while copying leaves its staging directory behind (across file systems,
+    a whole model's worth of disk); the run that resumes publishes the same checkpoint again.
+    Staging of a process on this host that is gone is removed; another host's is left, since
+    this one cannot tell whether it is still copying."""
+    prefix = _staging_prefix(target)
+    for leftover in target.parent.glob(f"{prefix}*"):
+        host, _, pid = leftover.name[len(prefix) :].rpartition("-")
+        if pid.isdigit() and local_process_state(host, int(pid)) is False:
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def held_out_evaluation(*, model_path: str, options: dict[str, int]) -> dict[str, Any]:
