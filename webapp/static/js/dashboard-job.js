@@ -5,8 +5,7 @@
  * `samples`, `log`, `status`, `checkpoint`, `resumed` and `ranks` events (webapp/registry/events.py).
  * Curves are Chart.js line charts keyed by step; a resumed job's run drops the points after the
  * step it goes on from (`resumed`), and a step that arrives again replaces the points from that
- * step on. Model output is
- * inserted with textContent only, never as HTML. The socket reconnects with back-off and the
+ * step on. Model output is inserted with textContent only, never as HTML. The socket reconnects with back-off and the
  * snapshot makes a reconnect lossless. The ranks table (a process group's heartbeats) keeps each
  * rank's age as the server measured it plus the time since it arrived (the browser's clock need
  * not agree with the server's), ticking every second; a running rank turns stale past the server's
