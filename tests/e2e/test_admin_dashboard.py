@@ -163,8 +163,10 @@ def test_a_resumed_job_s_page_drops_the_steps_its_new_run_trains_again(
         )
     login(page, "admin")
     page.goto(f"{live_site.url}/dashboard/jobs/{job.pk}/")
-    expect(page.locator("#live-state")).to_have_text("live")
     reward_points = "() => Chart.getChart('chart-reward').data.datasets[0].data.map(p => p.x)"
+    # The snapshot drew them; the consumer sends it after joining the job's group, so the event
+    # below cannot be sent before the page's socket hears it ("live" shows on accept, earlier).
+    page.wait_for_function(f"() => ({reward_points})().length === 4")
     assert page.evaluate(reward_points) == [1, 2, 3, 4]
     expect(page.locator("#samples .sample")).to_have_count(4)
 
