@@ -425,12 +425,24 @@ class C3POTrainer:
         holds every rollout's log-probs, so its responses are re-assigned to this run's ranks).
         """
         path = latest_checkpoint(self.output_dir)
-        if path is None:
-            if self.comm.is_main:
-                # A run that died before its first checkpoint logged steps that start again.
-                self._truncate_metrics(0)
-                self.observer.resumed(0)
-            return False
+        if path is not None:
+            self._load_checkpoint(path)
+            self.engine.refresh(self.policy, self.tokenizer)
+            self._log(f"resumed from {path} at step {self.step}")
+        if self.comm.is_main:
+            # What was logged after this step came from a run that died before its next
+            # checkpoint (or its first): those steps are trained again.
+            self._truncate_metrics(self.step)
+            if path is not None:
+                # `latest.json` moves before the observer hears of a checkpoint: a run killed
+                # in between left its caller one checkpoint behind this one. Announced again,
+                # it is recorded (announcing twice is harmless).
+                self.observer.checkpoint_written(self.step, str(path), {})
+            self.observer.resumed(self.step)
+        return path is not None
+
+    def _load_checkpoint(self, path: Path) -> None:
+        """Weights (or the adapter), optimiser, sampler, queue, group counter, step and RNG."""
         state = torch.load(path / TRAINING_STATE_NAME, weights_only=True)
         saved = C3POConfig.from_dict(state["config"])
         if saved != self.config:
@@ -460,17 +472,6 @@ class C3POTrainer:
                 state["rng"]["python_gauss"],
             )
         )
-        if self.comm.is_main:
-            self._truncate_metrics(self.step)
-            # `latest.json` moves before the observer hears of a checkpoint: a run killed in
-            # between left its caller one checkpoint behind this one. Announced again, it is
-            # recorded (announcing twice is harmless); then the caller drops what it kept of
-            # the steps after it, which are trained again.
-            self.observer.checkpoint_written(self.step, str(path), {})
-            self.observer.resumed(self.step)
-        self.engine.refresh(self.policy, self.tokenizer)
-        self._log(f"resumed from {path} at step {self.step}")
-        return True
 
     def close(self) -> None:
         if self._writer is not None:
