@@ -296,7 +296,8 @@ def test_publishing_removes_what_a_killed_publisher_left_of_the_same_checkpoint(
     elsewhere = versions / ".step-000004.tmp-gpu-node-7-4242"  # another host's: may be copying
     alive = versions / f".step-000004.tmp-{host}-{os.getppid()}"  # a live process's
     other_step = versions / f".step-000002.tmp-{host}-{dead_pid()}"  # not this checkpoint's
-    for leftover in (dead, elsewhere, alive, other_step):
+    ours = versions / f".step-000004.tmp-{host}-{os.getpid()}"  # an earlier try that failed
+    for leftover in (dead, elsewhere, alive, other_step, ours):
         leftover.mkdir()
         (leftover / "model.safetensors").write_bytes(b"partial")
 

@@ -145,9 +145,8 @@ def publish_checkpoint(*, source: Path, target: Path) -> Path:
 
     if target.is_dir():
         return target
-    _remove_abandoned_staging(target)
+    _remove_abandoned_staging(target)  # this process's own from an earlier try included
     staging = target.parent / f"{_staging_prefix(target)}{this_host()}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
 
     def link_or_copy(src: str, dst: str) -> None:
@@ -174,8 +173,9 @@ def _staging_prefix(target: Path) -> str:
 def _remove_abandoned_staging(target: Path) -> None:
     """A publisher killed while copying leaves its staging directory behind (across file systems,
     a whole model's worth of disk); the run that resumes publishes the same checkpoint again.
-    Staging of a process on this host that is gone is removed; another host's is left, since
-    this one cannot tell whether it is still copying."""
+    Staging of a process on this host that is gone is removed, and this process's own (a try
+    that failed: `local_process_state` counts our pid as not running it any more); another
+    host's is left, since this one cannot tell whether it is still copying."""
     prefix = _staging_prefix(target)
     for leftover in target.parent.glob(f"{prefix}*"):
         host, _, pid = leftover.name[len(prefix) :].rpartition("-")
