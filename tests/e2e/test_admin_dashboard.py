@@ -145,14 +145,17 @@ def test_other_roles_are_refused_in_the_browser_and_on_the_job_socket(
 def test_a_resumed_job_s_page_drops_the_steps_its_new_run_trains_again(
     admin_site, live_site, page, login
 ):
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
+    from django.db import connection
 
-    from webapp.registry import events
+    from webapp.registry.training_jobs.recorder import JobRecorder
 
     base = ModelVersion.objects.get(label="tiny-base")
     job = TrainingJob.objects.create(
-        base_model=base, stage="c3po-math", total_steps=6, status=JobStatus.RUNNING
+        base_model=base,
+        stage="c3po-math",
+        total_steps=6,
+        status=JobStatus.RUNNING,
+        run_token="new-run",
     )
     for step in (1, 2, 3, 4):
         TrainingMetric.objects.create(
@@ -170,15 +173,19 @@ def test_a_resumed_job_s_page_drops_the_steps_its_new_run_trains_again(
     assert page.evaluate(reward_points) == [1, 2, 3, 4]
     expect(page.locator("#samples .sample")).to_have_count(4)
 
-    # The new run says it goes on after step 2 (the job's recorder sends this after deleting
-    # steps 3 and 4, which the dead run had not checkpointed).
+    # The new run's trainer says it goes on after step 2, through the job's recorder: steps 3
+    # and 4 (which the dead run had not checkpointed) are deleted and the page is told.
     # (From a thread of its own: Playwright's sync API keeps an event loop on this one.)
-    sender = threading.Thread(
-        target=async_to_sync(get_channel_layer().group_send),
-        args=(events.training_job_group_name(job.pk), events.resumed_event(step=2)),
-    )
-    sender.start()
-    sender.join(timeout=30)
+    def resumed_at_step_2() -> None:
+        try:
+            JobRecorder(TrainingJob.objects.get(pk=job.pk)).resumed(2)
+        finally:
+            connection.close()
+
+    recorder = threading.Thread(target=resumed_at_step_2)
+    recorder.start()
+    recorder.join(timeout=30)
+    assert sorted(job.metrics.values_list("step", flat=True)) == [1, 2]
     page.wait_for_function(f"() => ({reward_points})().length === 2")
     assert page.evaluate(reward_points) == [1, 2]
     expect(page.locator("#samples .sample")).to_have_count(2)
