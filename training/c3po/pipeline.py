@@ -28,6 +28,7 @@ from typing import Any, Literal
 import torch
 
 from ringmodel import load_checkpoint
+from ringmodel.checkpoint import MANIFEST_NAME
 from training.c3po.activation_checkpointing import apply_activation_checkpointing
 from training.c3po.config import C3POConfig
 from training.c3po.data import CurationReport, RLProblem, as_rl_problem, curate
@@ -210,7 +211,7 @@ class _StageObserver:
             merged = _merged_path(Path(path))
             # A resumed run announces its checkpoint again; a merged copy is written whole
             # (renamed in) and only ever after its adapter, so one that exists is this one's.
-            if not (merged / "manifest.json").is_file():
+            if not (merged / MANIFEST_NAME).is_file():
                 save_merged_checkpoint(
                     base_checkpoint=self.start,
                     adapter_dir=Path(path),
