@@ -101,6 +101,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--eager", action="store_true", help="vLLM eager mode on both sides")
     parser.add_argument(
+        "--server-logprobs",
+        action="store_true",
+        help="the server's requests also ask for the sampled tokens' log-probabilities "
+        "(`logprobs: 0`), the work the stack's engine does for each answer's confidence "
+        "(default: they do not, as issue #18's comparison is defined)",
+    )
+    parser.add_argument(
         "--stack-workers", type=int, default=1, help="inference workers on the stack's queue"
     )
     parser.add_argument(
@@ -503,7 +510,9 @@ class Outcome:
     answered_in_page: bool = False  # the stack's answer was finished when its page arrived
 
 
-async def server_request(http, url: str, prompt_index: int, ids: list[int], max_tokens: int):
+async def server_request(
+    http, url: str, prompt_index: int, ids: list[int], max_tokens: int, *, logprobs: bool = False
+):
     from ringmodel.chat import split_reasoning
 
     outcome, text, lines = Outcome(prompt_index), "", []
@@ -511,6 +520,8 @@ async def server_request(http, url: str, prompt_index: int, ids: list[int], max_
         "model": MODEL_NAME, "prompt": ids, "max_tokens": max_tokens, "temperature": 0.0,
         "top_p": 1.0, "stream": True, "stream_options": {"include_usage": True},
     }  # fmt: skip
+    if logprobs:  # the sampled token's, as the stack's worker asks for them (--server-logprobs)
+        body["logprobs"] = 0
     sent = time.perf_counter()
     try:
         async with http.stream("POST", f"{url}/v1/completions", json=body) as response:
@@ -717,7 +728,7 @@ class Bench:
             async def ask(i: int, p: int) -> Outcome:
                 return await server_request(
                     self.http, self.services.server_url, p, self.prompt_ids[p],
-                    self.args.max_new_tokens,
+                    self.args.max_new_tokens, logprobs=self.args.server_logprobs,
                 )  # fmt: skip
 
             with self.stack_hold.held():
@@ -968,6 +979,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
         "checkpoint": str(checkpoint),
         "max_new_tokens": args.max_new_tokens,
+        "server_logprobs": args.server_logprobs,
         "seconds": args.seconds,
         "pairs": args.pairs,
         "stack_workers": args.stack_workers,
