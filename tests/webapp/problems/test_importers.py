@@ -418,3 +418,69 @@ def test_gift_questions_without_blank_lines_between_them_are_each_read():
     assert all(not item.errors for item in items)
     assert not items[0].warnings
     assert all("blank line" in item.warnings[0].message for item in items[1:])
+
+
+# --- audit: inputs that reached a server error ---------------------------------------------------
+
+
+@pytest.mark.parametrize("filename", ["big.json", "big.jsonl"])
+def test_a_json_number_too_long_for_python_is_an_error_of_its_item(filename):
+    # Python refuses to turn more than 4,300 digits into an int (a ValueError, not a
+    # JSONDecodeError): the upload page answered 500, the background reader "unexpected error".
+    huge = "9" * 5000
+    problems = [
+        '{"statement": "What is 2 + 2?", "answer": "4"}',
+        f'{{"statement": "What is big?", "answer": {huge}}}',
+    ]
+    text = "[" + ",\n".join(problems) + "]" if filename.endswith(".json") else "\n".join(problems)
+    items = read_text(text, filename).items
+    assert [item.line for item in items] == [1, 2]
+    assert not items[0].errors
+    assert [issue.field for issue in items[1].errors] == ["answer"]
+    assert "longer than 500 characters" in items[1].errors[0].message
+
+
+def test_a_json_number_beyond_floats_is_reported_like_in_csv():
+    # 1e999 decoded to inf and was kept as the expression answer "inf".
+    items = read_text('[{"statement": "What is big?", "answer": 1e999}]', "big.json").items
+    assert [issue.message for issue in items[0].errors] == ["“1e999” is not a finite number."]
+
+
+@pytest.mark.parametrize(
+    "text,filename",
+    [
+        ('[{"statement": "What is \\ud800?", "answer": "4"}]', "lone.json"),
+        ('{"statement": "What is \\udc00?", "answer": "4"}\n', "lone.jsonl"),
+        ('[{"statement": "What?", "answer": "4", "\\ud83d": 1}]', "lone-key.json"),
+    ],
+)
+def test_a_json_escape_of_half_a_character_is_refused(text, filename):
+    # A lone UTF-16 surrogate ("\ud800") decodes to a str that UTF-8 and PostgreSQL refuse: the
+    # upload page answered 500. A pair ("\ud83d\ude00", an emoji) is a character and reads.
+    with pytest.raises(UploadRefused, match="half of a character"):
+        read_text(text, filename)
+    items = read_text('[{"statement": "Smile \\ud83d\\ude00?", "answer": "4"}]', "a.json").items
+    assert items[0].data["statement"] == "Smile \U0001f600?"
+
+
+def test_a_csv_header_longer_than_a_cell_may_be_is_refused_clearly():
+    # Guessing the delimiter read the header as one ";"-separated cell, and csv's field limit
+    # (131,072 characters) raised out of the reader: a big file's read "stopped with an
+    # unexpected error", and every "Try again" failed the same way.
+    text = "statement,answer," + "x," * 100_000 + "\nWhat is 2 + 2?,4\n"
+    items = read_text(text, "wide.csv").items
+    assert [item.data["statement"] for item in items] == ["What is 2 + 2?"]
+    with pytest.raises(UploadRefused, match="Line 1: the first line is not valid CSV"):
+        read_text("statement," + "x" * 200_000 + "\nWhat is 2 + 2?\n", "long.csv")
+
+
+def test_a_csv_with_many_unknown_columns_names_the_first_few():
+    # Every unknown column was named: a header of 400,000 made a 5 MB warning, stored with the
+    # upload and sent with every view of its preview.
+    header = "statement,answer," + ",".join(f"col{n}" for n in range(1, 31))
+    read_file = read_text(header + "\nWhat is 2 + 2?,4\n", "wide.csv")
+    assert read_file.file_warnings == [
+        "These columns are not Ring Tutor fields and were ignored: "
+        + ", ".join(f"“col{n}”" for n in range(1, 11))
+        + " and 20 more."
+    ]

@@ -311,3 +311,38 @@ def test_new_empty_set_then_add_problems_one_by_one(teacher_client):
     )
     duplicate = teacher_client.post(response["Location"], form)
     assert "You already have this problem in “Quiz”." in duplicate.content.decode()
+
+
+@pytest.mark.parametrize(
+    "name,data,status",
+    [
+        # a lone surrogate escape: UTF-8 and PostgreSQL refuse the decoded text (was a 500)
+        ("lone.json", b'[{"statement": "What is \\ud800?", "answer": "4"}]', 400),
+        ("lone.jsonl", b'{"statement": "What?", "answer": "4", "\\udfff": 1}\n', 400),
+        # more digits than Python turns into an int (was a 500): an error of its item
+        ("big.json", b'[{"statement": "What is big?", "answer": ' + b"9" * 5000 + b"}]", 302),
+        ("big.jsonl", b'{"statement": "What is big?", "answer": ' + b"9" * 5000 + b"}\n", 302),
+    ],
+)
+def test_json_that_python_decodes_but_cannot_keep_is_not_a_server_error(
+    teacher_client, name, data, status
+):
+    response = teacher_client.post(
+        reverse("problems:upload"),
+        {
+            "file": SimpleUploadedFile(name, data),
+            "format": "auto",
+            "default_domain": "math",
+            "target_set": "",
+            "on_error": "skip",
+        },
+    )
+    assert response.status_code == status
+    if status == 400:
+        assert "half of a character" in response.content.decode()
+        assert not ProblemUpload.objects.exists()
+    else:
+        staged = ProblemUpload.objects.get()
+        assert (staged.ready_count, staged.error_count) == (0, 1)
+        page = teacher_client.get(response["Location"]).content.decode()
+        assert "longer than 500 characters" in page

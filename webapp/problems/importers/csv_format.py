@@ -18,6 +18,8 @@ from webapp.problems.importers.records import Issue, ParsedFile, RawItem, Upload
 from webapp.problems.importers.validation import canonical_field
 
 _DELIMITERS = [",", ";", "\t"]
+# The unknown column names a file's warning lists.
+_UNKNOWN_LISTED = 10
 _TEMPLATE_HINT = (
     "The first line must name the columns, for example: statement,answer,answer_type,choices. "
     "Download the CSV template from the upload page to start from one that works."
@@ -66,7 +68,12 @@ def parse_csv(text: str, *, max_items: int) -> ParsedFile:
 
     warnings = []
     if unknown:
-        names = ", ".join(f"“{name}”" for name in unknown if name) or "(unnamed)"
+        # The first few names only: every one of a header's 400,000 unknown columns was named,
+        # a 5 MB warning stored with the upload and sent with every view of its preview.
+        named = [name for name in unknown if name]
+        names = ", ".join(f"“{name}”" for name in named[:_UNKNOWN_LISTED]) or "(unnamed)"
+        if len(named) > _UNKNOWN_LISTED:
+            names += f" and {len(named) - _UNKNOWN_LISTED:,} more"
         warnings.append(f"These columns are not Ring Tutor fields and were ignored: {names}.")
     if delimiter != ",":
         warnings.append(
@@ -143,7 +150,13 @@ def _item(row: list[str], header: list[str | None], *, number: int, line: int) -
 
 def _pick_delimiter(header_line: str) -> str:
     def known_columns(delimiter: str) -> int:
-        cells = next(csv.reader([header_line], delimiter=delimiter), [])
+        # A header too long for one cell under this delimiter names no column with it. Uncaught,
+        # csv's field limit raised out of the reader ("unexpected error" for a big file, on
+        # every try); the header is then read, and refused if need be, by `_read_row`.
+        try:
+            cells = next(csv.reader([header_line], delimiter=delimiter), [])
+        except csv.Error:
+            return -1
         return sum(canonical_field(cell) is not None for cell in cells)
 
     return max(_DELIMITERS, key=lambda d: (known_columns(d), d == ","))

@@ -13,6 +13,7 @@ form feed followed by "rac". Such strings are reported with the fix (write "\\\\
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from webapp.problems.importers.records import Issue, ParsedFile, RawItem, UploadRefused
@@ -22,10 +23,32 @@ from webapp.problems.importers.validation import FIELD_LABELS, canonical_field
 MAX_DEPTH = 6
 _PROBLEM_LIST_KEYS = ("problems", "items", "questions")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
+# Numbers are read as text (the validation reads every field as text anyway) where Python's own
+# reading fails or loses the value: more than 4,300 digits is a ValueError, not a JSONDecodeError
+# (a server error on the upload page, "unexpected error" in the background reader), and 1e999
+# decodes to inf, which became the expression answer "inf" (so did Python's NaN and Infinity, which
+# JSON itself does not have). As text, each is read as in a CSV file: an error of its item and
+# line ("longer than 500 characters", "not a finite number").
+_LONGEST_INT = 100
+
+
+def _parse_int(text: str) -> int | str:
+    return int(text) if len(text) <= _LONGEST_INT else text
+
+
+def _parse_float(text: str) -> float | str:
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=str)
 # C0 controls other than tab, newline and carriage return (as `decoding` refuses in raw text);
 # backspace and form feed are left to _LATEX_MISTAKE, which explains them ("\\frac").
 _ESCAPED_CONTROL = re.compile(r"[\x00-\x07\x0b\x0e-\x1f\x7f]")
+# Half of a UTF-16 surrogate pair written as an escape ("\ud800" without its other half): json
+# decodes it to a str that UTF-8 cannot encode and PostgreSQL cannot store (a server error on the
+# upload page). A whole pair ("\ud83d\ude00") decodes to its one character and never matches.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Control characters that only appear in a JSON string when a LaTeX backslash was not doubled.
 _LATEX_MISTAKE = re.compile(
     r"[\x08\x0c]|\r(?!\n)|\t(?:imes|heta|au|an|ext|frac|o|riangle|op|ilde)\b"
@@ -102,7 +125,7 @@ def parse_jsonl(text: str, *, max_items: int) -> ParsedFile:
             )
         number = len(items) + 1
         try:
-            value = json.loads(line)
+            value = _DECODER.decode(line)
         except json.JSONDecodeError as exc:
             item = RawItem(number=number, line=line_number, fields={})
             item.issues.append(Issue("", f"This line is not valid JSON: {_explain(exc.msg)}."))
@@ -149,7 +172,7 @@ def _item(value: object, *, number: int, line: int | None, unknown: set[str]) ->
 
 def _loads(text: str, *, line_offset: int) -> object:
     try:
-        return json.loads(text)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         line = exc.lineno + line_offset
         raise UploadRefused(
@@ -180,6 +203,12 @@ def _check_structure(value: object, *, where: str) -> None:
             raise UploadRefused(
                 f"{where} holds a control character (\\u{ord(bad.group()):04x}) in a text; a "
                 "problem file never needs one. Remove it and upload again."
+            )
+        elif isinstance(current, str) and (bad := _LONE_SURROGATE.search(current)):
+            raise UploadRefused(
+                f"{where} holds \\u{ord(bad.group()):04x}, half of a character written as a "
+                "JSON escape (its other half is missing). Write the character itself, or both "
+                "halves, and upload again."
             )
 
 
