@@ -205,15 +205,71 @@ class SymbolicCheckNeeded(Exception):  # noqa: N818 - a signal to the caller, no
     """Raised with `symbolic=False` when only math-verify (sympy) can settle the answer."""
 
 
-# Three-digit exponents, stacked powers ("9^9^9", "2**3**4"), a factorial of a number of four
-# digits or more, and factorials applied to a factorial or to a bracket holding a power or a big
-# number ("(10!)!", "(9!+30000)!"): each is a number too large to compute in a request.
-_HUGE_EXPONENT_RE = re.compile(
-    r"(?:\^|\*\*)\s*\{?\s*[-+]?\s*\d{3,}|\d{4,}\s*!|(?:\^|\*\*)[^^*]*(?:\^|\*\*)"
-    r"|!\s*[)}\]]*\s*!"
-)
+# Three-digit exponents, a factorial of a number of four digits or more, and factorials applied
+# to a factorial or to a bracket holding a power or a big number ("(10!)!", "(9!+30000)!"): each
+# is a number too large to compute in a request. Stacked powers are `_stacked_power`'s.
+_HUGE_EXPONENT_RE = re.compile(r"(?:\^|\*\*)\s*\{?\s*[-+]?\s*\d{3,}|\d{4,}\s*!|!\s*[)}\]]*\s*!")
 _CLOSING = {")": "(", "}": "{", "]": "["}
+_OPENING = {opening: closing for closing, opening in _CLOSING.items()}
 _LETTER_RE = re.compile(r"[A-Za-z]")
+_POWER_RE = re.compile(r"\^|\*\*")
+
+
+def _stacked_power(text: str) -> bool:
+    """A power whose exponent holds a power ("9^9^9", "2**3**4", "e^{e^{e}}", "9^(9^9)"), or a
+    power of a bracket of numbers alone that holds a power ("((9^99)^99)^99"): a tower.
+
+    It replaced a pattern that took any two powers for a tower, so "x^2+y^2" was "too large or
+    nested to verify safely": a teacher's key flagged (kept out of training) and a student's
+    right answer wrong. Only towers are refused; other expressions go to the checker."""
+    for power in _POWER_RE.finditer(text):
+        start = power.start() - 1
+        while start >= 0 and text[start].isspace():
+            start -= 1
+        if start >= 0 and text[start] in _CLOSING:
+            group = _group_before(text, start)
+            if _POWER_RE.search(group) and not _LETTER_RE.search(group):
+                return True
+        index = power.end()
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if index < len(text) and text[index] in _OPENING:
+            end = _group_end(text, index)
+            if _POWER_RE.search(text[index + 1 : end]):
+                return True
+            index = end + 1
+        else:
+            if index < len(text) and text[index] in "+-":
+                index += 1
+            while index < len(text) and (text[index].isalnum() or text[index] in ".\\"):
+                index += 1
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if _POWER_RE.match(text, index):
+            return True
+    return False
+
+
+def _group_before(text: str, end: int) -> str:
+    """The content of the bracket group that closes at `end`."""
+    opening, depth, start = _CLOSING[text[end]], 0, end
+    while start >= 0:
+        depth += (text[start] == text[end]) - (text[start] == opening)
+        if depth == 0:
+            break
+        start -= 1
+    return text[start + 1 : end]
+
+
+def _group_end(text: str, start: int) -> int:
+    """Where the bracket group that opens at `start` closes (the text's end if it never does)."""
+    closing, depth, end = _OPENING[text[start]], 0, start
+    while end < len(text):
+        depth += (text[end] == text[start]) - (text[end] == closing)
+        if depth == 0:
+            break
+        end += 1
+    return end
 
 
 def _factorial_of_big_group(text: str) -> bool:
@@ -255,6 +311,7 @@ def _looks_expensive(text: str) -> bool:
     return (
         deepest > MAX_BRACE_DEPTH
         or bool(_HUGE_EXPONENT_RE.search(text))
+        or _stacked_power(text)
         or _factorial_of_big_group(text)
     )
 

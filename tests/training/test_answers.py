@@ -76,6 +76,10 @@ def test_unfinished_or_unboxed_answers_have_no_final_answer(completion):
         ("x^2+2x+1", "(x+1)^2"),
         ("\\sqrt{2}", "2^{1/2}"),
         ("2\\pi", "\\pi \\cdot 2"),
+        # two powers are not a tower (both were "too large or nested", so wrong)
+        ("x^2+y^2", "y^2+x^2"),
+        ("a^2-b^2", "(a-b)(a+b)"),
+        ("(x^2+1)^2", "x^4+2x^2+1"),
     ],
 )
 def test_equivalent_expressions_verify(reference, prediction):
@@ -231,6 +235,16 @@ def test_hostile_predictions_are_refused_quickly(hostile):
     assert time.perf_counter() - start < 2.0
 
 
+@pytest.mark.parametrize(
+    "tower",
+    ["9^9^9", "2**3**4", "2 ** 3 ** 4", "e^{e^{e^{e}}}", "9^(9^9)", "x^{2}^{3}", "((9^99)^99)^99"],
+)
+def test_towers_of_powers_are_refused_without_the_symbolic_checker(tower):
+    assert not verify("5", tower, kind="expression", symbolic=False)
+    error = check_reference_parses(tower, "expression", symbolic=False)
+    assert error is not None and "too large or nested" in error
+
+
 def test_verification_works_outside_the_main_thread():
     """math-verify's signal timeout is main-thread only; worker threads must still verify."""
     results = []
@@ -253,6 +267,8 @@ def test_verification_works_outside_the_main_thread():
     [
         ("\\frac{1}{2}", "expression", None),
         ("x^2 + 1", "expression", None),
+        ("x^2 + y^2", "expression", None),
+        ("\\frac{x^2}{y^2}", "expression", None),
         ("\\{1, 2\\}", "expression", None),
         ("9.8 m/s^2", "number", None),
         ("-3", "number", None),
