@@ -71,6 +71,9 @@ MAX_ITEMS_PER_UPLOAD = 20_000
 # Symbolic answers cost the verifier 10-30 ms each: this many are checked during the upload
 # request (a few seconds at worst); more go to a background task while the preview shows progress.
 INLINE_ANSWER_CHECKS = 150
+# ...and for at most this long: each check may run to ANSWER_CHECK_TIMEOUT_SECONDS, so 150 answers
+# that each ran out of time held the request for 150 s. Those left go to the background task too.
+INLINE_ANSWER_CHECK_SECONDS = 5.0
 # How often the background check saves its progress for the preview.
 CHECK_PROGRESS_SECONDS = 2.0
 # Staged items are written (bulk_create) and read back by the background check this many at a time.
@@ -352,6 +355,7 @@ def _read_and_stage(
         max_bytes=settings.PROBLEM_UPLOAD_MAX_BYTES,
         max_items=MAX_ITEMS_PER_UPLOAD,
         max_slow_checks=INLINE_ANSWER_CHECKS,
+        slow_checks_budget_s=INLINE_ANSWER_CHECK_SECONDS,
         progress=progress,
     )
     return read, _stage_items(read.items, teacher=teacher)

@@ -273,3 +273,30 @@ def test_background_check_of_a_discarded_upload_stops_quietly(teacher, monkeypat
     upload_id = staged.pk
     services.problem_upload_discard(upload=staged, teacher=teacher)
     assert services.problem_upload_check_answers(upload_id=upload_id) == 0
+
+
+def test_symbolic_answers_checked_in_the_request_stop_at_a_time_budget(teacher, monkeypatch):
+    # Each check may run to the checker's limit (1 s): 150 answers that each ran out of time held
+    # one upload request (a 16 KiB file) for 150 s. Past the budget the rest go to the task.
+    from webapp.problems import importers
+
+    now = [0.0]
+    real_check = importers.check_reference
+
+    def one_second_check(data):
+        now[0] += 1.0
+        return real_check(data)
+
+    monkeypatch.setattr(importers, "_clock", lambda: now[0])
+    monkeypatch.setattr(importers, "check_reference", one_second_check)
+    monkeypatch.setattr(services, "INLINE_ANSWER_CHECK_SECONDS", 5.0)
+    staged = services.problem_upload_preview(
+        teacher=teacher, data=symbolic_csv(12), filename="algebra.csv"
+    )
+    assert now[0] == 5.0
+    assert (staged.pending_checks, staged.checks_total, staged.flagged_count) == (8, 8, 0)
+    assert services.problem_upload_check_answers(upload_id=staged.pk) == 8
+    staged.refresh_from_db()
+    assert (staged.pending_checks, staged.flagged_count) == (0, 1)
+    result = services.problem_upload_import(upload=staged, teacher=teacher, on_error=OnError.SKIP)
+    assert (result.imported, result.flagged) == (13, 1)

@@ -11,6 +11,7 @@ line, so nothing of it is ever stored.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -68,6 +69,8 @@ _GIFT_ANSWER = re.compile(r"\{\s*+(?:[~=#]|T\s*+\}|F\s*+\}|TRUE\s*+\}|FALSE\s*+\
 _MAX_LISTED = 50
 # `read_problem_file` reports its progress after every this many checked items.
 PROGRESS_EVERY = 250
+# The clock of `slow_checks_budget_s` (a test replaces it).
+_clock = time.monotonic
 
 
 @dataclass
@@ -113,13 +116,15 @@ def read_problem_file(
     max_bytes: int,
     max_items: int,
     max_slow_checks: int | None = None,
+    slow_checks_budget_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReadFile:
     """Decode, parse and check a whole file; raise `UploadRefused` if it cannot be imported at all.
 
     Symbolic reference answers are parsed by the verifier here when there are at most
     `max_slow_checks` of them (None: always); otherwise they are left pending, counted in
-    `pending_checks`, for a background task. `progress(done, total)` is called once the file is
+    `pending_checks`, for a background task; so are those left when checking them has taken
+    `slow_checks_budget_s` seconds (None: no limit). `progress(done, total)` is called once the file is
     parsed and after every `PROGRESS_EVERY` checked items (the background reader saves it for the
     preview; an exception it raises stops the reading).
     """
@@ -142,11 +147,19 @@ def read_problem_file(
     _refuse_hostile(items)
     pending = [item for item in items if item.data.get("reference_pending")]
     if max_slow_checks is None or len(pending) <= max_slow_checks:
+        # A count alone did not bound the time: each check may run to the checker's limit (1 s),
+        # so 150 answers that each run out of time held the upload request for 150 s (a 16 KiB
+        # file). Past the budget, the answers left stay pending for the background task.
+        deadline = None if slow_checks_budget_s is None else _clock() + slow_checks_budget_s
+        left = []
         for item in pending:
+            if deadline is not None and _clock() >= deadline:
+                left.append(item)
+                continue
             warning = check_reference(item.data)
             if warning:
                 item.warnings.append(warning)
-        pending = []
+        pending = left
     if not items:
         raise UploadRefused("The file holds no problems.")
     return ReadFile(
