@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django import forms
 
 from webapp.classes.join_codes import normalise_join_code
@@ -35,6 +37,23 @@ class DueDateForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
     )
+
+    # The years a due date may take. The date is typed in the site's time zone and stored in UTC:
+    # near the ends of Python's years (1 … 9999) it lands outside them in UTC, a timestamp that
+    # PostgreSQL stores (10000-01-01, or a day BC) but that cannot be read back, so every page
+    # showing the assignment (the class, its results, the students' pages) answered 500.
+    FIRST_YEAR, LAST_YEAR = 1900, 9998
+
+    def clean_due_at(self):
+        due_at = self.cleaned_data["due_at"]
+        if due_at is not None and not (
+            self.FIRST_YEAR <= due_at.year <= self.LAST_YEAR
+            and self.FIRST_YEAR <= due_at.astimezone(UTC).year <= self.LAST_YEAR
+        ):
+            raise forms.ValidationError(
+                f"Choose a due date between the years {self.FIRST_YEAR} and {self.LAST_YEAR}."
+            )
+        return due_at
 
 
 class AssignForm(DueDateForm):

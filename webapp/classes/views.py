@@ -196,7 +196,10 @@ def assignment_due(request: AuthenticatedHttpRequest, assignment_id: int) -> Htt
         )
         messages.success(request, "Due date saved.")
     else:
-        messages.error(request, "That is not a date and time.")
+        # The form's own reason (a date out of range says which years it may take).
+        messages.error(
+            request, " ".join(form.errors.get("due_at", ["That is not a date and time."]))
+        )
     return redirect("classes:classroom_detail", classroom_id=assignment.classroom_id)
 
 

@@ -155,3 +155,37 @@ def test_anonymous_visitors_are_sent_to_log_in(client, owned):
         assert response["Location"].startswith(reverse("accounts:login")), url
     # The join link survives the log-in: it is the `next` of the log-in page.
     assert client.get(join_link)["Location"].endswith(f"?next={join_link}")
+
+
+@pytest.mark.parametrize(
+    "zone,due", [("America/New_York", "9999-12-31T23:59"), ("Asia/Tokyo", "0001-01-01T00:00")]
+)
+def test_a_due_date_the_database_cannot_hold_is_refused_with_a_reason(
+    client, settings, teacher, students, problem_set, zone, due
+):
+    # With TIME_ZONE behind UTC, 31 Dec 9999 23:59 is a day of the year 10000 in UTC: PostgreSQL
+    # stored it, and reading the assignment back failed, so the class page, the results and every
+    # student's "Your classes" answered 500 until the row was removed by hand. Ahead of UTC,
+    # 1 Jan 0001 is a day BC in UTC: stored, and unreadable the same way.
+    settings.TIME_ZONE = zone
+    classroom = services.classroom_create(teacher=teacher, name="Year 9")
+    services.enrollment_join(student=students[0], code=classroom.join_code)
+    client.force_login(teacher)
+    assign = reverse("classes:assignment_create", args=[classroom.pk])
+    detail = reverse("classes:classroom_detail", args=[classroom.pk])
+
+    response = client.post(assign, {"problem_set": problem_set.pk, "due_at": due}, follow=True)
+    assert response.status_code == 200
+    assert "Choose a due date between the years 1900 and 9998." in response.content.decode()
+    assert not Assignment.objects.exists()
+
+    client.post(assign, {"problem_set": problem_set.pk, "due_at": "2030-05-01T09:00"})
+    assignment = Assignment.objects.get()
+    due_url = reverse("classes:assignment_due", args=[assignment.pk])
+    response = client.post(due_url, {"due_at": due}, follow=True)
+    assert "Choose a due date between the years 1900 and 9998." in response.content.decode()
+    assignment.refresh_from_db()
+    assert (assignment.due_at.year, assignment.due_at.month) == (2030, 5)
+    assert client.get(detail).status_code == 200
+    client.force_login(students[0])
+    assert client.get(reverse("classes:my_classes")).status_code == 200
