@@ -24,10 +24,10 @@ from pathlib import Path
 
 from django.conf import settings
 
-from training.answers import verify
 from training.calculation_check import recognise_calculation
 from training.confidence import UNSURE_BELOW, is_unsure
 from training.scope import classify_scope, manifest_scope
+from webapp.core.answer_checks import answer_verdict
 from webapp.registry.models import ModelVersion, VersionStatus
 from webapp.tutoring.models import Generation, GenerationKind, GenerationStatus, Verdict
 
@@ -80,16 +80,22 @@ def generation_answer_check(*, generation: Generation) -> AnswerCheck | None:
         return AnswerCheck(DISAGREES, "answer key", confidence=confidence, unsure=unsure)
     calculation = recognise_calculation(generation.attempt.problem.statement)
     if calculation is not None:
+        # The model's final answer is untrusted text: through the site's bounded answer checker
+        # (numbers in-process, anything symbolic in its worker processes under the time limit),
+        # never `training.answers.verify` in this thread, where math-verify has no timeout and
+        # `(999*999)!` held the web process for 4 s on every view of the page. None (ran out of
+        # time) leaves the answer unchecked.
+        agrees: bool | None = None
         try:
-            agrees = verify(
-                calculation.value_text,
-                generation.final_answer,
+            agrees = answer_verdict(
+                reference=calculation.value_text,
+                answer=generation.final_answer,
                 kind="number" if calculation.unit else "expression",
                 unit=calculation.unit,
             )
         except Exception:  # noqa: BLE001 - a checking bug must not break the page
             logger.exception("checking generation %s failed", generation.pk)
-        else:
+        if agrees is not None:
             return AnswerCheck(
                 CHECKED if agrees else DISAGREES,
                 "calculation",

@@ -47,6 +47,30 @@ def test_a_pure_calculation_is_checked_exactly(student):
     assert (check.state, check.computed) == (DISAGREES, "3 × 7 = 21")
 
 
+def test_a_calculation_check_never_runs_sympy_in_the_request(student, monkeypatch):
+    """The model's final answer is untrusted text: checked against a recognised calculation with
+    `training.answers.verify` in the page's own thread, `(999*999)!` held the web process for
+    4.3 s (a factorial of 998,001 in sympy, no time limit outside a main thread) on every view
+    of the attempt. It goes through the bounded answer checker now: out of time is unchecked."""
+
+    in_this_process = []  # the symbolic checks run here (the page's own checks catch errors)
+
+    def symbolic(*args, **kwargs):
+        in_this_process.append(args)
+        return False
+
+    monkeypatch.setattr("training.answers._math_verify", symbolic)
+    monkeypatch.setattr("training.answers._math_verify_number", symbolic)
+    generation = typed(student, "what is 3*7?")
+    costly = finish(generation, final_answer="(999*999)!", verdict="unverifiable")
+    check = generation_answer_check(generation=costly)
+    assert in_this_process == []
+    assert (check.state, check.source, check.computed) == (UNCHECKED, "", "")
+    # Numbers are still settled at once, in the process.
+    right = finish(generation, final_answer="21")
+    assert generation_answer_check(generation=right).state == CHECKED
+
+
 def test_anything_else_is_unchecked_with_the_models_confidence(student):
     generation = typed(student, "Ann has 12 pens and buys 30 more. How many pens now?")
     unsure = finish(generation, final_answer="42", verdict="unverifiable", confidence=0.21)
