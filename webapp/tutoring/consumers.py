@@ -43,6 +43,8 @@ FOLLOW_BLOCK_MS = 15_000
 # each generation's socket cost a new Redis connection (HELLO, SELECT) and five commands.
 # `get_channel_layer` returns None for an alias that is not configured.
 NO_CHANNEL_LAYER = "none: this consumer does not use a channel layer"
+# The page only ever sends `{"type": "cancel"}`; a longer message is refused before it is decoded.
+MAX_CLIENT_MESSAGE_CHARS = 1024
 
 
 class _Opening(NamedTuple):
@@ -81,6 +83,9 @@ def _cancel(generation, user) -> None:
 class GenerationConsumer(AsyncJsonWebsocketConsumer):
     channel_layer_alias = NO_CHANNEL_LAYER
     follower: asyncio.Task | None = None
+    # None until the socket's opening has passed the checks, and for a refused socket: a message
+    # that arrives before its close is ignored (it used to raise AttributeError on None).
+    generation: Generation | None = None
 
     async def connect(self) -> None:
         # Accept, then check, then close with a named code (webapp.core.websocket).
@@ -124,11 +129,33 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("following generation %s failed", self.generation.pk, exc_info=True)
             await self.close(code=CloseCode.SERVER_ERROR)
 
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """A message from the page. Channels' own `receive` raised on a binary frame (ValueError)
+        or text that is not JSON (JSONDecodeError, RecursionError on deep nesting): the exception
+        dropped the socket with 1011 and logged a server error, one per message anyone sends. Now
+        such a message gets the same error event as an unknown one, and the socket stays open."""
+        if self.generation is None:
+            return  # refused (closing) or not opened yet: nothing to act on
+        if text_data is None or len(text_data) > MAX_CLIENT_MESSAGE_CHARS:
+            await self._unknown_message()
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except (ValueError, RecursionError):
+            await self._unknown_message()
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def _unknown_message(self) -> None:
+        await self.send_json(
+            events.error(code="unknown_message", message="Only a stop request is understood.")
+        )
+
     async def receive_json(self, content: object, **kwargs: Any) -> None:
         if not isinstance(content, dict) or content.get("type") != "cancel":
-            await self.send_json(
-                events.error(code="unknown_message", message="Only a stop request is understood.")
-            )
+            await self._unknown_message()
             return
         try:
             await _cancel(self.generation, self.scope["user"])

@@ -177,6 +177,49 @@ async def test_an_unknown_message_gets_an_error_event(generation, student):
     await communicator.disconnect()
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"text_data": "not json"},
+        {"text_data": "[" * 100_000 + "]" * 100_000},  # too long (and too deep) to decode
+        {"text_data": '{"type": "cancel"' + " " * 2000 + "}"},  # a stop request, but too long
+        {"bytes_data": b"\x00\x01"},
+    ],
+    ids=["not-json", "deeply-nested", "too-long", "binary"],
+)
+async def test_a_malformed_message_gets_an_error_event_and_the_socket_stays_open(
+    generation, student, frame
+):
+    """Channels' `receive` raised on these (JSONDecodeError, RecursionError, ValueError), which
+    dropped the socket with 1011 and logged a server error for every such message."""
+    communicator = await _connect(generation.pk, student)
+    await communicator.receive_json_from()  # snapshot
+    await communicator.receive_json_from()  # queued
+    await communicator.send_to(**frame)
+    error = await communicator.receive_json_from()
+    assert error["type"] == "error" and error["code"] == "unknown_message"
+    # Still open, and still obeys a real stop request.
+    await communicator.send_json_to({"type": "cancel"})
+    done = await communicator.receive_json_from(timeout=5)
+    assert (done["type"], done["status"]) == ("done", "cancelled")
+    await communicator.disconnect()
+
+
+async def test_a_refused_socket_ignores_what_the_client_sends_before_it_closes(
+    generation, other_student
+):
+    """A stop request sent by another student before the refusal's close arrives used to raise
+    AttributeError ('NoneType' has no attribute 'attempt'); it is ignored, and stops nothing."""
+    communicator = await _connect(generation.pk, other_student)
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": 4403}
+    await communicator.send_json_to({"type": "cancel"})
+    await communicator.send_to(text_data="not json")
+    assert await communicator.receive_nothing(timeout=0.2)
+    await generation.arefresh_from_db()
+    assert (generation.status, generation.cancel_requested) == ("queued", False)
+    await communicator.disconnect()
+
+
 async def test_an_admin_may_watch_any_generation(generation, transactional_db):
     admin = await sync_to_async(user_create)(
         username="root", password="x", role="admin", validate=False
