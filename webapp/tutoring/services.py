@@ -11,6 +11,7 @@ whose time limit turns an answer too costly to work out into "couldn't check" (`
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TYPE_CHECKING
 
 from django.db import transaction
@@ -50,6 +51,18 @@ FEEDBACK_TAGS = {
 }
 
 
+# Characters that show nothing on their own: controls, format characters (zero-width space and
+# joiners, direction marks, the byte-order mark), separators and combining marks.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def _is_blank(text: str) -> bool:
+    """True when `text` shows nothing. `str.strip()` keeps zero-width and format characters, so a
+    statement of "\u200b\u200b" passed the empty check and was queued for the model as a problem
+    the student saw as blank; linear in the text, which the forms bound first."""
+    return all(unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in text)
+
+
 def _ensure_own(attempt: Attempt, user) -> None:
     # Admins may read attempts, but only the student acts on them: hints, answers and feedback are
     # the student's record.
@@ -74,7 +87,7 @@ def problem_for_typed_statement(*, student: User, statement: str) -> Problem:
     (a practice or assigned one) is that problem, so its reference answer gives a verdict; the same
     typed text twice is one problem."""
     statement = statement.strip()
-    if not statement:
+    if _is_blank(statement):
         raise ServiceError("Type a problem first.", code="empty")
     key = problem_content_key(statement)
     known = (
@@ -187,7 +200,7 @@ def own_answer_create(*, attempt: Attempt, user: User, answer: str) -> OwnAnswer
     time)."""
     _ensure_own(attempt, user)
     answer = answer.strip()
-    if not answer:
+    if _is_blank(answer):
         raise ServiceError("Type your answer first.", code="empty")
     if len(answer) > MAX_OWN_ANSWER_CHARS:
         raise ServiceError(

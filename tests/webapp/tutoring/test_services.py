@@ -66,6 +66,19 @@ def test_empty_problem_is_refused(student):
     assert not Attempt.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "invisible",
+    ["\u200b\u200b", "\u200e\u202e\u202c", "\ufeff \u2060", "\x01\x1b", "\u0301\u0301"],
+    ids=["zero-width-space", "direction-marks", "bom-word-joiner", "control", "lone-marks"],
+)
+def test_a_problem_of_invisible_characters_only_is_empty(student, invisible):
+    """Python's strip() keeps zero-width and format characters, so such a statement was queued
+    for the model as a problem the student sees as blank."""
+    with pytest.raises(ServiceError, match="Type a problem"):
+        services.attempt_create_from_text(student=student, statement=invisible)
+    assert not Attempt.objects.exists()
+
+
 def test_assigned_problem_records_the_assignment(student, assigned_set):
     problem = assigned_set.problems.get()
     assignment = assigned_set.assignments.get()
@@ -211,6 +224,9 @@ def test_own_answer_must_be_given_and_short(student, practice_set):
     attempt = services.attempt_create(student=student, problem=practice_set.problems.first())
     with pytest.raises(ServiceError, match="Type your answer"):
         services.own_answer_create(attempt=attempt, user=student, answer="  ")
+    # Invisible characters only (zero-width space, direction marks) are no answer either.
+    with pytest.raises(ServiceError, match="Type your answer"):
+        services.own_answer_create(attempt=attempt, user=student, answer="\u200b\u200e")
     with pytest.raises(ServiceError, match="under 300"):
         services.own_answer_create(attempt=attempt, user=student, answer="1" * 301)
     assert not OwnAnswer.objects.exists()
