@@ -379,6 +379,16 @@ def generation_stop(request: AuthenticatedHttpRequest, generation_id: int) -> Ht
     return redirect(back)
 
 
+def _feedback_form_error(form: FeedbackForm) -> str:
+    """What to fix in a refused feedback form. Every refusal used to read "Choose thumbs up or
+    thumbs down.", even for a comment that was too long or a tag outside the list."""
+    if "rating" in form.errors:
+        return "Choose thumbs up or thumbs down."
+    if "tags" in form.errors:
+        return "Choose what went wrong from the list."
+    return " ".join(form.errors.get("text", ["Check your feedback."]))
+
+
 @role_required("student")
 @require_POST
 def feedback_save(request: AuthenticatedHttpRequest, generation_id: int) -> HttpResponse:
@@ -399,7 +409,7 @@ def feedback_save(request: AuthenticatedHttpRequest, generation_id: int) -> Http
         except ServiceError as service_error:
             error = service_error.message
     else:
-        error = "Choose thumbs up or thumbs down."
+        error = _feedback_form_error(form)
     back = reverse("tutoring:attempt_detail", args=[generation.attempt_id])
     if not request.htmx:
         if error:

@@ -409,6 +409,27 @@ def test_feedback_thumbs_down_asks_what_went_wrong_and_stores_tags(student_clien
     assert bad.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"rating": "0"}, "Choose thumbs up or thumbs down."),
+        ({"rating": "-1", "tags": ["rude"]}, "Choose what went wrong from the list."),
+        ({"rating": "-1", "text": "x" * 2001}, "at most 2000 characters (it has 2001)"),
+        ({"rating": "-1", "text": "a\x00b"}, "Null characters are not allowed."),
+    ],
+    ids=["rating", "unknown-tag", "too-long-text", "nul-in-text"],
+)
+def test_refused_feedback_says_what_to_fix(student_client, attempt, data, message):
+    """Every refusal used to read "Choose thumbs up or thumbs down.", even for a comment that was
+    too long or a tag outside the list, which says nothing about what to change."""
+    generation = finish(attempt.generations.get(), answer="42", final_answer="42", verdict="wrong")
+    url = reverse("tutoring:feedback_save", args=[generation.pk])
+    response = student_client.post(url, data, **HTMX)
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert not Feedback.objects.exists()
+
+
 def test_stop_asks_the_server_to_cancel(student_client, attempt):
     generation = attempt.generations.get()
     response = student_client.post(
@@ -442,3 +463,27 @@ def test_history_is_searchable_and_shows_verdicts(student_client, student, pract
     by_answer = student_client.get(url, {"q": "5/6"})
     assert [a.pk for a in by_answer.context["page"].object_list] == [fractions.pk]
     assert "✓ correct" in by_answer.content.decode()
+
+
+def test_history_search_does_not_multiply_rows_per_word(student_client, student, practice_set):
+    """Each word of the search used to add its own join on the attempt's generations, so an
+    attempt with G hints and solutions made G**words rows before DISTINCT: 6 generations and a
+    search of 8 words ("6 6 6 6 6 6 6 6", sent while the student types) held the database and the
+    request for 57 s. Each word is now one EXISTS on the generations: rows stay one per attempt."""
+    attempt = services.attempt_create(student=student, problem=practice_set.problems.first())
+    finish(attempt.generations.get(), final_answer="5/6", verdict="correct")
+    for _ in range(3):
+        Generation.objects.create(attempt=attempt, status="done", final_answer="5/6")
+    other = services.attempt_create_from_text(student=student, statement="Integrate $x^2$")
+    finish(other.generations.get(), final_answer="1/3")
+    url = reverse("tutoring:attempt_history")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = student_client.get(url, {"q": " ".join(["5/6"] * 8)})
+    assert [a.pk for a in response.context["page"].object_list] == [attempt.pk]
+    assert response.context["page"].paginator.count == 1
+    for query in queries.captured_queries:
+        assert 'JOIN "tutoring_generation"' not in query["sql"], query["sql"]
+    # A word of the statement and a word of an answer, together.
+    both = student_client.get(url, {"q": "integrate 1/3"})
+    assert [a.pk for a in both.context["page"].object_list] == [other.pk]
