@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
-from webapp.core.websocket import CloseCode, signed_in_user
+from webapp.core.websocket import CloseCode, JsonConsumer, signed_in_user
 
 
-class ChannelLayerEchoConsumer(AsyncJsonWebsocketConsumer):
+class ChannelLayerEchoConsumer(JsonConsumer):
     async def connect(self) -> None:
         # Who is asking, and the group joined, before the handshake completes: a client whose
         # socket is open is in its group, so a message sent to the group from then on reaches it.
@@ -31,7 +29,13 @@ class ChannelLayerEchoConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group_name"):
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
-    async def receive_json(self, content: dict, **kwargs: Any) -> None:
+    def accepts_messages(self) -> bool:
+        return hasattr(self, "group_name")  # signed in (a refused socket has no group)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict):  # `{"text": ...}` only
+            await self.refuse_message()
+            return
         text = str(content.get("text", ""))[:1000]
         await self.channel_layer.group_send(self.group_name, {"type": "echo", "text": text})
 

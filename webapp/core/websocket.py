@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib import auth
 from django.db import transaction
 from django.http import HttpRequest
@@ -111,3 +112,56 @@ async def signed_in_user(scope: dict):
     if _not_read_yet(scope["user"]):
         return await database_call(session_user)(scope)
     return scope["user"]  # read already, and signed in
+
+
+# What a page sends on the site's sockets is a few dozen characters (`{"type": "cancel"}`).
+MAX_CLIENT_MESSAGE_CHARS = 1024
+
+
+class JsonConsumer(AsyncJsonWebsocketConsumer):
+    """The site's consumers' base: whatever a client sends, the socket does not break.
+
+    Channels' `receive` raised on a binary frame (ValueError), on text that is not JSON
+    (JSONDecodeError) and on JSON nested deep enough (RecursionError): the exception dropped the
+    socket with 1011 and logged a server error, one per message anyone cared to send. Here such a
+    message, or one longer than MAX_CLIENT_MESSAGE_CHARS (refused before it is decoded), gets
+    `refuse_message` and the socket stays open. Until `accepts_messages` (the opening's checks
+    passed) a message is ignored: a socket being refused has nothing to act on.
+    """
+
+    def accepts_messages(self) -> bool:
+        return True
+
+    async def refuse_message(self) -> None:
+        """The answer to a message this socket does not understand."""
+        await self.send_json(
+            {"type": "error", "code": "unknown_message", "message": "Message not understood."}
+        )
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        if not self.accepts_messages():
+            return
+        if text_data is None or len(text_data) > MAX_CLIENT_MESSAGE_CHARS:
+            await self.refuse_message()
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except (ValueError, RecursionError):
+            await self.refuse_message()
+            return
+        await self.receive_json(content, **kwargs)
+
+
+class UnknownRouteConsumer(JsonConsumer):
+    """Every WebSocket path no app routes (`/ws/nope/`, `/ws/generations/abc/`): Channels' router
+    raised ValueError for it, which the server answered with a 500 on the handshake and a logged
+    error. Opened and closed with NOT_FOUND instead, like a route's own unknown object."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CloseCode.NOT_FOUND)
+
+    def accepts_messages(self) -> bool:
+        return False

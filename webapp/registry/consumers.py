@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
 from webapp.core.roles import user_has_role
-from webapp.core.websocket import CloseCode, database_call, signed_in_user
+from webapp.core.websocket import CloseCode, JsonConsumer, database_call, signed_in_user
 from webapp.registry.events import snapshot_event, training_job_group_name
 from webapp.registry.selectors import (
     training_job_get,
@@ -37,7 +35,7 @@ def _snapshot(job_id: int) -> dict | None:
     )
 
 
-class TrainingJobConsumer(AsyncJsonWebsocketConsumer):
+class TrainingJobConsumer(JsonConsumer):
     async def connect(self) -> None:
         # Accept, then check, then close with a named code (webapp.core.websocket).
         await self.accept()
@@ -61,7 +59,7 @@ class TrainingJobConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group_name"):
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
-    async def receive_json(self, content: dict, **kwargs: Any) -> None:
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
         # The feed is one-way; cancel goes through the page's POST (a service, with CSRF).
         return
 

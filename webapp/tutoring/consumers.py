@@ -20,14 +20,19 @@ import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import transaction
 
 from inference_contract.event_log import decode
 from inference_contract.protocol import event_log_key
 from webapp.core.errors import ServiceError
 from webapp.core.redis_client import async_redis_client
-from webapp.core.websocket import CloseCode, database_call, may_be_signed_in, session_user
+from webapp.core.websocket import (
+    CloseCode,
+    JsonConsumer,
+    database_call,
+    may_be_signed_in,
+    session_user,
+)
 from webapp.tutoring import events
 from webapp.tutoring.generation_selectors import generation_get_for_viewer, generation_replay
 from webapp.tutoring.generation_services import generation_cancel
@@ -43,8 +48,6 @@ FOLLOW_BLOCK_MS = 15_000
 # each generation's socket cost a new Redis connection (HELLO, SELECT) and five commands.
 # `get_channel_layer` returns None for an alias that is not configured.
 NO_CHANNEL_LAYER = "none: this consumer does not use a channel layer"
-# The page only ever sends `{"type": "cancel"}`; a longer message is refused before it is decoded.
-MAX_CLIENT_MESSAGE_CHARS = 1024
 
 
 class _Opening(NamedTuple):
@@ -80,12 +83,10 @@ def _cancel(generation, user) -> None:
     generation_cancel(generation=generation, user=user)
 
 
-class GenerationConsumer(AsyncJsonWebsocketConsumer):
+class GenerationConsumer(JsonConsumer):
     channel_layer_alias = NO_CHANNEL_LAYER
     follower: asyncio.Task | None = None
-    # None until the socket's opening has passed the checks, and for a refused socket: a message
-    # that arrives before its close is ignored (it used to raise AttributeError on None).
-    generation: Generation | None = None
+    generation: Generation | None = None  # set once the opening's checks pass
 
     async def connect(self) -> None:
         # Accept, then check, then close with a named code (webapp.core.websocket).
@@ -129,33 +130,19 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("following generation %s failed", self.generation.pk, exc_info=True)
             await self.close(code=CloseCode.SERVER_ERROR)
 
-    async def receive(
-        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
-    ) -> None:
-        """A message from the page. Channels' own `receive` raised on a binary frame (ValueError)
-        or text that is not JSON (JSONDecodeError, RecursionError on deep nesting): the exception
-        dropped the socket with 1011 and logged a server error, one per message anyone sends. Now
-        such a message gets the same error event as an unknown one, and the socket stays open."""
-        if self.generation is None:
-            return  # refused (closing) or not opened yet: nothing to act on
-        if text_data is None or len(text_data) > MAX_CLIENT_MESSAGE_CHARS:
-            await self._unknown_message()
-            return
-        try:
-            content = await self.decode_json(text_data)
-        except (ValueError, RecursionError):
-            await self._unknown_message()
-            return
-        await self.receive_json(content, **kwargs)
+    def accepts_messages(self) -> bool:
+        # None until the socket's opening has passed the checks, and for a refused socket: a
+        # message that arrives before its close is ignored (it raised AttributeError on None).
+        return self.generation is not None
 
-    async def _unknown_message(self) -> None:
+    async def refuse_message(self) -> None:
         await self.send_json(
             events.error(code="unknown_message", message="Only a stop request is understood.")
         )
 
     async def receive_json(self, content: object, **kwargs: Any) -> None:
         if not isinstance(content, dict) or content.get("type") != "cancel":
-            await self._unknown_message()
+            await self.refuse_message()
             return
         try:
             await _cancel(self.generation, self.scope["user"])
