@@ -484,3 +484,14 @@ def test_a_csv_with_many_unknown_columns_names_the_first_few():
         + ", ".join(f"“col{n}”" for n in range(1, 11))
         + " and 20 more."
     ]
+
+
+def test_a_json_file_with_two_problem_lists_is_refused_instead_of_dropping_one():
+    # Only the first of "problems", "items" and "questions" was read: the other list's problems
+    # were dropped without a word.
+    text = (
+        '{"title": "Mixed", "problems": [{"statement": "What is 1 + 1?", "answer": "2"}],'
+        ' "questions": [{"statement": "What is 2 + 2?", "answer": "4"}]}'
+    )
+    with pytest.raises(UploadRefused, match="both “problems” and “questions” lists"):
+        read_text(text, "mixed.json")

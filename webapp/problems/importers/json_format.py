@@ -78,7 +78,12 @@ def parse_json(text: str, *, max_items: int) -> ParsedFile:
         items_data = data
         offsets = _array_offsets(text, _WHITESPACE.match(text).end())
     elif isinstance(data, dict) and any(key in data for key in _PROBLEM_LIST_KEYS):
-        key = next(key for key in _PROBLEM_LIST_KEYS if key in data)
+        keys = [key for key in _PROBLEM_LIST_KEYS if key in data]
+        if len(keys) > 1:
+            # Reading one of them would drop the other's problems without a word.
+            named = " and ".join(f"“{key}”" for key in keys)
+            raise UploadRefused(f"The file has both {named} lists; put every problem in one list.")
+        key = keys[0]
         items_data = data[key]
         if not isinstance(items_data, list):
             raise UploadRefused(f"“{key}” must be a list of problems, in square brackets [ … ].")
