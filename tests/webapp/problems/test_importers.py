@@ -495,3 +495,10 @@ def test_a_json_file_with_two_problem_lists_is_refused_instead_of_dropping_one()
     )
     with pytest.raises(UploadRefused, match="both “problems” and “questions” lists"):
         read_text(text, "mixed.json")
+
+
+def test_a_second_byte_order_mark_before_the_header_is_not_part_of_it():
+    # It made the first column "\ufeffstatement": "no statement column".
+    data = b"\xef\xbb\xbf" + "\ufeffstatement,answer\nWhat is 2 + 2?,4\n".encode()
+    items = read_problem_file(data, filename="twice.csv", **LIMITS).items
+    assert [(item.data["statement"], item.errors) for item in items] == [("What is 2 + 2?", [])]

@@ -60,6 +60,10 @@ def decode_upload(data: bytes, *, max_bytes: int) -> DecodedText:
             raise UploadRefused(f"This file is {what}, not a text file. {_SAVE_AS}")
 
     text, encoding = _decode_text(data)
+    # A byte-order mark left after decoding (a file saved twice with one, or files joined) is
+    # invisible in an editor but made the header's first name "\ufeffstatement": "no statement
+    # column". At the start of a file it means nothing else.
+    text = text.lstrip("\ufeff")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     bad = _CONTROL.search(text)
     if bad is not None:
