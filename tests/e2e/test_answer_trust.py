@@ -48,6 +48,7 @@ def forced(student, statement: str, **fields) -> Generation:
     values = {
         "status": "done",
         "verdict": "unverifiable",
+        "verdict_source": "none",
         "model_version_label": "ring-tiny",
         "completion_tokens": 120,
         "duration_ms": 900.0,
@@ -80,6 +81,8 @@ def test_a_right_answer_to_a_natural_question_is_checked(
         reasoning="15% of 240 = 240/100*15\n240/100=2.4 ...\nso 36",
         answer="The answer is \\boxed{36}.",
         final_answer="36",
+        verdict="correct",
+        verdict_source="calculation",
         confidence=0.93,
     )
     article = open_attempt(student_page, live_site, generation)
@@ -100,6 +103,8 @@ def test_a_wrong_answer_gets_the_disagreement_and_the_hint_path(
         reasoning="multiply 3*7 by columns:\nones: 3*7=21, write 1 carry 2\nso 3*7=297",
         answer="The answer is \\boxed{297}.",
         final_answer="297",
+        verdict="wrong",
+        verdict_source="calculation",
         confidence=0.88,
     )
     page = student_page

@@ -8,7 +8,15 @@ from webapp.tutoring.models import Attempt, Feedback, Generation, OwnAnswer
 
 class GenerationInline(admin.TabularInline):
     model = Generation
-    fields = ("kind", "hint_index", "status", "final_answer", "verdict", "model_version_label")
+    fields = (
+        "kind",
+        "hint_index",
+        "status",
+        "final_answer",
+        "verdict",
+        "verdict_source",
+        "model_version_label",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -40,10 +48,11 @@ class GenerationAdmin(admin.ModelAdmin):
         "kind",
         "status",
         "verdict",
+        "verdict_source",
         "model_version_label",
         "queued_at",
     )
-    list_filter = ("status", "kind", "verdict", "model_version_label")
+    list_filter = ("status", "kind", "verdict", "verdict_source", "model_version_label")
     search_fields = ("final_answer", "attempt__student__username")
     raw_id_fields = ("attempt", "model_version")
     readonly_fields = ("queued_at", "started_at", "finished_at")

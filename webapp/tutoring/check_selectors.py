@@ -10,10 +10,16 @@ student as a badge under the answer:
 - *unchecked*: nothing could check it; the model's own confidence (`training.confidence`,
   stored by the worker) says whether it was unsure.
 
+The checks themselves run once, in the inference worker, when it stores the solution
+(`worker.inference.records.verdict_for`: the answer key, else `webapp.tutoring.grading`'s exact
+calculation); the page reads the stored `verdict` and `verdict_source` and only re-reads the
+calculation from the statement to show it ("3 × 7 = 21": `recognise_calculation`, bounded and
+without sympy), so reloading a page makes the answer checker do no work.
+
 `generation_scope_note` is the note for a question outside what the serving model was trained
 on: the model's manifest names its scope (`training.scope`); a model without one (Ring-lite)
-gets no note. Both are pure reads of the rows and the checkpoint's manifest, computed when the
-page is drawn.
+gets no note. Both are reads of the rows and the checkpoint's manifest, computed when the page is
+drawn.
 """
 
 import functools
@@ -27,9 +33,15 @@ from django.conf import settings
 from training.calculation_check import recognise_calculation
 from training.confidence import UNSURE_BELOW, is_unsure
 from training.scope import classify_scope, manifest_scope
-from webapp.core.answer_checks import answer_verdict
 from webapp.registry.models import ModelVersion, VersionStatus
-from webapp.tutoring.models import Generation, GenerationKind, GenerationStatus, Verdict
+from webapp.tutoring.grading import calculation_verdict
+from webapp.tutoring.models import (
+    Generation,
+    GenerationKind,
+    GenerationStatus,
+    Verdict,
+    VerdictSource,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,36 +86,35 @@ def generation_answer_check(*, generation: Generation) -> AnswerCheck | None:
         return None
     confidence = generation.confidence
     unsure = is_unsure(confidence)
-    if generation.verdict == Verdict.CORRECT:
-        return AnswerCheck(CHECKED, "answer key", confidence=confidence, unsure=unsure)
-    if generation.verdict == Verdict.WRONG:
-        return AnswerCheck(DISAGREES, "answer key", confidence=confidence, unsure=unsure)
-    calculation = recognise_calculation(generation.attempt.problem.statement)
-    if calculation is not None:
-        # The model's final answer is untrusted text: through the site's bounded answer checker
-        # (numbers in-process, anything symbolic in its worker processes under the time limit),
-        # never `training.answers.verify` in this thread, where math-verify has no timeout and
-        # `(999*999)!` held the web process for 4 s on every view of the page. None (ran out of
-        # time) leaves the answer unchecked.
-        agrees: bool | None = None
-        try:
-            agrees = answer_verdict(
-                reference=calculation.value_text,
-                answer=generation.final_answer,
-                kind="number" if calculation.unit else "expression",
-                unit=calculation.unit,
+    verdict: str | None = generation.verdict
+    source = generation.verdict_source
+    if not source:
+        # Finished before the worker stored its calculation check (or by a worker older than
+        # this page, during a deploy): a correct or wrong verdict is the answer key's, and a pure
+        # calculation is checked here as the page always did, so an old wrong answer stays
+        # flagged. Working these out in a data migration instead would run the answer checker on
+        # every old answer at migrate time; no new row takes this path, so the per-view cost it
+        # keeps is bounded to answers that already existed.
+        if verdict in (Verdict.CORRECT, Verdict.WRONG):
+            source = VerdictSource.ANSWER_KEY
+        else:
+            verdict = calculation_verdict(
+                statement=generation.attempt.problem.statement,
+                final_answer=generation.final_answer,
             )
-        except Exception:  # noqa: BLE001 - a checking bug must not break the page
-            logger.exception("checking generation %s failed", generation.pk)
-        if agrees is not None:
-            return AnswerCheck(
-                CHECKED if agrees else DISAGREES,
-                "calculation",
-                computed=_readable(calculation.shown),
-                confidence=confidence,
-                unsure=unsure,
-            )
-    return AnswerCheck(UNCHECKED, confidence=confidence, unsure=unsure)
+            source = VerdictSource.CALCULATION
+    if verdict not in (Verdict.CORRECT, Verdict.WRONG):
+        return AnswerCheck(UNCHECKED, confidence=confidence, unsure=unsure)
+    state = CHECKED if verdict == Verdict.CORRECT else DISAGREES
+    if source == VerdictSource.CALCULATION:
+        # What was computed, read again from the statement (bounded, no sympy): the same
+        # statement gives the worker's calculation.
+        calculation = recognise_calculation(generation.attempt.problem.statement)
+        computed = _readable(calculation.shown) if calculation is not None else ""
+        return AnswerCheck(
+            state, "calculation", computed=computed, confidence=confidence, unsure=unsure
+        )
+    return AnswerCheck(state, "answer key", confidence=confidence, unsure=unsure)
 
 
 def _readable(shown: str) -> str:

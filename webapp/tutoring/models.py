@@ -1,8 +1,9 @@
 """Attempts, generations, own answers and feedback.
 
 A Generation is one request to the inference worker: its row is the durable record of what happened
-(status, full text, extracted answer, verdict, token counts, timings and the model version that
-produced it). Live deltas travel through Redis; the row is written when the generation ends.
+(status, full text, extracted answer, verdict and what it was checked against, token counts, timings
+and the model version that produced it). Live deltas travel through Redis; the row is written when
+the generation ends.
 """
 
 from __future__ import annotations
@@ -69,6 +70,16 @@ class Verdict(models.TextChoices):
     UNVERIFIABLE = "unverifiable", "No reference answer"
 
 
+class VerdictSource(models.TextChoices):
+    """What the worker checked a finished solution's final answer against, when it stored it:
+    the problem's answer key first, else the exact value of a statement that is a pure calculation
+    (`webapp.tutoring.grading`), else nothing could check it."""
+
+    ANSWER_KEY = "answer_key", "Answer key"
+    CALCULATION = "calculation", "Exact calculation"
+    NONE = "none", "Nothing could check it"
+
+
 class Generation(models.Model):
     attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="generations")
     kind = models.CharField(
@@ -90,6 +101,10 @@ class Generation(models.Model):
     answer = models.TextField(blank=True)
     final_answer = models.CharField(max_length=500, blank=True)
     verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    # Where `verdict` came from, stored with it by the worker for every finished solution; blank
+    # for hints, unfinished rows, and solutions finished before the worker recorded it (the page
+    # then checks a calculation as it always did, `check_selectors`).
+    verdict_source = models.CharField(max_length=16, choices=VerdictSource.choices, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     time_to_first_token_ms = models.FloatField(null=True, blank=True)

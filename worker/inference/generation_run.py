@@ -12,7 +12,8 @@ them share the serving engine's continuous batch. A run:
    clears what the dead worker had streamed, numbered on from its last `seq`);
 4. feeds the engine's text to its `GenerationStream` (the flush loop in outbox.py turns it into
    deltas; the first visible text and a large backlog are flushed at once);
-5. stores the row (verdict, tokens, timings, confidence), appends `done`, acks the queue entry —
+5. grades the answer (answer key, else the exact calculation) and stores the row (verdict and its
+   source, tokens, timings, confidence), appends `done`, acks the queue entry —
    in that order, so a crash before the ack re-runs nothing twice.
 
 A run can be aborted inside the engine (`abort`) for an `AbortReason`: the student cancelled (the
@@ -334,10 +335,12 @@ class GenerationRun:
             # A hint is cut from a hidden worked solution that every hint of the attempt shares:
             # its count is the hint's own tokens, not the solution's behind it.
             completion_tokens = self.engine.text_tokens(answer)
-        verdict = (
+        # Graded once, here (answer key, else the exact calculation), in one thread call; the
+        # page only reads what is stored.
+        grade = (
             await asyncio.to_thread(records.verdict_for, job, final_answer or None)
             if status == GenerationStatus.DONE
-            else ""
+            else records.Grade()
         )
         timings = self.timings
         outcome = records.GenerationOutcome(
@@ -345,7 +348,8 @@ class GenerationRun:
             reasoning=reasoning,
             answer=answer,
             final_answer=final_answer,
-            verdict=verdict,
+            verdict=grade.verdict,
+            verdict_source=grade.source,
             prompt_tokens=self.prompt_tokens,
             completion_tokens=completion_tokens,
             time_to_first_token_ms=timings.ms_since_start(timings.first_token_at),

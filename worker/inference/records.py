@@ -16,12 +16,14 @@ from django.utils import timezone
 
 from webapp.problems.models import AnswerKind
 from webapp.registry.models import ModelVersion, VersionStatus
+from webapp.tutoring.grading import calculation_verdict
 from webapp.tutoring.models import (
     ACTIVE_GENERATION_STATUSES,
     Generation,
     GenerationKind,
     GenerationStatus,
     Verdict,
+    VerdictSource,
 )
 from worker.inference.engine import ModelSpec
 
@@ -46,6 +48,15 @@ class GenerationJob:
 
 
 @dataclass(frozen=True)
+class Grade:
+    """A solution's verdict and what it was checked against (`VerdictSource`); both blank for a
+    hint."""
+
+    verdict: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class GenerationOutcome:
     status: str
     reasoning: str
@@ -60,6 +71,7 @@ class GenerationOutcome:
     thinking_ms: float | None = None  # first token to </think>; None for hints and unfinished
     confidence: float | None = None  # training.confidence.answer_confidence of the tokens
     cut_off: bool = False  # stopped at the length limit
+    verdict_source: str = ""  # VerdictSource of `verdict`; blank with no verdict
 
 
 def champion_spec() -> ModelSpec | None:
@@ -146,6 +158,7 @@ def generation_finish(*, generation_id: int, worker_id: str, outcome: Generation
         answer=outcome.answer,
         final_answer=outcome.final_answer[:500],
         verdict=outcome.verdict,
+        verdict_source=outcome.verdict_source,
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         time_to_first_token_ms=outcome.time_to_first_token_ms,
@@ -181,14 +194,26 @@ def generation_fail_unclaimed(*, generation_id: int, error: str) -> bool:
     return bool(updated)
 
 
-def verdict_for(job: GenerationJob, final_answer: str | None) -> str:
-    """The verdict of a solution against the problem's reference (training.answers.verify, bounded
-    in time by webapp.core.answer_checks).
-
-    Hints are not graded; problems without a verified reference are `unverifiable`.
-    """
+def verdict_for(job: GenerationJob, final_answer: str | None) -> Grade:
+    """The verdict of a finished solution, worked out once when the worker stores it: against the
+    problem's answer key (training.answers.verify, bounded in time by webapp.core.answer_checks);
+    when the key cannot settle it (no verified key, or out of time) and the statement is a pure
+    calculation, against its exact value (`webapp.tutoring.grading`); else `unverifiable`, from
+    nothing. Hints are not graded. The page only reads what this stores."""
     if job.kind != GenerationKind.SOLUTION:
-        return ""
+        return Grade()
+    key_verdict = _answer_key_verdict(job, final_answer)
+    if key_verdict != Verdict.UNVERIFIABLE:
+        return Grade(key_verdict, VerdictSource.ANSWER_KEY)
+    calculated = calculation_verdict(statement=job.problem_text, final_answer=final_answer or "")
+    if calculated is not None:
+        return Grade(calculated, VerdictSource.CALCULATION)
+    return Grade(Verdict.UNVERIFIABLE, VerdictSource.NONE)
+
+
+def _answer_key_verdict(job: GenerationJob, final_answer: str | None) -> str:
+    """Correct or wrong against the problem's reference; `unverifiable` for a problem without a
+    verified reference, or an answer the checker could not settle."""
     if not job.has_verified_reference or job.answer_kind == AnswerKind.NONE:
         return Verdict.UNVERIFIABLE
     from webapp.core.answer_checks import answer_verdict

@@ -1,7 +1,9 @@
 """How far a finished answer is trusted (checked / disagrees / unchecked with the model's
 confidence), the out-of-scope note from the serving model's manifest, and how the attempt page
 shows them: the disagreement with what the check computed and the hint path, the cut-off note,
-no Copy button with nothing to copy."""
+no Copy button with nothing to copy. The worker stores the verdict and its source (its side is
+tested in tests/worker/inference); the page reads them and runs no check of its own, except for an
+answer finished before the worker recorded its calculation check."""
 
 import json
 
@@ -18,7 +20,7 @@ from webapp.tutoring.check_selectors import (
     generation_answer_check,
     generation_scope_note,
 )
-from webapp.tutoring.models import GenerationKind
+from webapp.tutoring.models import GenerationKind, VerdictSource
 
 pytestmark = pytest.mark.django_db
 
@@ -28,16 +30,78 @@ def typed(student, statement):
     return attempt.generations.get()
 
 
-def test_answer_key_checks_or_disputes(student, practice_set):
+@pytest.fixture
+def no_checker(monkeypatch):
+    """The answer checker, made to fail the test if the page calls it."""
+
+    def called(*args, **kwargs):
+        raise AssertionError("the page ran the answer checker")
+
+    monkeypatch.setattr("webapp.core.answer_checks.answer_verdict", called)
+    monkeypatch.setattr("webapp.tutoring.check_selectors.calculation_verdict", called)
+
+
+def test_answer_key_checks_or_disputes(student, practice_set, no_checker):
     attempt = services.attempt_create(student=student, problem=practice_set.problems.first())
-    generation = finish(attempt.generations.get(), final_answer="5/6", verdict="correct")
+    generation = finish(
+        attempt.generations.get(),
+        final_answer="5/6",
+        verdict="correct",
+        verdict_source=VerdictSource.ANSWER_KEY,
+    )
     check = generation_answer_check(generation=generation)
     assert (check.state, check.source) == (CHECKED, "answer key")
     generation = finish(generation, final_answer="2/5", verdict="wrong")
     assert generation_answer_check(generation=generation).state == DISAGREES
+    # Stored before the source was (or by an older worker): a verdict was the answer key's.
+    generation = finish(generation, verdict_source="")
+    check = generation_answer_check(generation=generation)
+    assert (check.state, check.source) == (DISAGREES, "answer key")
 
 
-def test_a_pure_calculation_is_checked_exactly(student):
+def test_a_stored_calculation_verdict_is_shown_without_checking_again(student, no_checker):
+    """The worker checked the answer against the calculation once and stored the verdict; the
+    page reads it and shows what was computed, read again from the statement."""
+    generation = typed(student, "what is 3*7?")
+    right = finish(
+        generation,
+        final_answer="21",
+        verdict="correct",
+        verdict_source=VerdictSource.CALCULATION,
+        confidence=0.2,
+    )
+    check = generation_answer_check(generation=right)
+    assert (check.state, check.source, check.computed) == (CHECKED, "calculation", "3 × 7 = 21")
+    assert (check.confidence_percent, check.unsure) == (20, True)
+    wrong = finish(generation, final_answer="297", verdict="wrong", confidence=0.99)
+    check = generation_answer_check(generation=wrong)
+    assert (check.state, check.source, check.computed) == (DISAGREES, "calculation", "3 × 7 = 21")
+    # Nothing could check it (the checker ran out of time on the worker): unchecked, for good.
+    timed_out = finish(generation, final_answer="(999*999)!", verdict="unverifiable")
+    timed_out = finish(timed_out, verdict_source=VerdictSource.NONE)
+    check = generation_answer_check(generation=timed_out)
+    assert (check.state, check.source, check.computed) == (UNCHECKED, "", "")
+
+
+def test_a_calculation_no_longer_recognised_keeps_its_stored_verdict(student, no_checker):
+    generation = typed(student, "Ann has 12 pens and buys 30 more. How many pens now?")
+    generation = finish(
+        generation,
+        answer=r"\boxed{41}",
+        final_answer="41",
+        verdict="wrong",
+        verdict_source=VerdictSource.CALCULATION,
+    )
+    check = generation_answer_check(generation=generation)
+    assert (check.state, check.source, check.computed) == (DISAGREES, "calculation", "")
+    generation = finish(generation, verdict="correct")
+    check = generation_answer_check(generation=generation)
+    assert (check.state, check.source, check.computed) == (CHECKED, "calculation", "")
+
+
+def test_an_answer_finished_before_the_worker_checked_calculations_is_checked_here(student):
+    """A row without a stored source (finished before the worker recorded its calculation
+    check) keeps the page's own check, so an old wrong answer stays flagged."""
     generation = typed(student, "what is 3*7?")
     right = finish(generation, final_answer="21", verdict="unverifiable", confidence=0.2)
     check = generation_answer_check(generation=right)
@@ -47,11 +111,12 @@ def test_a_pure_calculation_is_checked_exactly(student):
     assert (check.state, check.computed) == (DISAGREES, "3 × 7 = 21")
 
 
-def test_a_calculation_check_never_runs_sympy_in_the_request(student, monkeypatch):
+def test_an_old_answers_calculation_check_never_runs_sympy_in_the_request(student, monkeypatch):
     """The model's final answer is untrusted text: checked against a recognised calculation with
     `training.answers.verify` in the page's own thread, `(999*999)!` held the web process for
     4.3 s (a factorial of 998,001 in sympy, no time limit outside a main thread) on every view
-    of the attempt. It goes through the bounded answer checker now: out of time is unchecked."""
+    of the attempt. The worker checks it once now; an answer finished before that is still
+    checked on the page, through the bounded answer checker: out of time is unchecked."""
 
     in_this_process = []  # the symbolic checks run here (the page's own checks catch errors)
 
@@ -71,9 +136,15 @@ def test_a_calculation_check_never_runs_sympy_in_the_request(student, monkeypatc
     assert generation_answer_check(generation=right).state == CHECKED
 
 
-def test_anything_else_is_unchecked_with_the_models_confidence(student):
+def test_anything_else_is_unchecked_with_the_models_confidence(student, no_checker):
     generation = typed(student, "Ann has 12 pens and buys 30 more. How many pens now?")
-    unsure = finish(generation, final_answer="42", verdict="unverifiable", confidence=0.21)
+    unsure = finish(
+        generation,
+        final_answer="42",
+        verdict="unverifiable",
+        verdict_source=VerdictSource.NONE,
+        confidence=0.21,
+    )
     check = generation_answer_check(generation=unsure)
     assert (check.state, check.unsure, check.confidence_percent) == (UNCHECKED, True, 21)
     sure = finish(generation, confidence=0.97)
@@ -120,13 +191,14 @@ def page(client, generation) -> str:
     return client.get(url).content.decode()
 
 
-def test_page_shows_the_disagreement_and_offers_hints(student_client, student):
+def test_page_shows_the_disagreement_and_offers_hints(student_client, student, no_checker):
     generation = finish(
         typed(student, "what is 3*7?"),
         reasoning="3*7=297",
         answer=r"The answer is \boxed{297}.",
         final_answer="297",
-        verdict="unverifiable",
+        verdict="wrong",
+        verdict_source=VerdictSource.CALCULATION,
         confidence=0.9,
     )
     html = page(student_client, generation)
@@ -138,20 +210,24 @@ def test_page_shows_the_disagreement_and_offers_hints(student_client, student):
     assert 'data-role="hint-path"' in html
 
 
-def test_page_shows_checked_and_unchecked_badges(student_client, student):
+def test_page_shows_checked_and_unchecked_badges(student_client, student, no_checker):
     checked = finish(
         typed(student, "Compute $757 + 18$."),
         answer=r"\boxed{775}",
         final_answer="775",
-        verdict="unverifiable",
+        verdict="correct",
+        verdict_source=VerdictSource.CALCULATION,
     )
     html = page(student_client, checked)
     assert 'data-check="checked"' in html and "757 + 18 = 775, computed exactly" in html
+    footer = student_client.get(reverse("tutoring:generation_footer", args=[checked.pk]))
+    assert "757 + 18 = 775, computed exactly" in footer.content.decode()
     unsure = finish(
         typed(student, "Ann has 12 pens and buys 30 more. How many pens now?"),
         answer=r"\boxed{41}",
         final_answer="41",
         verdict="unverifiable",
+        verdict_source=VerdictSource.NONE,
         confidence=0.3,
     )
     html = page(student_client, unsure)
@@ -184,3 +260,19 @@ def test_out_of_scope_question_shows_the_note_at_once(student_client, student):
     assert 'data-role="scope-note"' in html
     assert "outside what this model was trained on" in html and "Ring-lite" in html
     assert 'data-role="scope-note"' not in page(student_client, typed(student, "what is 3*7?"))
+
+
+def test_page_reads_well_when_the_calculation_is_no_longer_recognised(
+    student_client, student, no_checker
+):
+    generation = finish(
+        typed(student, "Ann has 12 pens and buys 30 more. How many pens now?"),
+        answer=r"\boxed{41}",
+        final_answer="41",
+        verdict="wrong",
+        verdict_source=VerdictSource.CALCULATION,
+    )
+    html = page(student_client, generation)
+    assert "A check worked this out exactly. The tutor's answer does not match it" in html
+    generation = finish(generation, answer=r"\boxed{42}", final_answer="42", verdict="correct")
+    assert "✓ Checked: computed exactly" in page(student_client, generation)

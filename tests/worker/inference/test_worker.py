@@ -36,8 +36,11 @@ from inference_contract.protocol import (
 from inference_contract.redis_retry import async_retry_options
 from ringmodel.checkpoint import CheckpointError
 from tests.fixtures.services import free_port
+from webapp.problems.content_key import problem_content_key
+from webapp.problems.models import Problem
 from webapp.registry.models import ModelVersion, VersionStatus
 from webapp.tutoring import events
+from webapp.tutoring.check_selectors import CHECKED, AnswerCheck, generation_answer_check
 from webapp.tutoring.generation_services import generation_cancel
 from webapp.tutoring.models import Attempt, Generation
 from worker.inference.config import EngineSettings, WorkerConfig
@@ -204,6 +207,7 @@ async def test_a_generation_streams_coalesced_deltas_and_is_stored(
     assert generation.reasoning == text_of(listener.events, "reasoning")
     assert generation.answer == text_of(listener.events, "answer")
     assert (generation.final_answer, generation.verdict) == ("85", "correct")
+    assert generation.verdict_source == "answer_key"
     assert generation.completion_tokens == len(SOLUTION) + 1
     assert generation.prompt_tokens > 0
     assert 0 < generation.time_to_first_token_ms <= generation.duration_ms
@@ -270,10 +274,50 @@ async def test_a_hint_streams_only_the_step_the_server_cut_never_the_answer(
     await generation.arefresh_from_db()
     assert (generation.reasoning, generation.answer) == ("", "add the tens: 40 + 30 = 70")
     assert (generation.final_answer, generation.thinking_ms) == ("", None)
+    assert (generation.verdict, generation.verdict_source) == ("", "")  # hints are not graded
     # The hint's own length, not the hidden solution's (which every hint would share).
     assert generation.completion_tokens == len("add the tens: 40 + 30 = 70")
     replay = await read_log_async(aredis, generation.pk)
     assert (replay.reasoning, replay.answer) == ("", generation.answer)
+
+
+def typed_problem(statement: str) -> Problem:
+    """A question a student typed: no answer key."""
+    return Problem.objects.create(
+        statement=statement, content_key=problem_content_key(statement), answer_kind="none"
+    )
+
+
+def answer_check_of(generation_id: int) -> AnswerCheck | None:
+    generation = Generation.objects.select_related("attempt__problem").get(pk=generation_id)
+    return generation_answer_check(generation=generation)
+
+
+async def test_a_typed_calculation_is_checked_once_when_the_answer_is_stored(
+    config, aredis, student, monkeypatch
+):
+    """No answer key, but the statement is a pure calculation: the worker checks the answer
+    against its exact value when it stores the row (the same thread call as the answer key's
+    check), and stores the verdict with its source. Showing the check then only reads it: the
+    answer checker is not called again, however often the page is drawn."""
+    problem = await sync_to_async(typed_problem)("What is 47 + 38?")
+    worker = scripted_worker(config, Engines())
+    generation = await sync_to_async(new_generation)(student, problem)
+    async with serving(worker), LogListener(generation.pk) as listener:
+        await enqueue(aredis, config, generation)
+        done = await listener.until("done")
+
+    assert (done["status"], done["final_answer"], done["verdict"]) == ("done", "85", "correct")
+    await generation.arefresh_from_db()
+    assert (generation.verdict, generation.verdict_source) == ("correct", "calculation")
+
+    def checker(*args, **kwargs):
+        raise AssertionError("the page ran the answer checker")
+
+    monkeypatch.setattr("webapp.core.answer_checks.answer_verdict", checker)
+    monkeypatch.setattr("webapp.tutoring.check_selectors.calculation_verdict", checker)
+    check = await sync_to_async(answer_check_of)(generation.pk)
+    assert (check.state, check.source, check.computed) == (CHECKED, "calculation", "47 + 38 = 85")
 
 
 async def test_the_heartbeat_reports_the_served_version_and_load(config, aredis, student, problem):
@@ -312,7 +356,7 @@ async def test_cancel_aborts_the_request_inside_the_engine(config, aredis, stude
     assert generation.status == "cancelled"
     assert generation.cancel_requested
     assert 0 < generation.completion_tokens < len(engines.completions["v1-path"])
-    assert generation.verdict == ""
+    assert (generation.verdict, generation.verdict_source) == ("", "")
     assert await worker.queue.depth() == {"waiting": 0, "pending": 0}
 
 
