@@ -400,6 +400,15 @@ GENERATION_QUOTA_PER_HOUR = _env_int("GENERATION_QUOTA_PER_HOUR", 60)
 GENERATION_QUOTA_PER_DAY = _env_int("GENERATION_QUOTA_PER_DAY", 300)
 GENERATION_QUOTA_SHOW_FRACTION = _env_float("GENERATION_QUOTA_SHOW_FRACTION", 0.5)
 
+# A student's own answer checks (webapp.tutoring.answer_limits): one at a time per student, at most
+# this many per minute and per hour (site admins exempt), and at most this many kept per attempt.
+# A symbolic check holds a checker process for up to ANSWER_CHECK_TIMEOUT_SECONDS, so one account
+# holds at most one of them, and for at most 10 s a minute. A student answering at a working pace
+# checks a few answers a minute and a few dozen an hour.
+OWN_ANSWER_CHECKS_PER_MINUTE = _env_int("OWN_ANSWER_CHECKS_PER_MINUTE", 10)
+OWN_ANSWER_CHECKS_PER_HOUR = _env_int("OWN_ANSWER_CHECKS_PER_HOUR", 120)
+OWN_ANSWERS_PER_ATTEMPT = _env_int("OWN_ANSWERS_PER_ATTEMPT", 50)
+
 # /healthz: anonymous callers get only the overall state; admins, or a caller sending this token
 # (`Authorization: Bearer <token>`), get every check. Empty: no token is accepted.
 HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN", "")

@@ -78,7 +78,11 @@ def test_any_reference_answer(text, kind):
 @pytest.mark.django_db
 @fuzz(examples=60)
 @given(text=answer)
-def test_own_answers_on_the_page(client, symbolic_attempt, student, text):
+def test_own_answers_on_the_page(client, symbolic_attempt, student, settings, text):
+    # Every example is the same student's answer within a minute: the per-student answer limits
+    # would refuse most of them unchecked (they are tested in tests/webapp/tutoring).
+    settings.OWN_ANSWER_CHECKS_PER_MINUTE = settings.OWN_ANSWER_CHECKS_PER_HOUR = 10_000
+    settings.OWN_ANSWERS_PER_ATTEMPT = 10_000
     client.force_login(student)
     url = reverse("tutoring:own_answer_create", args=[symbolic_attempt.pk])
     with server_time() as spent:

@@ -21,6 +21,7 @@ from webapp.core.answer_checks import answer_verdict
 from webapp.core.errors import ServiceError
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.models import AnswerKind, Domain, Problem
+from webapp.tutoring.answer_limits import hold_answer_check, own_answer_limits
 from webapp.tutoring.generation_services import generation_enqueue
 from webapp.tutoring.models import (
     Attempt,
@@ -197,7 +198,12 @@ def attempt_solution_request(*, attempt: Attempt, user: User) -> Generation:
 def own_answer_create(*, attempt: Attempt, user: User, answer: str) -> OwnAnswer:
     """Record the student's own answer and, when the problem has a reference, whether it is right
     (`is_correct` stays None when there is nothing to check against, or the check ran out of
-    time)."""
+    time).
+
+    Refused with status 429, storing nothing, while another of the student's answers is being
+    checked, past the student's answers per minute or per hour, or once the attempt keeps
+    `OWN_ANSWERS_PER_ATTEMPT` answers (webapp.tutoring.answer_limits). The lock that makes a
+    student's checks one at a time is held until the answer's row is committed."""
     _ensure_own(attempt, user)
     answer = answer.strip()
     if _is_blank(answer):
@@ -207,18 +213,23 @@ def own_answer_create(*, attempt: Attempt, user: User, answer: str) -> OwnAnswer
             f"Keep the answer under {MAX_OWN_ANSWER_CHARS} characters: just the final result.",
             code="too_long",
         )
-    problem = attempt.problem
-    is_correct = None
-    if problem.has_verified_reference:
-        is_correct = answer_verdict(
-            reference=problem.reference_answer,
-            answer=answer,
-            kind=problem.answer_kind,
-            tolerance=problem.tolerance,
-            unit=problem.unit or None,
-            options=problem.choices or None,
-        )
-    return OwnAnswer.objects.create(attempt=attempt, answer=answer, is_correct=is_correct)
+    with transaction.atomic():
+        hold_answer_check(user=user)
+        refusal = own_answer_limits(user=user, attempt=attempt).refusal()
+        if refusal is not None:
+            raise refusal
+        problem = attempt.problem
+        is_correct = None
+        if problem.has_verified_reference:
+            is_correct = answer_verdict(
+                reference=problem.reference_answer,
+                answer=answer,
+                kind=problem.answer_kind,
+                tolerance=problem.tolerance,
+                unit=problem.unit or None,
+                options=problem.choices or None,
+            )
+        return OwnAnswer.objects.create(attempt=attempt, answer=answer, is_correct=is_correct)
 
 
 def feedback_save(

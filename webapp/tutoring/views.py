@@ -6,12 +6,15 @@ ServiceError becomes a message in the page (a form error, or a refusal, webapp.c
 422 with the message swapped into the page's alert region); anything else is left to Django's error handling and never shown raw.
 """
 
+import math
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from inference_contract.protocol import HINTS_PER_ATTEMPT
@@ -313,6 +316,7 @@ def own_answer_create(request: AuthenticatedHttpRequest, attempt_id: int) -> Htt
     attempt = found_or_404(selectors.attempt_get_for_user, attempt_id=attempt_id, user=request.user)
     form = OwnAnswerForm(request.POST)
     error = None
+    limited = None  # a refusal by the answer-check limits (429): nothing stored, try again later
     own_answer = None
     if form.is_valid():
         try:
@@ -321,9 +325,19 @@ def own_answer_create(request: AuthenticatedHttpRequest, attempt_id: int) -> Htt
             )
         except ServiceError as service_error:
             error = service_error.message
+            limited = service_error if service_error.status == 429 else None
     else:
         error = " ".join(form.errors.get("answer", ["Check your answer."]))
     if not request.htmx:
+        if limited is not None:
+            # The attempt page itself, status 429, with the message by the form and what was typed
+            # still in the box: a redirect would lose it.
+            context = _attempt_context(attempt) | {
+                "own_answer_error": error,
+                "own_answer_typed": form.cleaned_data["answer"],
+            }
+            page = render(request, "tutoring/attempt_detail.html", context, status=429)
+            return _with_retry_after(page, limited)
         if error:
             messages.error(request, error)
         return redirect(reverse("tutoring:attempt_detail", args=[attempt_id]) + "#own-answer")
@@ -339,7 +353,20 @@ def own_answer_create(request: AuthenticatedHttpRequest, attempt_id: int) -> Htt
             "own_answers": attempt.own_answers.all()[:10],
         },
     )
+    # htmx swaps only the site's refusal status (422) into the page (base.html), and leaves the
+    # form, with what was typed, as it was; a 429 would show only the generic "too many requests"
+    # alert. The service's 429 and when to retry still travel in Retry-After.
+    if limited is not None:
+        return _with_retry_after(refused(response), limited)
     return refused(response) if error else response
+
+
+def _with_retry_after(response: HttpResponse, error: ServiceError) -> HttpResponse:
+    """`Retry-After` in whole seconds (at least 1) when the refusal says when to try again."""
+    if error.retry_at is not None:
+        seconds = math.ceil((error.retry_at - timezone.now()).total_seconds())
+        response["Retry-After"] = str(max(1, seconds))
+    return response
 
 
 # --- one generation -------------------------------------------------------------------------

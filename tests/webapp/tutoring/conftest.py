@@ -1,14 +1,21 @@
 """Fixtures for the student's side of tutoring: users of each role, a practice set, a class with an
-assigned set, and a helper that plays the worker's part of finishing a generation."""
+assigned set, a helper that plays the worker's part of finishing a generation, and helpers for the
+answer-check limits (answers already given, a check running in another server process)."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from webapp.accounts.services import user_create
 from webapp.classes.models import Assignment, Classroom, Enrollment
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.models import Problem, ProblemSet
-from webapp.tutoring.models import Generation, GenerationStatus
+from webapp.tutoring.answer_limits import checker_lock_keys
+from webapp.tutoring.models import Attempt, Generation, GenerationStatus, OwnAnswer
 
 
 def make_problem(problem_set, statement, *, position=0, **fields) -> Problem:
@@ -90,3 +97,28 @@ def finish(generation: Generation, *, status=GenerationStatus.DONE, **fields) ->
     generation.finished_at = timezone.now()
     generation.save()
     return generation
+
+
+def answered(attempt: Attempt, count: int, *, ago=timedelta(seconds=10)) -> None:
+    """`count` own answers on `attempt`, given `ago` in the past."""
+    rows = OwnAnswer.objects.bulk_create(
+        OwnAnswer(attempt=attempt, answer="2/5", is_correct=False) for _ in range(count)
+    )
+    OwnAnswer.objects.filter(pk__in=[row.pk for row in rows]).update(
+        created_at=timezone.now() - ago
+    )
+
+
+@contextmanager
+def checking_elsewhere(student) -> Iterator[None]:
+    """One of `student`'s answers being checked by another server process: its check lock held on
+    a database connection of its own (this test's connection is the request's)."""
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", checker_lock_keys(student.pk))
+        yield
+    finally:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_all()")
+        other.close()

@@ -1,10 +1,17 @@
 """The student's services: starting attempts, the tutor-mode flow decided by the server, own-answer
 checks with the shared verifier, and feedback."""
 
+import re
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
 
 from inference_contract.protocol import HINTS_PER_ATTEMPT
-from tests.webapp.tutoring.conftest import finish
+from tests.webapp.tutoring.conftest import answered, checking_elsewhere, finish
+from webapp.accounts.services import user_create
 from webapp.core.errors import ServiceError
 from webapp.problems.models import AnswerKind
 from webapp.tutoring import services
@@ -236,6 +243,132 @@ def test_only_the_student_answers_their_attempt(student, other_student, practice
     attempt = services.attempt_create(student=student, problem=practice_set.problems.first())
     with pytest.raises(ServiceError):
         services.own_answer_create(attempt=attempt, user=other_student, answer="5/6")
+
+
+# --- own-answer limits: one account cannot keep the answer checker busy ---------------------
+
+
+def test_answers_per_minute_are_refused_with_when_and_nothing_is_stored(
+    student, practice_set, settings
+):
+    settings.OWN_ANSWER_CHECKS_PER_MINUTE = 3
+    attempt = services.attempt_create(student=student, problem=practice_set.problems.first())
+    answered(attempt, 2, ago=timedelta(seconds=40))
+    services.own_answer_create(attempt=attempt, user=student, answer="2/5")  # the third fits
+    with pytest.raises(ServiceError) as refused:
+        services.own_answer_create(attempt=attempt, user=student, answer="5/6")
+    error = refused.value
+    assert error.code == "answer_rate_limited" and error.status == 429
+    assert "3 answers in the last minute" in error.message and "(3)" in error.message
+    # The oldest of the three ages out of the minute 20 seconds from now.
+    frees = timezone.now() + timedelta(seconds=20)
+    assert abs((error.retry_at - frees).total_seconds()) < 2
+    assert re.search(
+        r"You can check again in (19|20|21) s \(at \d\d:\d\d:\d\d UTC\)", error.message
+    )
+    assert "has not been saved" in error.message
+    # Refused, not stored as a wrong attempt.
+    assert not OwnAnswer.objects.filter(answer="5/6").exists()
+    assert OwnAnswer.objects.count() == 3
+
+
+def test_the_minute_frees_up_and_the_refused_answer_can_be_checked_then(
+    student, practice_set, settings
+):
+    settings.OWN_ANSWER_CHECKS_PER_MINUTE = 2
+    attempt = services.attempt_create(student=student, problem=practice_set.problems.first())
+    answered(attempt, 2, ago=timedelta(seconds=30))
+    with pytest.raises(ServiceError, match="in the last minute"):
+        services.own_answer_create(attempt=attempt, user=student, answer="5/6")
+    OwnAnswer.objects.update(created_at=timezone.now() - timedelta(seconds=61))
+    assert services.own_answer_create(attempt=attempt, user=student, answer="5/6").is_correct
+
+
+def test_the_hourly_limit_counts_every_attempt_of_the_student(student, practice_set, settings):
+    settings.OWN_ANSWER_CHECKS_PER_HOUR = 4
+    first, second = (
+        services.attempt_create(student=student, problem=problem)
+        for problem in practice_set.problems.order_by("position")
+    )
+    answered(first, 2, ago=timedelta(minutes=50))
+    answered(second, 2, ago=timedelta(minutes=20))
+    with pytest.raises(ServiceError) as refused:
+        services.own_answer_create(attempt=second, user=student, answer="12 N")
+    error = refused.value
+    assert error.code == "answer_rate_limited" and "in the last hour" in error.message
+    frees = timezone.localtime(timezone.now() + timedelta(minutes=10))
+    assert f"You can check again at {frees:%H:%M}" in error.message
+    OwnAnswer.objects.filter(attempt=first).update(created_at=timezone.now() - timedelta(hours=2))
+    assert services.own_answer_create(attempt=second, user=student, answer="12 N").is_correct
+
+
+def test_other_students_are_unaffected_by_one_at_the_limit(
+    student, other_student, practice_set, settings
+):
+    settings.OWN_ANSWER_CHECKS_PER_MINUTE = 2
+    problem = practice_set.problems.first()
+    busy = services.attempt_create(student=student, problem=problem)
+    answered(busy, 2)
+    with pytest.raises(ServiceError, match="in the last minute"):
+        services.own_answer_create(attempt=busy, user=student, answer="5/6")
+    with checking_elsewhere(student):
+        calm = services.attempt_create(student=other_student, problem=problem)
+        assert services.own_answer_create(attempt=calm, user=other_student, answer="5/6").is_correct
+        assert (
+            services.own_answer_create(attempt=calm, user=other_student, answer="2/5") is not None
+        )
+
+
+def test_one_check_at_a_time_per_student(student, practice_set):
+    attempt = services.attempt_create(student=student, problem=practice_set.problems.first())
+    with checking_elsewhere(student):
+        with pytest.raises(ServiceError) as refused:
+            services.own_answer_create(attempt=attempt, user=student, answer="5/6")
+    error = refused.value
+    assert error.code == "answer_check_busy" and error.status == 429
+    assert "still being checked" in error.message and error.retry_at is not None
+    assert not OwnAnswer.objects.exists()
+    # Once that check is done, the answer is checked.
+    assert services.own_answer_create(attempt=attempt, user=student, answer="5/6").is_correct
+
+
+def test_an_attempt_keeps_a_bounded_number_of_answers(student, practice_set, settings):
+    settings.OWN_ANSWERS_PER_ATTEMPT = 3
+    problem = practice_set.problems.first()
+    attempt = services.attempt_create(student=student, problem=problem)
+    answered(attempt, 3, ago=timedelta(days=2))  # however long ago
+    with pytest.raises(ServiceError) as refused:
+        services.own_answer_create(attempt=attempt, user=student, answer="5/6")
+    error = refused.value
+    assert error.code == "own_answers_full" and error.status == 429
+    assert "already has 3 answers" in error.message and "start the problem again" in error.message
+    assert attempt.own_answers.count() == 3
+    fresh = services.attempt_create(student=student, problem=problem)
+    assert services.own_answer_create(attempt=fresh, user=student, answer="5/6").is_correct
+
+
+def test_site_admins_are_exempt_from_the_rate_but_not_the_attempt_cap(practice_set, settings):
+    settings.OWN_ANSWER_CHECKS_PER_MINUTE = 1
+    settings.OWN_ANSWERS_PER_ATTEMPT = 3
+    admin = user_create(username="root", password="x", role="admin", validate=False)
+    attempt = Attempt.objects.create(student=admin, problem=practice_set.problems.first())
+    answered(attempt, 2)
+    assert services.own_answer_create(attempt=attempt, user=admin, answer="5/6").is_correct
+    with pytest.raises(ServiceError, match="already has 3 answers"):
+        services.own_answer_create(attempt=attempt, user=admin, answer="5/6")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["OWN_ANSWER_CHECKS_PER_MINUTE", "OWN_ANSWER_CHECKS_PER_HOUR", "OWN_ANSWERS_PER_ATTEMPT"],
+)
+def test_the_answer_limits_are_in_the_security_docs_table(setting):
+    # docs/security.md's tables of limits, with each setting's default (the value here: the test
+    # settings do not change them).
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "security.md").read_text()
+    rows = [line for line in docs.splitlines() if line.startswith("|") and f"`{setting}`" in line]
+    assert rows, f"{setting} is not in a table of docs/security.md"
+    assert any(f"| {getattr(django_settings, setting)} |" in row for row in rows), rows
 
 
 # --- feedback -------------------------------------------------------------------------------

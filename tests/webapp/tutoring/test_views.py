@@ -2,13 +2,14 @@
 escaping, the htmx partials and what they store."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.webapp.tutoring.conftest import finish
+from tests.webapp.tutoring.conftest import answered, checking_elsewhere, finish
 from webapp.tutoring import services
 from webapp.tutoring.models import Attempt, Feedback, Generation, OwnAnswer
 
@@ -355,6 +356,47 @@ def test_own_answer_gets_a_verdict_and_is_recorded(student_client, attempt):
     empty = student_client.post(url, {"answer": ""}, **HTMX)
     assert empty.status_code == 422
     assert OwnAnswer.objects.count() == 2
+
+
+def test_an_answer_past_the_limit_is_refused_in_the_page_and_not_stored(
+    student_client, attempt, settings
+):
+    settings.OWN_ANSWER_CHECKS_PER_MINUTE = 2
+    answered(attempt, 2, ago=timedelta(seconds=45))
+    url = reverse("tutoring:own_answer_create", args=[attempt.pk])
+    response = student_client.post(url, {"answer": "5/6"}, **HTMX)
+    # The site's refusal (422, which htmx swaps into the result region; the form keeps the text).
+    assert response.status_code == 422
+    assert 10 <= int(response["Retry-After"]) <= 15  # 45 s ago: the minute frees in 15 s
+    page = response.content.decode()
+    assert 'class="form-errors"' in page and "2 answers in the last minute" in page
+    assert "You can check again in" in page and "data-own-verdict" not in page
+    assert OwnAnswer.objects.count() == 2
+
+
+def test_without_javascript_a_refused_answer_stays_in_the_box(student_client, attempt, settings):
+    settings.OWN_ANSWER_CHECKS_PER_MINUTE = 1
+    answered(attempt, 1)
+    url = reverse("tutoring:own_answer_create", args=[attempt.pk])
+    response = student_client.post(url, {"answer": "<b>10/12</b>"})
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    page = response.content.decode()
+    assert "You have checked 1 answer in the last minute" in page
+    assert 'value="&lt;b&gt;10/12&lt;/b&gt;"' in page  # what was typed, escaped
+    assert 'id="own-answer-result"' in page and 'class="form-errors"' in page
+    assert OwnAnswer.objects.count() == 1
+
+
+def test_an_answer_while_another_is_being_checked_is_refused(student_client, attempt):
+    url = reverse("tutoring:own_answer_create", args=[attempt.pk])
+    with checking_elsewhere(attempt.student):
+        response = student_client.post(url, {"answer": "5/6"}, **HTMX)
+    assert response.status_code == 422 and "still being checked" in response.content.decode()
+    assert not OwnAnswer.objects.exists()
+    assert (
+        'data-own-verdict="correct"'
+        in student_client.post(url, {"answer": "5/6"}, **HTMX).content.decode()
+    )
 
 
 def test_a_wrong_unit_is_explained_beside_the_verdict(student_client, attempt):
