@@ -283,13 +283,7 @@ def _factorial_of_big_group(text: str) -> bool:
             end -= 1
         if end < 0 or text[end] not in _CLOSING:
             continue
-        opening, depth, start = _CLOSING[text[end]], 0, end
-        while start >= 0:
-            depth += (text[start] == text[end]) - (text[start] == opening)
-            if depth == 0:
-                break
-            start -= 1
-        group = text[start + 1 : end]
+        group = _group_before(text, end)
         power = "^" in group or "**" in group
         if "!" in group or re.search(r"\d{4,}", group) or (power and not _LETTER_RE.search(group)):
             return True

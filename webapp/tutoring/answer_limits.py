@@ -33,17 +33,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from webapp.core.errors import ServiceError
 from webapp.tutoring.models import Attempt, OwnAnswer
-from webapp.tutoring.quotas import QuotaWindow
+from webapp.tutoring.quotas import QuotaWindow, sliding_windows
 
 if TYPE_CHECKING:
     from webapp.accounts.models import User
@@ -131,44 +131,24 @@ class OwnAnswerLimits:
         )
 
 
-def _frees_at(counted, *, used: int, limit: int, span: timedelta) -> datetime | None:
-    """When a full window has room again: once enough of its oldest answers have aged out."""
-    if used < limit or limit <= 0:
-        return None  # room left, or a limit of 0: no answer fits whatever ages out
-    oldest = counted.order_by("created_at").values_list("created_at", flat=True)
-    return oldest[max(used - limit, 0)] + span
-
-
 def own_answer_limits(*, user: User, attempt: Attempt) -> OwnAnswerLimits:
     """The student's answers in the last minute and hour and the attempt's answers, in one query
     (a second only when a window is full)."""
-    now = timezone.now()
-    spans = {"minute": MINUTE, "hour": HOUR}
-    limits = {
-        "minute": settings.OWN_ANSWER_CHECKS_PER_MINUTE,
-        "hour": settings.OWN_ANSWER_CHECKS_PER_HOUR,
-    }
-    in_window = {name: Q(created_at__gte=now - span) for name, span in spans.items()}
     in_attempt = Q(attempt_id=attempt.pk)
-    mine = OwnAnswer.objects.filter(attempt__student_id=user.pk)
-    used = mine.filter(in_window["hour"] | in_attempt).aggregate(
-        **{name: Count("pk", filter=window) for name, window in in_window.items()},
-        attempt=Count("pk", filter=in_attempt),
+    windows, counts = sliding_windows(
+        OwnAnswer.objects.filter(attempt__student_id=user.pk),
+        time_field="created_at",
+        spans={"minute": MINUTE, "hour": HOUR},
+        limits={
+            "minute": settings.OWN_ANSWER_CHECKS_PER_MINUTE,
+            "hour": settings.OWN_ANSWER_CHECKS_PER_HOUR,
+        },
+        also={"attempt": in_attempt},
     )
-    windows = {
-        name: QuotaWindow(
-            used=used[name],
-            limit=limits[name],
-            frees_at=_frees_at(
-                mine.filter(in_window[name]), used=used[name], limit=limits[name], span=span
-            ),
-        )
-        for name, span in spans.items()
-    }
     return OwnAnswerLimits(
         exempt=bool(getattr(user, "is_site_admin", False)),
         minute=windows["minute"],
         hour=windows["hour"],
-        attempt_used=used["attempt"],
+        attempt_used=counts["attempt"],
         attempt_limit=settings.OWN_ANSWERS_PER_ATTEMPT,
     )

@@ -24,6 +24,8 @@ from django.utils import timezone
 from webapp.tutoring.models import ACTIVE_GENERATION_STATUSES, Generation, GenerationStatus
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from webapp.accounts.models import User
 
 HOUR = timedelta(hours=1)
@@ -87,41 +89,62 @@ class GenerationQuota:
         )
 
 
-def _frees_at(counted, *, used: int, limit: int, span: timedelta) -> datetime | None:
-    """When a full window has room again: once enough of its oldest requests have aged out."""
-    if used < limit or limit <= 0:
-        return None  # room left, or a quota of 0: no request fits whatever ages out
-    oldest = counted.order_by("queued_at").values_list("queued_at", flat=True)
-    return oldest[max(used - limit, 0)] + span
+def sliding_windows(
+    rows: QuerySet,
+    *,
+    time_field: str,
+    spans: dict[str, timedelta],
+    limits: dict[str, int],
+    counted: Q | None = None,
+    also: dict[str, Q] | None = None,
+) -> tuple[dict[str, QuotaWindow], dict[str, int]]:
+    """A student's use of sliding windows over their own `rows` (each `spans[name]` back from now,
+    on `time_field`, of the rows `counted`), and the count of each `also` condition, in one
+    query; a second per full window, for when it frees up. The one way the site counts a
+    student's requests against a limit (generations here, own answers in answer_limits)."""
+    now = timezone.now()
+    also = also or {}
+    in_window = {
+        name: (counted or Q()) & Q(**{f"{time_field}__gte": now - span})
+        for name, span in spans.items()
+    }
+    scope = in_window[max(spans, key=lambda name: spans[name])]  # the widest holds the others
+    for condition in also.values():
+        scope |= condition
+    used = rows.filter(scope).aggregate(
+        **{name: Count("pk", filter=condition) for name, condition in {**in_window, **also}.items()}
+    )
+    windows = {}
+    for name, span in spans.items():
+        frees_at = None
+        if used[name] >= limits[name] > 0:
+            # Room again once enough of the window's oldest rows have aged out (a limit of 0
+            # never has room, whatever ages out).
+            oldest = rows.filter(in_window[name]).order_by(time_field)
+            moment = oldest.values_list(time_field, flat=True)[used[name] - limits[name]]
+            frees_at = moment + span
+        windows[name] = QuotaWindow(used=used[name], limit=limits[name], frees_at=frees_at)
+    return windows, {name: used[name] for name in also}
 
 
 def generation_quota(*, user: User) -> GenerationQuota:
     """The student's use of both windows and their active generations, in one query (a second
     only when a window is full)."""
-    now = timezone.now()
-    counted = ~Q(status=GenerationStatus.FAILED)
-    spans = {"hour": HOUR, "day": DAY}
-    limits = {"hour": settings.GENERATION_QUOTA_PER_HOUR, "day": settings.GENERATION_QUOTA_PER_DAY}
-    in_window = {name: counted & Q(queued_at__gte=now - span) for name, span in spans.items()}
     is_active = Q(status__in=ACTIVE_GENERATION_STATUSES)
-    mine = Generation.objects.filter(attempt__student_id=user.pk)
-    used = mine.filter(in_window["day"] | is_active).aggregate(
-        **{name: Count("pk", filter=window) for name, window in in_window.items()},
-        active=Count("pk", filter=is_active),
+    windows, counts = sliding_windows(
+        Generation.objects.filter(attempt__student_id=user.pk),
+        time_field="queued_at",
+        spans={"hour": HOUR, "day": DAY},
+        limits={
+            "hour": settings.GENERATION_QUOTA_PER_HOUR,
+            "day": settings.GENERATION_QUOTA_PER_DAY,
+        },
+        counted=~Q(status=GenerationStatus.FAILED),
+        also={"active": is_active},
     )
-    windows = {
-        name: QuotaWindow(
-            used=used[name],
-            limit=limits[name],
-            frees_at=_frees_at(
-                mine.filter(in_window[name]), used=used[name], limit=limits[name], span=span
-            ),
-        )
-        for name, span in spans.items()
-    }
     return GenerationQuota(
         exempt=bool(getattr(user, "is_site_admin", False)),
         hour=windows["hour"],
         day=windows["day"],
-        active=used["active"],
+        active=counts["active"],
     )
