@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.core.params import MAX_ID
 from webapp.core.roles import user_has_role
 from webapp.core.websocket import CloseCode, JsonConsumer, database_call, signed_in_user
 from webapp.registry.events import snapshot_event, training_job_group_name
@@ -47,6 +48,11 @@ class TrainingJobConsumer(JsonConsumer):
             await self.close(code=CloseCode.FORBIDDEN)
             return
         job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
+        if job_id > MAX_ID:
+            # No job has an id past bigint, and a longer id makes a group name Channels refuses
+            # (over 100 characters): the consumer crashed instead of closing with 4404.
+            await self.close(code=CloseCode.NOT_FOUND)
+            return
         self.group_name = training_job_group_name(job_id)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         snapshot = await _snapshot(job_id)

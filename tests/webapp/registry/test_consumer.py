@@ -63,6 +63,17 @@ async def test_an_unknown_job_is_refused():
     assert await _close_code(await _connect(admin, 987654)) == 4404
 
 
+async def test_an_id_past_any_job_is_refused_not_crashed():
+    """A 96-digit id made a Channels group name over 100 characters: the consumer raised
+    TypeError and the socket got no close code instead of 4404."""
+    admin = await sync_to_async(user_create)(
+        username="ws-admin-long", password="x", role="admin", validate=False
+    )
+    communicator = await _connect(admin, 10**95)
+    assert await _close_code(communicator) == 4404
+    await communicator.wait()
+
+
 async def test_admin_gets_a_snapshot_then_live_events():
     job = await sync_to_async(_job)()
     admin = await sync_to_async(user_create)(
