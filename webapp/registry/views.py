@@ -106,7 +106,11 @@ def _registry_result(
 def model_version_promote(request: AuthenticatedHttpRequest, version_id: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=version_id)
     form = PromoteForm(request.POST)
-    form.is_valid()
+    if not form.is_valid():
+        # An invalid reason (over 2000 characters, a NUL byte) was dropped by the form, so the
+        # service said "An override needs a reason." to an admin who gave one: say what is wrong.
+        problems = "; ".join(str(e) for errors in form.errors.values() for e in errors)
+        return _registry_result(request, error=ServiceError(f"Reason: {problems}"))
     try:
         event = services.model_version_promote(
             model_version=version,

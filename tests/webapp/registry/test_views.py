@@ -125,6 +125,28 @@ def test_override_with_a_reason_and_rollback_through_the_forms(client, users, ch
     assert ModelVersion.objects.get(status=VersionStatus.CHAMPION) == champion
 
 
+@pytest.mark.parametrize(
+    ("reason", "says"), [("x" * 2001, "at most 2000 characters"), ("a\x00b", "Null characters")]
+)
+def test_an_override_with_an_invalid_reason_says_what_is_wrong(
+    client, users, champion, reason, says
+):
+    """The form dropped an invalid reason and the service answered "An override needs a
+    reason." to an admin who had given one."""
+    worse = make_version("worse", results={"math": domain_result(20, 100)})
+    client.force_login(users["admin"])
+    response = client.post(
+        reverse("registry:promote", args=[worse.pk]),
+        {"override": "on", "reason": reason},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert says in page and "An override needs a reason." not in page
+    worse.refresh_from_db()
+    assert worse.status == VersionStatus.CANDIDATE and not PromotionEvent.objects.exists()
+
+
 def test_the_pool_count_follows_the_filter(client, users, champion):
     make_pool_problems(users["teacher"], 20, domain="math")
     make_pool_problems(users["teacher"], 7, domain="science")
