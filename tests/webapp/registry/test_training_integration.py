@@ -52,12 +52,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TERMINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
-def wait_for(predicate, *, timeout: float, what: str, logs=()) -> None:
+def wait_for(predicate, *, timeout: float, what: str, logs=(), every: float = 0.3) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.3)
+        time.sleep(every)
     tails = "\n\n".join(child.log()[-6000:] for child in logs)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
 
@@ -259,12 +259,16 @@ def test_a_killed_worker_s_job_resumes_from_its_last_checkpoint_in_another_worke
     first = _start_worker(child_env, f"resume-a-{os.getpid()}", tmp_path)
     second = None
     try:
-        job = launch(admin, base, steps=6, checkpoint_every=2)
+        # Eight steps, and the kill as soon as the first checkpoint is recorded (polled every
+        # 20 ms): on a fast machine six steps ran to the end in the 0.3 s between two polls, and
+        # the kill found the job done instead of mid-way.
+        job = launch(admin, base, steps=8, checkpoint_every=2)
         wait_for(
             lambda: (job_row(job.pk).last_checkpoint_step or 0) >= 2,
             timeout=180,
             what="the first checkpoint",
             logs=[first],
+            every=0.02,
         )
         killed_pid = job_row(job.pk).worker_pid
         os.killpg(first.process.pid, signal.SIGKILL)  # the worker and its pool process, at once
@@ -272,7 +276,7 @@ def test_a_killed_worker_s_job_resumes_from_its_last_checkpoint_in_another_worke
         killed_at = time.time()
         job = job_row(job.pk)
         checkpoint = job.last_checkpoint_step
-        assert job.status == JobStatus.RUNNING and job.current_step < 6  # left behind mid-job
+        assert job.status == JobStatus.RUNNING and job.current_step < 8  # left behind mid-job
 
         # A new worker finds the job's runner dead (its pid is gone) and re-queues it.
         second = _start_worker(child_env, f"resume-b-{os.getpid()}", tmp_path)
@@ -290,12 +294,12 @@ def test_a_killed_worker_s_job_resumes_from_its_last_checkpoint_in_another_worke
         resumed_at = int(re.search(r"resumed at step (\d+)", job.log_tail).group(1))
         assert resumed_at in (checkpoint, checkpoint + 2)
         rows = {m.step: m.created_at.timestamp() for m in TrainingMetric.objects.filter(job=job)}
-        assert sorted(rows) == [1, 2, 3, 4, 5, 6]
+        assert sorted(rows) == [1, 2, 3, 4, 5, 6, 7, 8]
         # Steps up to that checkpoint were trained once, before the kill; the rest after it.
         assert all(rows[s] < killed_at for s in rows if s <= resumed_at)
         assert all(rows[s] > killed_at for s in rows if s > resumed_at)
         steps = [v.manifest["step"] for v in ModelVersion.objects.filter(training_job=job)]
-        assert sorted(steps) == [2, 4, 6]
+        assert sorted(steps) == [2, 4, 6, 8]
     finally:
         for child in (first, second):
             if child is not None and child.process.poll() is None:
