@@ -11,15 +11,19 @@ panel all see it.)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from django_htmx.middleware import HtmxDetails
 
 from webapp.core.errors import ServiceError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from webapp.accounts.models import User
 
 Row = TypeVar("Row")
@@ -51,15 +55,29 @@ REFUSED = 422  # Unprocessable Content: understood, and refused for a reason the
 
 
 def refused(
-    response: HttpResponse, *, retarget: str | None = None, reswap: str = "innerHTML"
+    response: HttpResponse,
+    *,
+    retarget: str | None = None,
+    reswap: str = "innerHTML",
+    retry_at: datetime | None = None,
 ) -> HttpResponse:
     """Mark `response` (HTML saying why) as a refusal: status 422, which htmx swaps (base.html).
 
     With `retarget` (a CSS selector), htmx swaps it into that element with `reswap` instead of the
     request's own target. Also right for a page posted without htmx: the status still says it.
+    A refusal by a rate limit passes its ServiceError's `retry_at` (`with_retry_after`).
     """
     response.status_code = REFUSED
     if retarget is not None:
         response["HX-Retarget"] = retarget
         response["HX-Reswap"] = reswap
+    return with_retry_after(response, retry_at)
+
+
+def with_retry_after(response: HttpResponse, retry_at: datetime | None) -> HttpResponse:
+    """`Retry-After` in whole seconds (at least 1) when a refusal says when the next request fits
+    (a ServiceError's `retry_at`); `response` unchanged without one."""
+    if retry_at is not None:
+        seconds = math.ceil((retry_at - timezone.now()).total_seconds())
+        response["Retry-After"] = str(max(1, seconds))
     return response

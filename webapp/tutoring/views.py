@@ -6,22 +6,25 @@ ServiceError becomes a message in the page (a form error, or a refusal, webapp.c
 422 with the message swapped into the page's alert region); anything else is left to Django's error handling and never shown raw.
 """
 
-import math
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from inference_contract.protocol import HINTS_PER_ATTEMPT
 from webapp.classes.selectors import assignments_for_student
 from webapp.core.errors import ServiceError
 from webapp.core.health import inference_workers
-from webapp.core.http import AuthenticatedHttpRequest, HtmxHttpRequest, found_or_404, refused
+from webapp.core.http import (
+    AuthenticatedHttpRequest,
+    HtmxHttpRequest,
+    found_or_404,
+    refused,
+    with_retry_after,
+)
 from webapp.core.roles import role_required
 from webapp.tutoring import check_selectors, selectors, services
 from webapp.tutoring.forms import (
@@ -337,7 +340,7 @@ def own_answer_create(request: AuthenticatedHttpRequest, attempt_id: int) -> Htt
                 "own_answer_typed": form.cleaned_data["answer"],
             }
             page = render(request, "tutoring/attempt_detail.html", context, status=429)
-            return _with_retry_after(page, limited)
+            return with_retry_after(page, limited.retry_at)
         if error:
             messages.error(request, error)
         return redirect(reverse("tutoring:attempt_detail", args=[attempt_id]) + "#own-answer")
@@ -356,16 +359,8 @@ def own_answer_create(request: AuthenticatedHttpRequest, attempt_id: int) -> Htt
     # htmx swaps only the site's refusal status (422) into the page (base.html), and leaves the
     # form, with what was typed, as it was; a 429 would show only the generic "too many requests"
     # alert. The service's 429 and when to retry still travel in Retry-After.
-    if limited is not None:
-        return _with_retry_after(refused(response), limited)
-    return refused(response) if error else response
-
-
-def _with_retry_after(response: HttpResponse, error: ServiceError) -> HttpResponse:
-    """`Retry-After` in whole seconds (at least 1) when the refusal says when to try again."""
-    if error.retry_at is not None:
-        seconds = math.ceil((error.retry_at - timezone.now()).total_seconds())
-        response["Retry-After"] = str(max(1, seconds))
+    if error:
+        return refused(response, retry_at=limited.retry_at if limited is not None else None)
     return response
 
 
