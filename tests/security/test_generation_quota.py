@@ -137,3 +137,21 @@ def test_the_quota_counted_by_the_enqueue_is_the_one_read_afterwards(attempt, se
     generation = generation_enqueue(attempt=attempt)  # the fifth fills the window
     assert generation.quota_after is None  # when it frees up is read again, with its query
     assert generation_quota(user=attempt.student).hour.frees_at is not None
+
+
+def test_a_refusal_by_the_quota_says_when_to_retry_in_retry_after(
+    client, student, attempt, settings
+):
+    # The own-answer limits sent Retry-After and the generation quota did not, though both know
+    # when the next request fits: the shared refusal (webapp.core.http.refused) now carries it.
+    settings.GENERATION_QUOTA_PER_HOUR = 2
+    used(attempt, 2)  # a minute ago: the hour frees in 59 minutes
+    client.force_login(student)
+    ask = client.post(
+        reverse("tutoring:attempt_create"), {"statement": "Compute 9 * 9.", "mode": "solve"}
+    )
+    tutored = Attempt.objects.create(student=student, problem=attempt.problem, mode="tutor")
+    hint = client.post(reverse("tutoring:attempt_hint", args=[tutored.pk]), HTTP_HX_REQUEST="true")
+    for response in (ask, hint):
+        assert response.status_code == 422
+        assert 58 * 60 <= int(response["Retry-After"]) <= 59 * 60

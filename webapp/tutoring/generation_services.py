@@ -73,7 +73,12 @@ def generation_enqueue(
             status=429,
         )
     if quota.exhausted is not None:
-        raise ServiceError(quota.refusal_message(), code="quota_exceeded", status=429)
+        raise ServiceError(
+            quota.refusal_message(),
+            code="quota_exceeded",
+            status=429,
+            retry_at=quota.exhausted.frees_at,
+        )
     generation = Generation.objects.create(attempt=attempt, kind=kind, hint_index=hint_index)
     # What the page that answers the click shows of the quota, without counting again.
     generation.quota_after = quota.after_one_more()

@@ -54,7 +54,7 @@ def _error(request: HtmxHttpRequest, error: ServiceError, *, fallback: str) -> H
     message on the page the student came from."""
     if request.htmx:
         response = render(request, "tutoring/alert.html", {"message": error.message})
-        return refused(response, retarget="#page-alert")
+        return refused(response, retarget="#page-alert", retry_at=error.retry_at)
     if error.status == 404:
         raise Http404(error.message)
     messages.error(request, error.message)
@@ -85,6 +85,7 @@ def student_home(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 def attempt_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = AskForm(request.POST)
+    retry_at = None  # when a quota that refused the ask frees up
     if form.is_valid():
         try:
             attempt = services.attempt_create_from_text(
@@ -94,6 +95,7 @@ def attempt_create(request: AuthenticatedHttpRequest) -> HttpResponse:
             )
         except ServiceError as error:
             form.add_error(None, error.message)
+            retry_at = error.retry_at
         else:
             return _attempt_started(request, attempt)
     if request.htmx:
@@ -102,8 +104,12 @@ def attempt_create(request: AuthenticatedHttpRequest) -> HttpResponse:
         return refused(
             render(request, "tutoring/student_home.html#home", _home_context(request, form)),
             retarget="#student-page",
+            retry_at=retry_at,
         )
-    return refused(render(request, "tutoring/student_home.html", _home_context(request, form)))
+    return refused(
+        render(request, "tutoring/student_home.html", _home_context(request, form)),
+        retry_at=retry_at,
+    )
 
 
 def _attempt_started(request: AuthenticatedHttpRequest, attempt: Attempt) -> HttpResponse:
