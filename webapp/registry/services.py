@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from inference_contract.control import publish_swap
@@ -25,6 +25,7 @@ from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
 from webapp.core.after_commit import enqueue_on_commit, send_on_commit
 from webapp.core.errors import ServiceError
+from webapp.core.locks import advisory_xact_lock
 from webapp.core.redis_client import redis_client
 from webapp.registry.liveness import local_process_state, this_host
 from webapp.registry.models import (
@@ -243,9 +244,7 @@ def promotion_gate_check(*, candidate: ModelVersion, champion: ModelVersion | No
 
 def _lock_promotions() -> None:
     # Two admins promoting at once must not both read the same champion: serialise promotions.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PROMOTION_LOCK_KEY])
+    advisory_xact_lock(_PROMOTION_LOCK_KEY)
 
 
 def worker_swap_broadcast(*, model_version: ModelVersion) -> int:

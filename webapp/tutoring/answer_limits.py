@@ -7,10 +7,10 @@ came back "couldn't check". `own_answer_create` (webapp.tutoring.services) appli
 inside one transaction, before the answer is checked:
 
 1. **One check at a time per student**, across every server process: a PostgreSQL advisory lock on
-   the student, taken without waiting (`pg_try_advisory_xact_lock`) and held until the answer's row
-   is committed. A second answer sent while one is being checked is refused at once instead of
-   waiting: a waiting request would hold a thread and a pooled database connection, so a burst
-   from one account could still starve the others. So one account holds at most one checker
+   the student, taken without waiting (`webapp.core.locks.advisory_xact_lock`) and held until
+   the answer's row is committed. A second answer sent while one is being checked is refused at
+   once instead of waiting: a waiting request would hold a thread and a pooled database
+   connection, so a burst from one account could still starve the others. So one account holds at most one checker
    process at a time, and the count below is exact (two tabs cannot both take the last place).
 2. **Answers per student per minute and per hour** (`OWN_ANSWER_CHECKS_PER_MINUTE`,
    `OWN_ANSWER_CHECKS_PER_HOUR`), sliding windows. Site admins are exempt, as from the generation
@@ -37,11 +37,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
 from webapp.core.errors import ServiceError
+from webapp.core.locks import advisory_xact_lock
 from webapp.tutoring.models import Attempt, OwnAnswer
 from webapp.tutoring.quotas import QuotaWindow, sliding_windows
 
@@ -65,13 +65,9 @@ def checker_lock_keys(user_id: int) -> tuple[int, int]:
 def hold_answer_check(*, user: User) -> None:
     """Take the student's check lock for the current transaction, or refuse (429) at once when
     another of their answers is being checked (another tab, another server process)."""
-    if connection.vendor != "postgresql":
-        # SQLite (the zero-configuration local site, not a served one) has no advisory locks:
-        # the limits still apply there, but two tabs at the same moment may both pass them.
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", checker_lock_keys(user.pk))
-        (taken,) = cursor.fetchone()
+    # Where the site runs on SQLite (local, one process) this holds nothing: the limits still
+    # apply, but two tabs at the same moment may both pass them.
+    taken = advisory_xact_lock(*checker_lock_keys(user.pk), wait=False)
     if not taken:
         raise ServiceError(
             "Your previous answer is still being checked. Wait for its result (a second or "
