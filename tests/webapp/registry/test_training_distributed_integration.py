@@ -74,7 +74,9 @@ def test_a_two_rank_job_through_celery_cancels_fails_on_a_dead_rank_and_resumes(
         assert [(b["rank"], b["exited"]) for b in row.rank_beats] == [(0, True), (1, True)]
         expect(page.locator("#rank-rows .state-exited")).to_have_count(2, timeout=30_000)
 
-        job = launch(admin, base, steps=4, checkpoint_every=1)
+        # Eight steps and the kill within 20 ms of the first checkpoint: on a fast machine a
+        # 4-step job reached its end between two 0.3 s polls, and no rank was left to kill mid-way.
+        job = launch(admin, base, steps=8, checkpoint_every=1)
         control = Path(job_row(job.pk).output_dir) / "control"
         wait_for(
             lambda: (
@@ -84,6 +86,7 @@ def test_a_two_rank_job_through_celery_cancels_fails_on_a_dead_rank_and_resumes(
             timeout=240,
             what="a first checkpoint",
             logs=[worker],
+            every=0.02,
         )
         os.kill(json.loads((control / "heartbeat-1.json").read_text())["pid"], signal.SIGKILL)
         wait_for(
@@ -95,7 +98,7 @@ def test_a_two_rank_job_through_celery_cancels_fails_on_a_dead_rank_and_resumes(
         failed = job_row(job.pk)
         assert "RankFailure" in failed.error and "rank" in failed.error.split("RankFailure", 1)[1]
         resumed_from = failed.last_checkpoint_step
-        assert 1 <= resumed_from < 4
+        assert 1 <= resumed_from < 8
 
         training_job_resume(job=failed, actor=admin)
         wait_for(
@@ -105,6 +108,6 @@ def test_a_two_rank_job_through_celery_cancels_fails_on_a_dead_rank_and_resumes(
             logs=[worker],
         )
         done = job_row(job.pk)
-        assert done.current_step == 4 and done.last_checkpoint_step == 4 and done.resume_count == 1
+        assert done.current_step == 8 and done.last_checkpoint_step == 8 and done.resume_count == 1
     finally:
         worker.stop()
