@@ -54,6 +54,8 @@ class Communicator(Protocol):
 
     def barrier(self) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class SingleProcess:
     """The communicator of one process: every reduction is the identity."""
@@ -79,6 +81,9 @@ class SingleProcess:
         return obj
 
     def barrier(self) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
 
@@ -120,6 +125,12 @@ class DistributedContext:
 
     def barrier(self) -> None:
         dist.barrier()
+
+    def close(self) -> None:
+        """Leave the group. A gloo process that exits with its group still alive can abort in
+        C++ teardown ("terminate called without an active exception") after its work is done."""
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def init_from_environment(*, timeout_s: float = 1800.0) -> SingleProcess | DistributedContext:

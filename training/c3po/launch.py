@@ -12,7 +12,9 @@ samples, checkpoints) to `events.jsonl` and polls for a `STOP` file as its `shou
 supervisor tails the events into the caller's observer (training.observer), turns its should_stop()
 into the STOP file (so a cancel ends the group within one step, with a checkpoint), and watches
 every rank's heartbeat: a rank that stops beating, or a process group that exits non-zero, kills
-the group and raises `RankFailure` naming the rank. It also tells the observer every rank's last
+the group and raises `RankFailure` naming the rank (unless every rank had already written its
+`finished-<rank>` mark past the job's last barrier: a crash while shutting down is logged, and the
+finished job's result stands). It also tells the observer every rank's last
 beat (`rank_heartbeats`: when a rank appears, then every `beat_report_seconds`, and once more,
 each rank exited, when the group ends), which the site shows per rank on the job page. Running the same spec again resumes from the
 last checkpoint (run_job resumes by itself), at any world size.
@@ -48,6 +50,7 @@ STOP_NAME = "STOP"
 RESULT_NAME = "result.json"
 SPEC_NAME = "spec.json"
 LOG_NAME = "torchrun.log"
+FINISHED_PREFIX = "finished-"  # + rank: written by each rank once the job's last barrier passed
 
 
 class RankFailure(RuntimeError):
@@ -182,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             tmp.write_text(json.dumps(result.to_dict()))
             os.replace(tmp, args.control / RESULT_NAME)
         comm.barrier()
+        # Past the barrier every rank has done its share and rank 0 has stored the result.
+        (args.control / f"{FINISHED_PREFIX}{comm.rank}").touch()
+        comm.close()
     finally:
         beat.stopped.set()
     return 0
@@ -306,6 +312,7 @@ def run_under_torchrun(
         STOP_NAME,
         RESULT_NAME,
         *[p.name for p in control.glob("heartbeat-*.json")],
+        *[p.name for p in control.glob(f"{FINISHED_PREFIX}*")],
     ):
         (control / stale).unlink(missing_ok=True)
     spec_path = control / SPEC_NAME
@@ -366,7 +373,14 @@ def run_under_torchrun(
             raise
     _report_exited(control, reporter)
     if code != 0:
-        raise RankFailure(_failure_message(control / LOG_NAME, code))
+        if not _every_rank_finished(control):
+            raise RankFailure(_failure_message(control / LOG_NAME, code))
+        # A rank that crashed while exiting, after the job's work and its result were done, must
+        # not fail a finished job (a gloo rank can abort in C++ teardown); it is told, not hidden.
+        observer.log(
+            "every rank finished, then the process group exited with "
+            f"{code} while shutting down; the job's result stands"
+        )
     result = json.loads((control / RESULT_NAME).read_text())
     result["stages"] = [StageResult(**s) for s in result["stages"]]
     return JobResult(**result)
@@ -377,6 +391,18 @@ def _report_exited(control: Path, reporter: _BeatReporter) -> None:
     beats = read_rank_beats(control, exited=True)
     if beats:
         reporter.send(beats)
+
+
+def _every_rank_finished(control: Path) -> bool:
+    """Whether every rank that ever beat got past the job's last barrier, with the result
+    stored."""
+    started = set(read_rank_beats(control))
+    finished = {
+        int(p.name.removeprefix(FINISHED_PREFIX))
+        for p in control.glob(f"{FINISHED_PREFIX}*")
+        if p.name.removeprefix(FINISHED_PREFIX).isdigit()
+    }
+    return bool(started) and started <= finished and (control / RESULT_NAME).is_file()
 
 
 def _relay_events(path: Path, offset: int, observer: TrainingObserver) -> int:
