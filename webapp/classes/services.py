@@ -18,6 +18,7 @@ from webapp.classes.join_codes import draw_join_code, normalise_join_code
 from webapp.classes.models import Assignment, Classroom, Enrollment
 from webapp.core.errors import ServiceError
 from webapp.core.roles import ensure_may_publish
+from webapp.core.user_text import is_blank, normalise_user_text
 from webapp.problems.models import ProblemSet
 
 if TYPE_CHECKING:
@@ -43,8 +44,10 @@ def _new_join_code() -> str:
 
 def classroom_create(*, teacher: User, name: str) -> Classroom:
     ensure_may_publish(teacher)
-    name = name.strip()
-    if not name:
+    # Without direction controls (webapp.core.user_text): a class name is shown to students among
+    # other classes' names, where an override could make it read as another's.
+    name = normalise_user_text(name)
+    if is_blank(name):
         raise ServiceError("Give the class a name.", code="empty_name")
     for _ in range(3):  # a code taken between the check and the insert: draw another
         try:
@@ -59,8 +62,10 @@ def classroom_create(*, teacher: User, name: str) -> Classroom:
 
 def classroom_rename(*, classroom: Classroom, teacher: User, name: str) -> Classroom:
     _ensure_teacher_of(classroom, teacher)
-    name = name.strip()
-    if not name:
+    # Without direction controls (webapp.core.user_text): a class name is shown to students among
+    # other classes' names, where an override could make it read as another's.
+    name = normalise_user_text(name)
+    if is_blank(name):
         raise ServiceError("Give the class a name.", code="empty_name")
     classroom.name = name[:200]
     classroom.save(update_fields=["name"])

@@ -27,6 +27,7 @@ from webapp.core.after_commit import enqueue_on_commit, send_on_commit
 from webapp.core.errors import ServiceError
 from webapp.core.locks import advisory_xact_lock
 from webapp.core.redis_client import redis_client
+from webapp.core.user_text import normalise_user_text
 from webapp.registry.liveness import local_process_state, this_host
 from webapp.registry.models import (
     Evaluation,
@@ -329,7 +330,7 @@ def model_version_promote(
     model_version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
     if model_version.status == VersionStatus.CHAMPION:
         raise ServiceError(f"{model_version.label} is already the champion.", code="already")
-    reason = reason.strip()
+    reason = normalise_user_text(reason)  # an admin's words, shown on the dashboard
     if override and not reason:
         raise ServiceError("An override needs a reason.", code="reason_required")
     champion = model_version_champion()
@@ -384,6 +385,6 @@ def model_version_rollback(*, actor: User, reason: str = "") -> PromotionEvent:
         actor=actor,
         action=PromotionAction.ROLLBACK,
         override=False,
-        reason=reason.strip(),
+        reason=normalise_user_text(reason),
         gate=gate,
     )

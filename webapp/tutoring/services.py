@@ -11,7 +11,6 @@ whose time limit turns an answer too costly to work out into "couldn't check" (`
 
 from __future__ import annotations
 
-import unicodedata
 from typing import TYPE_CHECKING
 
 from django.db import transaction
@@ -19,6 +18,7 @@ from django.db.models import F
 
 from webapp.core.answer_checks import answer_verdict
 from webapp.core.errors import ServiceError
+from webapp.core.user_text import is_blank, normalise_user_text
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.models import AnswerKind, Domain, Problem
 from webapp.tutoring.answer_limits import hold_answer_check, own_answer_limits
@@ -52,18 +52,6 @@ FEEDBACK_TAGS = {
 }
 
 
-# Characters that show nothing on their own: controls, format characters (zero-width space and
-# joiners, direction marks, the byte-order mark), separators and combining marks.
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
-
-
-def _is_blank(text: str) -> bool:
-    """True when `text` shows nothing. `str.strip()` keeps zero-width and format characters, so a
-    statement of "\u200b\u200b" passed the empty check and was queued for the model as a problem
-    the student saw as blank; linear in the text, which the forms bound first."""
-    return all(unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in text)
-
-
 def _ensure_own(attempt: Attempt, user) -> None:
     # Admins may read attempts, but only the student acts on them: hints, answers and feedback are
     # the student's record.
@@ -87,8 +75,10 @@ def problem_for_typed_statement(*, student: User, statement: str) -> Problem:
     """The problem a student typed. A statement that matches a problem the student may already open
     (a practice or assigned one) is that problem, so its reference answer gives a verdict; the same
     typed text twice is one problem."""
-    statement = statement.strip()
-    if _is_blank(statement):
+    # Direction controls removed first (webapp.core.user_text), so what the student sees is what
+    # the model solves and what the reference answer is matched against.
+    statement = normalise_user_text(statement)
+    if is_blank(statement):
         raise ServiceError("Type a problem first.", code="empty")
     key = problem_content_key(statement)
     known = (
@@ -205,8 +195,8 @@ def own_answer_create(*, attempt: Attempt, user: User, answer: str) -> OwnAnswer
     `OWN_ANSWERS_PER_ATTEMPT` answers (webapp.tutoring.answer_limits). The lock that makes a
     student's checks one at a time is held until the answer's row is committed."""
     _ensure_own(attempt, user)
-    answer = answer.strip()
-    if _is_blank(answer):
+    answer = normalise_user_text(answer)
+    if is_blank(answer):
         raise ServiceError("Type your answer first.", code="empty")
     if len(answer) > MAX_OWN_ANSWER_CHARS:
         raise ServiceError(
@@ -250,7 +240,7 @@ def feedback_save(
     unknown = set(tags) - set(FEEDBACK_TAGS)
     if unknown:
         raise ServiceError(f"Unknown feedback tags: {', '.join(sorted(unknown))}.", code="bad_tag")
-    text = text.strip()
+    text = normalise_user_text(text)
     if len(text) > MAX_FEEDBACK_TEXT_CHARS:
         raise ServiceError(f"Keep it under {MAX_FEEDBACK_TEXT_CHARS} characters.", code="too_long")
     if rating == 1:

@@ -156,7 +156,10 @@ def test_each_students_work_per_problem_and_in_the_csv(teacher, students, proble
     client.force_login(teacher)
     page = client.get(reverse("classes:classroom_results", args=[classroom.pk])).content.decode()
     assert "Each student&#x27;s work" in page or "Each student's work" in page
-    assert "hints, then the full solution" in page and "solved earlier with <code>85</code>" in page
+    assert (
+        "hints, then the full solution" in page
+        and 'solved earlier with <code dir="auto">85</code>' in page
+    )
 
     response = client.get(reverse("classes:classroom_results_csv", args=[classroom.pk]))
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))

@@ -36,6 +36,29 @@ def test_teacher_creates_a_class_and_assigns_a_set(client, teacher, problem_set)
     assert "Year 9 maths" in home and "Week 1" in home
 
 
+def test_a_class_name_cannot_reorder_the_names_around_it(client, teacher, students, problem_set):
+    """An override in a class name ("\u202eA 9 raeY" shows as "Year 9 A") is removed on the way
+    in, and every name is isolated (<bdi>) from the text beside it on the student's page."""
+    client.force_login(teacher)
+    client.post(reverse("classes:classroom_create"), {"name": "Year 9 \u202eB\u202c"})
+    classroom = Classroom.objects.get()
+    assert classroom.name == "Year 9 B"
+    page = client.get(reverse("classes:classroom_detail", args=[classroom.pk])).content.decode()
+    assert "\u202e" not in page and '<h1 dir="auto">Year 9 B</h1>' in page
+    refused = client.post(
+        reverse("classes:classroom_create"), {"name": "\u202e\u202c"}, follow=True
+    )
+    assert "Give the class a name." in refused.content.decode()
+    assert Classroom.objects.count() == 1
+
+    services.assignment_create(classroom=classroom, teacher=teacher, problem_set=problem_set)
+    services.enrollment_join(student=students[0], code=classroom.join_code)
+    client.force_login(students[0])
+    mine = client.get(reverse("classes:my_classes")).content.decode()
+    assert '<p class="meta"><bdi>Year 9 B</bdi> · <bdi>t-ada</bdi>' in mine
+    assert "<li><bdi>Year 9 B</bdi>" in mine
+
+
 def test_student_joins_by_link_and_sees_the_assignment(client, teacher, students, problem_set):
     classroom = services.classroom_create(teacher=teacher, name="Year 9")
     services.assignment_create(classroom=classroom, teacher=teacher, problem_set=problem_set)
@@ -43,7 +66,7 @@ def test_student_joins_by_link_and_sees_the_assignment(client, teacher, students
 
     link = reverse("classes:join_with_code", args=[classroom.join_code.lower()])
     confirm = client.get(link)
-    assert "Join Year 9?" in confirm.content.decode()
+    assert "Join <bdi>Year 9</bdi>?" in confirm.content.decode()
     assert not Enrollment.objects.exists()  # opening the link changes nothing
 
     joined = client.post(link, follow=True)

@@ -86,6 +86,28 @@ def test_a_problem_of_invisible_characters_only_is_empty(student, invisible):
     assert not Attempt.objects.exists()
 
 
+def test_a_typed_problem_is_stored_without_direction_controls(student):
+    """U+202E (RIGHT-TO-LEFT OVERRIDE) makes "x = 21" show as "x = 12": the student would read one
+    number while the model solves the other. Only the controls go; the rest is kept as typed."""
+    attempt = services.attempt_create_from_text(
+        student=student, statement=" \u202eSolve for x: 3x = \u202e21\u202c \u2067ok\u2069 "
+    )
+    assert attempt.problem.statement == "Solve for x: 3x = 21 ok"
+    # Right-to-left text and the direction marks (LRM, RLM) are text, and stay.
+    arabic = services.attempt_create_from_text(student=student, statement="ما هو \u200f12 + 9؟")
+    assert arabic.problem.statement == "ما هو \u200f12 + 9؟"
+
+
+def test_a_typed_problem_hidden_behind_controls_is_the_known_practice_problem(
+    student, practice_set
+):
+    attempt = services.attempt_create_from_text(
+        student=student, statement="Compute \u202a1/2 + 1/3\u202c."
+    )
+    assert attempt.problem.problem_set == practice_set
+    assert attempt.problem.has_verified_reference
+
+
 def test_assigned_problem_records_the_assignment(student, assigned_set):
     problem = assigned_set.problems.get()
     assignment = assigned_set.assignments.get()
@@ -394,6 +416,21 @@ def test_feedback_is_stored_and_replaced(done_solution, student):
     services.feedback_save(generation=done_solution, user=student, rating=1, tags=["too_long"])
     stored = Feedback.objects.get()
     assert (stored.rating, stored.tags) == (1, [])
+
+
+def test_an_own_answer_and_feedback_are_stored_without_direction_controls(done_solution, student):
+    # "\u202e6/5" shows as "5/6" (the right answer) but holds 6/5: the verdict and the page must
+    # agree, so the stored answer is what it holds, and it is wrong.
+    own = services.own_answer_create(
+        attempt=done_solution.attempt, user=student, answer="\u202e6/5\u202c"
+    )
+    assert (own.answer, own.is_correct) == ("6/5", False)
+    with pytest.raises(ServiceError, match="Type your answer"):
+        services.own_answer_create(attempt=done_solution.attempt, user=student, answer="\u202e ")
+    services.feedback_save(
+        generation=done_solution, user=student, rating=-1, text="\u2066step 2\u2069 is wrong"
+    )
+    assert Feedback.objects.get().text == "step 2 is wrong"
 
 
 def test_feedback_refuses_unknown_tags_and_unfinished_generations(done_solution, student):
