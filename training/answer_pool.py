@@ -8,7 +8,9 @@ refuse giant powers and factorials) runs in the caller's process through `traini
 `symbolic=False`; only what needs math-verify goes to a small pool of worker processes. A call that runs past the
 limit has its worker killed (SIGKILL) and replaced, and the caller gets `None` — "couldn't check" —
 instead of a hung page. Callers may be threads of any process (a web server, a Celery worker, the
-inference worker); the workers are started lazily, one per concurrent caller up to the pool's size.
+inference worker); the first call starts all the pool's workers. When more callers come than there
+are workers, they wait their turn, first come first served, each for at most its wait
+(`AnswerCheckPool`), and a caller whose wait is up gets `None` too: "couldn't check right now".
 
 Workers are forks of a zygote (`python -m training.answer_pool`, one per pool) that imported sympy
 and math-verify once, so a replacement is ready in milliseconds instead of a fresh interpreter's
@@ -24,7 +26,6 @@ import atexit
 import json
 import logging
 import os
-import queue
 import select
 import signal
 import socket
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +49,20 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TIMEOUT_S = 1.0
 DEFAULT_WORKERS = 2
-# Starting the zygote imports sympy and math-verify and warms their caches: a second or two, more
-# on a busy machine (a forked worker is ready at once after that). A check that finds its worker
-# still starting waits this long at most, then is "couldn't check" while it goes on starting.
-START_WAIT_S = 5.0
+# How long a call waits, by default, for a free worker that has finished starting (see
+# `AnswerCheckPool`): the site passes `ANSWER_CHECK_WAIT_SECONDS`. Starting the zygote imports sympy
+# and math-verify and warms their caches, a second or two (more on a busy machine); a check that
+# finds its worker still starting when its wait is up is "couldn't check" while it goes on starting.
+DEFAULT_WAIT_S = 2.0
 # A worker orphaned mid-check is stopped by the kernel after this many CPU seconds.
 _CPU_SECONDS_PER_CHECK = 10
 UNCHECKED_REFERENCE = (
     "the answer checker ran out of time reading it (it may be too large to work out)"
 )
 UNAVAILABLE_REFERENCE = "the answer checker was not available; save the problem again to retry"
-# A teacher's reference answer is read once, in an upload or a Celery task, and a wrong "cannot
-# read it" keeps a good problem out of training: it waits this long for a free, started worker
-# (a student's answer waits the check's own limit).
+# A teacher's reference answer read by a Celery task (the background check of a big upload) waits
+# this long for a free, started worker: a wrong "cannot read it" keeps a good problem out of
+# training, and a task holds no request. A request waits the pool's own, short wait.
 REFERENCE_PATIENCE_S = 60.0
 
 
@@ -150,12 +153,12 @@ class _Worker:
         self.ready = False
         self._buffer = b""
 
-    def call(self, request: dict, *, timeout: float, start_wait: float) -> Any:
+    def call(self, request: dict, *, timeout: float, ready_by: float) -> Any:
         """Send one request and wait for its reply; `_WorkerLost` when it does not come in time,
-        `_StillStarting` when the worker is not ready within `start_wait`."""
+        `_StillStarting` when the worker has not said it is ready by the moment `ready_by`."""
         if not self.ready:
             try:
-                hello = json.loads(self._read_line(time.monotonic() + start_wait))
+                hello = json.loads(self._read_line(ready_by))
             except _NoReplyInTime as error:
                 raise _StillStarting() from error
             self.pid = int(hello["pid"])
@@ -171,12 +174,11 @@ class _Worker:
 
     def _read_line(self, deadline: float) -> bytes:
         while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _NoReplyInTime("no reply in time")
+            # A deadline already past still reads what has arrived (a worker's "ready" line).
+            remaining = max(0.0, deadline - time.monotonic())
             readable, _, _ = select.select([self.channel], [], [], remaining)
             if not readable:
-                continue
+                raise _NoReplyInTime("no reply in time")
             chunk = self.channel.recv(65536)
             if not chunk:
                 raise _WorkerLost("the worker exited")
@@ -196,27 +198,58 @@ class _Worker:
 
 class AnswerCheckPool:
     """`workers` checker processes, all started by the first call. A call waits at most
-    `patience_s` (default: `timeout_s`) for a free worker, at most `START_WAIT_S` (or its patience,
-    if longer) for that worker to finish starting, and at most `timeout_s` for its reply."""
+    `patience_s` (default: the pool's `wait_s`) for its turn at a free worker, and for that worker
+    to finish starting until `wait_s` or its patience is up, whichever is later; then at most
+    `timeout_s` for its reply. So a call returns or raises within `max(patience_s, wait_s) +
+    timeout_s` (the site: `ANSWER_CHECK_WAIT_SECONDS + ANSWER_CHECK_TIMEOUT_SECONDS` in a request).
 
-    def __init__(self, *, workers: int = DEFAULT_WORKERS, timeout_s: float = DEFAULT_TIMEOUT_S):
-        if workers < 1 or timeout_s <= 0:
-            raise ValueError("an answer-check pool needs one worker or more and a positive limit")
+    Why a waiting line with a deadline: the pool is shared by every request thread of its server
+    process, so many accounts together (each limited to one check at a time) can keep every worker
+    busy. A caller then waits its turn, first come first served, and gives up when its wait is
+    up (`CheckerUnavailable`, "couldn't check right now"): a request is never held longer than
+    the wait plus one check, and a caller that arrives later never takes a freed worker ahead
+    of one already waiting. So a caller that will not wait in line (`patience_s=0`, the reference
+    answers an upload reads) gets a worker only when one is idle and nobody is waiting for it: it
+    never delays a student's check by more than the one check it is running.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int = DEFAULT_WORKERS,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        wait_s: float = DEFAULT_WAIT_S,
+    ):
+        if workers < 1 or timeout_s <= 0 or wait_s < 0:
+            raise ValueError(
+                "an answer-check pool needs one worker or more, a positive limit and a wait of "
+                "zero or more"
+            )
         self.workers = workers
         self.timeout_s = timeout_s
+        self.wait_s = wait_s
         self._lock = threading.Lock()
+        self._turn = threading.Condition(self._lock)
         self._reset()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
         self._zygote: _Zygote | None = None
         # First in, first out: a replacement still starting goes behind the workers that are ready.
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: deque[_Worker] = deque()
         self._all: list[_Worker] = []
+        # The callers waiting for a worker, in order of arrival (one token each).
+        self._waiting: deque[object] = deque()
 
-    def _spawn(self) -> _Worker:
-        """A new worker, forked by this process's zygote (started, or started again if it died).
-        Called with the lock held."""
+    def _spawn(self) -> None:
+        """Add a new worker to the pool, idle. Called with the lock held."""
+        worker = self._fork()
+        self._all.append(worker)
+        self._idle.append(worker)
+        self._turn.notify_all()
+
+    def _fork(self) -> _Worker:
+        """A new worker, forked by this process's zygote (started, or started again if it died)."""
         channel = None
         if self._zygote is not None and self._zygote.alive():
             try:
@@ -228,24 +261,23 @@ class AnswerCheckPool:
                 self._zygote.close()
             self._zygote = _Zygote()
             channel = self._zygote.spawn()
-        worker = _Worker(channel)
-        self._all.append(worker)
-        self._idle.put(worker)
-        return worker
+        return _Worker(channel)
 
     def call(self, op: str, *, patience_s: float | None = None, **kwargs: Any) -> Any:
         """Run `op` ("verify" or "reference") in a worker. Raises `CheckerUnavailable` when no
-        worker was free and started in time, `CheckTimedOut` when the check ran past the limit
-        (its worker is killed and replaced)."""
-        patience = self.timeout_s if patience_s is None else patience_s
-        worker = self._acquire(patience)
+        worker was free and started within `patience_s` (default: the pool's `wait_s`),
+        `CheckTimedOut` when the check ran past the limit (its worker is killed and replaced)."""
+        called_at = time.monotonic()
+        patience = self.wait_s if patience_s is None else patience_s
+        worker = self._acquire(called_at + patience)
+        # A worker still starting (a new process's first checks) delays no one waiting in line:
+        # it is waited for up to the pool's wait even by a call that would not wait in line.
+        ready_by = called_at + max(patience, self.wait_s)
         request = {"op": op, "kwargs": kwargs}
         try:
-            result = worker.call(
-                request, timeout=self.timeout_s, start_wait=max(START_WAIT_S, patience)
-            )
+            result = worker.call(request, timeout=self.timeout_s, ready_by=ready_by)
         except _StillStarting:
-            self._idle.put(worker)
+            self._release(worker)
             raise CheckerUnavailable("the answer checker is still starting") from None
         except _WorkerLost as error:
             self._discard(worker)
@@ -253,26 +285,40 @@ class AnswerCheckPool:
                 f"answer check stopped after {self.timeout_s:g} s: {error}"
             ) from None
         except BaseException:
-            self._idle.put(worker)
+            self._release(worker)
             raise
-        self._idle.put(worker)
+        self._release(worker)
         return result
 
-    def _acquire(self, patience: float) -> _Worker:
-        with self._lock:
+    def _acquire(self, give_up_at: float) -> _Worker:
+        with self._turn:
             if self._pid != os.getpid():
                 self._reset()  # a forked child (a Celery pool process): the workers are not ours
             # All at once: the others import sympy while the first call waits for its worker.
             while len(self._all) < self.workers:
                 self._spawn()
-        try:
-            return self._idle.get(timeout=patience)
-        except queue.Empty:
-            raise CheckerUnavailable("every answer checker is busy") from None
+            token = object()
+            self._waiting.append(token)
+            try:
+                while not (self._idle and self._waiting[0] is token):
+                    remaining = give_up_at - time.monotonic()
+                    if remaining <= 0:
+                        raise CheckerUnavailable("every answer checker is busy")
+                    self._turn.wait(remaining)
+                return self._idle.popleft()
+            finally:
+                self._waiting.remove(token)
+                self._turn.notify_all()  # the next in line may take the next idle worker
+
+    def _release(self, worker: _Worker) -> None:
+        with self._turn:
+            if worker in self._all:
+                self._idle.append(worker)
+                self._turn.notify_all()
 
     def _discard(self, worker: _Worker) -> None:
         worker.kill()
-        with self._lock:
+        with self._turn:
             if worker in self._all:
                 self._all.remove(worker)
             # Fork the replacement now: it is ready (a fork of the warm zygote) before the next
@@ -281,10 +327,10 @@ class AnswerCheckPool:
                 self._spawn()
 
     def close(self) -> None:
-        with self._lock:
+        with self._turn:
             workers, self._all = self._all, []
             zygote, self._zygote = self._zygote, None
-            self._idle = queue.Queue()
+            self._idle = deque()
         if self._pid == os.getpid():
             for worker in workers:
                 worker.kill()
@@ -321,9 +367,11 @@ def bounded_reference_check(
     kind: str,
     *,
     options: list[str] | tuple[str, ...] | None = None,
+    patience_s: float | None = REFERENCE_PATIENCE_S,
 ) -> str | None:
     """`training.answers.check_reference_parses` with the symbolic part in the pool; a check that
-    runs out of time is reported as a reason the reference cannot be used."""
+    runs out of time is reported as a reason the reference cannot be used, and one that found no
+    free worker within `patience_s` (None: the pool's wait) as `UNAVAILABLE_REFERENCE`."""
     try:
         return check_reference_parses(reference, kind, options=options, symbolic=False)
     except SymbolicCheckNeeded:
@@ -331,7 +379,7 @@ def bounded_reference_check(
     try:
         return pool.call(
             "reference",
-            patience_s=REFERENCE_PATIENCE_S,
+            patience_s=patience_s,
             reference=reference,
             kind=kind,
             options=list(options) if options is not None else None,
@@ -351,12 +399,17 @@ _shared: AnswerCheckPool | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_pool(*, workers: int = DEFAULT_WORKERS, timeout_s: float = DEFAULT_TIMEOUT_S):
+def shared_pool(
+    *,
+    workers: int = DEFAULT_WORKERS,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    wait_s: float = DEFAULT_WAIT_S,
+) -> AnswerCheckPool:
     """This process's pool, created on first use with these settings (later calls reuse it)."""
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = AnswerCheckPool(workers=workers, timeout_s=timeout_s)
+            _shared = AnswerCheckPool(workers=workers, timeout_s=timeout_s, wait_s=wait_s)
             atexit.register(_shared.close)
         return _shared
 

@@ -236,6 +236,11 @@ PROBLEM_UPLOAD_IMPORT_TIMEOUT_SECONDS = _env_int("PROBLEM_UPLOAD_IMPORT_TIMEOUT_
 # (webapp.core.answer_checks, training.answer_pool).
 ANSWER_CHECK_TIMEOUT_SECONDS = _env_float("ANSWER_CHECK_TIMEOUT_SECONDS", 1.0)
 ANSWER_CHECK_WORKERS = _env_int("ANSWER_CHECK_WORKERS", 2)
+# When every checker process is busy, a check waits its turn (first come, first served) at most
+# this long, then is "couldn't check right now": a request's answer check takes at most
+# ANSWER_CHECK_WAIT_SECONDS + ANSWER_CHECK_TIMEOUT_SECONDS (3 s). The wait also covers the
+# checkers' first start in a new server process (a second or two of imports).
+ANSWER_CHECK_WAIT_SECONDS = _env_float("ANSWER_CHECK_WAIT_SECONDS", 2.0)
 
 # --- Redis: channel layer, Celery broker, generation queue, control messages -------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

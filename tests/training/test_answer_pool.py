@@ -124,9 +124,9 @@ def test_callers_in_threads_are_each_bounded(pool):
         thread.start()
     for thread in threads:
         thread.join()
-    # Two workers, three slow checks: each caller waits at most the limit for a worker and the
-    # limit for its check.
-    assert time.monotonic() - start < 2 * pool.timeout_s + 20  # + a replacement's start-up
+    # Two workers, three slow checks: each caller waits at most the pool's wait for a worker and
+    # the limit for its check.
+    assert time.monotonic() - start < pool.wait_s + pool.timeout_s + 20  # + a replacement's start
     assert set(results.values()) == {None}
     assert _checked_once_started(pool, "x+1", "1+x", kind="expression") is True
 
@@ -166,3 +166,37 @@ def test_a_dead_zygote_is_started_again():
         assert pool._zygote.process.pid != first.pid
     finally:
         pool.close()
+
+
+def test_more_callers_than_workers_each_end_within_the_wait_plus_the_limit():
+    # Many accounts together (each allowed one check at a time) keep every worker busy: a caller
+    # waits its turn for at most the pool's wait, then is "couldn't check" (None), never a wrong
+    # verdict and never a request held until the crowd has gone.
+    busy = AnswerCheckPool(workers=2, timeout_s=1.0, wait_s=0.5)
+    try:
+        _ready_workers(busy)
+        results = {}
+
+        def check(name, answer):
+            start = time.monotonic()
+            verdict = bounded_verify(busy, "x^2+2x+1", answer, kind="expression")
+            results[name] = (verdict, time.monotonic() - start)
+
+        crowd = [threading.Thread(target=check, args=(f"slow{i}", SLOW)) for i in range(6)]
+        for thread in crowd:
+            thread.start()
+        time.sleep(0.2)  # two slow checks hold both workers, four wait in line
+        honest = threading.Thread(target=check, args=("honest", "(x+1)^2"))
+        honest.start()
+        for thread in [*crowd, honest]:
+            thread.join()
+        assert {verdict for name, (verdict, _) in results.items() if name != "honest"} == {None}
+        # Behind four slow checks (1 s each on two workers), past its 0.5 s wait: couldn't check.
+        verdict, took = results["honest"]
+        assert verdict is None
+        assert took < busy.wait_s + 0.5
+        # Every caller: its wait, then at most the limit (and a replacement's fork).
+        assert max(took for _, took in results.values()) < busy.wait_s + busy.timeout_s + 1.0
+        assert _checked_once_started(busy, "x+1", "1+x", kind="expression") is True
+    finally:
+        busy.close()

@@ -39,6 +39,7 @@ from webapp.audit.services import audit_record
 from webapp.core.after_commit import enqueue_on_commit
 from webapp.core.errors import ServiceError
 from webapp.core.roles import ensure_may_publish
+from webapp.core.user_text import is_blank, normalise_user_text
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.importers import (
     FORMAT_CHOICES,
@@ -138,6 +139,9 @@ def problem_upload_receive(
     """
     check_upload_size(data, max_bytes=settings.PROBLEM_UPLOAD_MAX_BYTES)
     _ensure_target(target_set, teacher)
+    # The file's name and the typed title are shown on the preview and become the set's title:
+    # without direction controls, like every user text (webapp.core.user_text).
+    filename, title = normalise_user_text(filename), _typed_title(title)
     options = {
         "filename": filename,
         "format": format,
@@ -192,6 +196,7 @@ def problem_upload_preview(
     """Read a file now and stage it for the teacher's preview; raises UploadRefused for a bad
     file. The upload request calls it (through `problem_upload_receive`) only for small files."""
     _ensure_target(target_set, teacher)
+    filename, title = normalise_user_text(filename), _typed_title(title)
     read, items = _read_and_stage(
         data, teacher=teacher, filename=filename, format=format, default_domain=default_domain
     )
@@ -417,7 +422,7 @@ def problem_upload_check_answers(*, upload_id: int) -> int:
     for start in range(0, len(pending_ids), ITEMS_PER_BATCH):
         chunk = pending_ids[start : start + ITEMS_PER_BATCH]
         for item in ProblemUploadItem.objects.filter(pk__in=chunk).order_by("position"):
-            warning = check_reference(item.data)
+            warning = check_reference(item.data, wait="background")
             if warning:
                 item.warnings.append([warning.field, warning.message])
             checked.append(item)
@@ -498,7 +503,7 @@ def problem_upload_import_start(
         locked.import_started_at = timezone.now()
         locked.import_error = ""
         locked.on_error = on_error
-        locked.title = (title.strip() or locked.title)[:200]
+        locked.title = (_typed_title(title) or locked.title)[:200]
         locked.save(
             update_fields=[
                 "state",
@@ -632,7 +637,7 @@ def problem_upload_import(
         if problem_set is None:
             problem_set = ProblemSet.objects.create(
                 owner=teacher,
-                title=(title.strip() or upload.title or "Untitled set")[:200],
+                title=(_typed_title(title) or upload.title or "Untitled set")[:200],
                 description=upload.description,
                 source_format=upload.source_format,
                 source_filename=upload.filename,
@@ -702,6 +707,13 @@ def _next_position(problem_set: ProblemSet) -> int:
     return 0 if last is None else last + 1
 
 
+def _typed_title(title: str) -> str:
+    """A title the teacher typed on the upload or preview page, as stored (webapp.core.user_text);
+    "" when it shows nothing, so the file's own title or name is used instead."""
+    title = normalise_user_text(title)
+    return "" if is_blank(title) else title
+
+
 def _title_from_filename(filename: str) -> str:
     stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return stem.replace("_", " ").replace("-", " ").strip().capitalize() or "Untitled set"
@@ -715,11 +727,14 @@ def problem_set_create(
 ) -> ProblemSet:
     if is_practice:
         ensure_may_publish(teacher)
-    title = title.strip()
-    if not title:
+    title = normalise_user_text(title)
+    if is_blank(title):
         raise ServiceError("Give the set a title.", code="empty_title")
     return ProblemSet.objects.create(
-        owner=teacher, title=title[:200], description=description.strip(), is_practice=is_practice
+        owner=teacher,
+        title=title[:200],
+        description=normalise_user_text(description),
+        is_practice=is_practice,
     )
 
 
@@ -729,11 +744,11 @@ def problem_set_update(
     _ensure_owner(problem_set, teacher)
     if is_practice and not problem_set.is_practice:
         ensure_may_publish(teacher)
-    title = title.strip()
-    if not title:
+    title = normalise_user_text(title)
+    if is_blank(title):
         raise ServiceError("Give the set a title.", code="empty_title")
     problem_set.title = title[:200]
-    problem_set.description = description.strip()
+    problem_set.description = normalise_user_text(description)
     problem_set.is_practice = is_practice
     problem_set.save(update_fields=["title", "description", "is_practice"])
     return problem_set

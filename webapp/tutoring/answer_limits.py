@@ -70,8 +70,8 @@ def hold_answer_check(*, user: User) -> None:
     taken = advisory_xact_lock(*checker_lock_keys(user.pk), wait=False)
     if not taken:
         raise ServiceError(
-            "Your previous answer is still being checked. Wait for its result (a second or "
-            f"two), then check this one. {KEPT}",
+            "Your previous answer is still being checked. Wait for its result (a few "
+            f"seconds at most), then check this one. {KEPT}",
             code="answer_check_busy",
             status=429,
             retry_at=timezone.now() + timedelta(seconds=math.ceil(_longest_check_s())),
@@ -79,8 +79,8 @@ def hold_answer_check(*, user: User) -> None:
 
 
 def _longest_check_s() -> float:
-    # A check waits for a free checker and then for its reply, each at most the limit.
-    return 2 * settings.ANSWER_CHECK_TIMEOUT_SECONDS
+    # A check waits its turn for a free checker, then for its reply (webapp.core.answer_checks).
+    return settings.ANSWER_CHECK_WAIT_SECONDS + settings.ANSWER_CHECK_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)

@@ -502,3 +502,62 @@ def test_a_second_byte_order_mark_before_the_header_is_not_part_of_it():
     data = b"\xef\xbb\xbf" + "\ufeffstatement,answer\nWhat is 2 + 2?,4\n".encode()
     items = read_problem_file(data, filename="twice.csv", **LIMITS).items
     assert [(item.data["statement"], item.errors) for item in items] == [("What is 2 + 2?", [])]
+
+
+# --- direction controls ("Trojan Source") ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "filename, text",
+    [
+        ("p.csv", 'statement,answer\n"x = \u202e21, find x",21\n'),
+        # Written as a JSON escape, not as the character: removed all the same.
+        ("p.json", '[{"statement": "x = \\u202e21, find x", "answer": "21"}]'),
+        ("p.jsonl", '{"statement": "x = \u202e21, find x", "answer": "21"}\n'),
+        ("p.gift", "x = \u202e21, find x {=21}\n"),
+        ("p.aiken", "x = \u202e21, find x\nA. 21\nB. 12\nANSWER: A\n"),
+    ],
+)
+def test_every_format_imports_a_statement_without_its_direction_controls(filename, text):
+    (item,) = read_text(text, filename).items
+    assert not item.errors
+    assert item.data["statement"] == "x = 21, find x"
+    assert [issue.field for issue in item.warnings] == ["statement"]
+    assert "(U+202E) were removed" in item.warnings[0].message
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        '\u202e=HYPERLINK("http://x")',
+        "\u2066=cmd|' /C calc'!A0",
+        "<scr\u202eipt>alert(1)</scr\u202eipt>",
+    ],
+)
+def test_hostile_content_hidden_behind_direction_controls_is_still_refused(cell):
+    """The controls are removed before the hostile checks, which would otherwise read "\u202e="
+    as ordinary text and let "=HYPERLINK(" be stored whole."""
+    text = f'statement,answer\nFine problem,1\n"{cell.replace(chr(34), chr(34) * 2)}",2\n'
+    with pytest.raises(UploadRefused) as refused:
+        read_text(text, "a.csv")
+    assert refused.value.details[0].startswith("Line 3, statement")
+
+
+def test_a_json_sets_title_loses_its_direction_controls_with_a_file_warning():
+    text = '{"title": "\\u202eWeek 1", "problems": [{"statement": "What is 2 + 2?", "answer": 4}]}'
+    read_file = read_text(text, "p.json")
+    assert read_file.title == "Week 1"
+    assert any("(U+202E) were removed" in warning for warning in read_file.file_warnings)
+
+
+def test_choices_keep_their_text_without_the_controls():
+    text = "statement,option_a,option_b,answer\nPick one,\u2067yes\u2069,no,A\n"
+    (item,) = read_text(text, "p.csv").items
+    assert item.data["choices"] == ["yes", "no"]
+    assert [issue.field for issue in item.warnings] == ["choices"]
+
+
+@pytest.mark.parametrize("statement", ["\u200b\u200b", "\u202e\u202c", "\u200e"])
+def test_an_uploaded_statement_of_invisible_characters_only_is_empty(statement):
+    (item,) = read_text(f"statement,answer\n{statement},4\n", "p.csv").items
+    assert "The statement is empty" in item.errors[0].message

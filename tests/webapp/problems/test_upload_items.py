@@ -43,7 +43,9 @@ def mixed_csv(rounds: int) -> bytes:
     return ("statement,answer_type,answer\n" + "\n".join(rows) + "\n").encode()
 
 
-def verifier_that_cannot_read_fractions(answer: str, kind: str, *, options=None) -> str | None:
+def verifier_that_cannot_read_fractions(
+    answer: str, kind: str, *, options=None, patience_s=None
+) -> str | None:
     """The verifier's verdict without its processes (a loaded machine can time them out)."""
     return "it cannot parse this" if answer.startswith("\\frac") else None
 
@@ -310,11 +312,11 @@ def test_the_answer_check_stops_quietly_when_the_upload_is_discarded(teacher, se
     real_check = services.check_reference
     checks = []
 
-    def discard_after_two(data):
+    def discard_after_two(data, **options):
         checks.append(1)
         if len(checks) == 2:
             services.problem_upload_discard(upload=staged, teacher=teacher)
-        return real_check(data)
+        return real_check(data, **options)
 
     monkeypatch.setattr(services, "check_reference", discard_after_two)
     assert services.problem_upload_check_answers(upload_id=staged.pk) == 2

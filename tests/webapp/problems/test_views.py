@@ -346,3 +346,56 @@ def test_json_that_python_decodes_but_cannot_keep_is_not_a_server_error(
         assert (staged.ready_count, staged.error_count) == (0, 1)
         page = teacher_client.get(response["Location"]).content.decode()
         assert "longer than 500 characters" in page
+
+
+def test_an_uploaded_set_with_direction_overrides_imports_without_them_and_says_so(
+    teacher_client,
+):
+    """A statement whose U+202E makes "21 + 1" show as "1 + 12" (and a title and tag with
+    isolates) is imported with the controls removed; the preview names the fields that had them."""
+    rows = (
+        "statement,answer,tags\n"
+        '"Compute \u202e21 + 1\u202c.",22,"\u2067arith\u2069"\n'
+        "What is 2 + 2?,4,\n"
+    )
+    response = teacher_client.post(
+        reverse("problems:upload"),
+        {
+            "file": SimpleUploadedFile("week-1.csv", rows.encode("utf-8")),
+            "format": "auto",
+            "default_domain": "math",
+            "target_set": "",
+            "on_error": "skip",
+        },
+    )
+    staged = ProblemUpload.objects.get()
+    assert staged.ready_count == 2 and staged.error_count == 0
+    preview = teacher_client.get(response["Location"]).content.decode()
+    assert "\u202e" not in preview and "\u2067" not in preview
+    assert '<div class="statement math" dir="auto">Compute 21 + 1.</div>' in preview
+    assert (
+        "<strong>statement</strong>: Invisible direction controls (U+202C, U+202E) were removed"
+    ) in preview
+    assert "<strong>tags</strong>: Invisible direction controls (U+2067, U+2069) were removed" in (
+        preview
+    )
+
+    done = teacher_client.post(
+        response["Location"], {"title": "\u202eWeek 1\u202c", "on_error": "skip"}
+    )
+    problem_set = ProblemSet.objects.get()
+    assert done["Location"] == reverse("problems:problem_set_detail", args=[problem_set.pk])
+    assert problem_set.title == "Week 1"
+    first = problem_set.problems.order_by("position").first()
+    assert (first.statement, first.reference_answer, first.tags) == (
+        "Compute 21 + 1.",
+        "22",
+        ["arith"],
+    )
+    assert first.content_key == problem_content_key("Compute 21 + 1.")
+    page = teacher_client.get(done["Location"]).content.decode()
+    assert "\u202e" not in page
+    assert '<div class="statement math" dir="auto">Compute 21 + 1.</div>' in page
+    assert "<h1><bdi>Week 1</bdi>" in page
+    listing = teacher_client.get(reverse("problems:problem_set_list")).content.decode()
+    assert "><bdi>Week 1</bdi></a>" in listing

@@ -264,6 +264,39 @@ def test_problem_text_is_escaped_never_html(student_client, student):
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;&lt;img src=x onerror=" in html
 
 
+def test_a_typed_problem_with_a_direction_override_shows_what_the_model_reads(
+    student_client, student
+):
+    """A statement typed as "x = \u202e21" displays as "x = 12": the page showed one number
+    while the model solved the other. The override is removed on the way in, so the page shows what is stored, and the
+    statement is isolated (dir="auto") from the page around it."""
+    response = student_client.post(
+        reverse("tutoring:attempt_create"),
+        {"statement": "Solve for $x$: $3x = \u202e21\u202c$", "mode": "solve"},
+    )
+    attempt = Attempt.objects.get(student=student)
+    assert attempt.problem.statement == "Solve for $x$: $3x = 21$"
+    page = student_client.get(response["Location"]).content.decode()
+    assert "\u202e" not in page and "\u202c" not in page
+    assert (
+        '<div class="rich-text problem-statement" dir="auto" data-rich-text>'
+        "Solve for $x$: $3x = 21$</div>"
+    ) in page
+    history = student_client.get(reverse("tutoring:attempt_history")).content.decode()
+    assert "\u202e" not in history
+    assert '<span class="rich-text attempt-statement" dir="auto" data-rich-text>' in history
+
+
+def test_an_own_answer_with_a_direction_override_is_shown_as_checked(student_client, attempt):
+    # "\u202e6/5" shows as "5/6", the right answer, but holds 6/5: wrong.
+    url = reverse("tutoring:own_answer_create", args=[attempt.pk])
+    page = student_client.post(url, {"answer": "\u202e6/5"}, **HTMX).content.decode()
+    assert 'data-own-verdict="wrong"' in page
+    assert "\u202e" not in page
+    assert '<span class="rich-text inline-rich" dir="auto" data-rich-text>6/5</span>' in page
+    assert OwnAnswer.objects.get().answer == "6/5"
+
+
 def test_a_refused_start_goes_back_to_the_set_with_the_reason(
     student_client, practice_set, settings
 ):
@@ -498,7 +531,7 @@ def test_history_is_searchable_and_shows_verdicts(student_client, student, pract
         url, {"q": "integrate"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="history-results"
     )
     html = found.content.decode()
-    assert "1 attempt matching “integrate”" in html
+    assert "1 attempt matching “<bdi>integrate</bdi>”" in html
     assert html.lstrip().startswith('<div id="history-results"')  # the partial, not the page
     assert "Integrate" in html and "1/2 + 1/3" not in html
 

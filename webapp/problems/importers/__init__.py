@@ -15,13 +15,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from webapp.core.user_text import bidi_controls_in, normalise_user_text
 from webapp.problems.importers.aiken import parse_aiken
 from webapp.problems.importers.csv_format import parse_csv
 from webapp.problems.importers.decoding import decode_upload
 from webapp.problems.importers.gift import parse_gift
 from webapp.problems.importers.json_format import parse_json, parse_jsonl
 from webapp.problems.importers.records import Issue, ParsedFile, RawItem, UploadRefused
-from webapp.problems.importers.validation import ValidatedItem, check_reference, validate_item
+from webapp.problems.importers.validation import (
+    ReferenceWait,
+    ValidatedItem,
+    check_reference,
+    validate_item,
+)
 
 __all__ = [
     "FORMAT_CHOICES",
@@ -124,9 +130,10 @@ def read_problem_file(
     Symbolic reference answers are parsed by the verifier here when there are at most
     `max_slow_checks` of them (None: always); otherwise they are left pending, counted in
     `pending_checks`, for a background task; so are those left when checking them has taken
-    `slow_checks_budget_s` seconds (None: no limit). `progress(done, total)` is called once the file is
-    parsed and after every `PROGRESS_EVERY` checked items (the background reader saves it for the
-    preview; an exception it raises stops the reading).
+    `slow_checks_budget_s` seconds (None: no limit), or once no checker process is free at once
+    (with `max_slow_checks`). `progress(done, total)` is called once the file is parsed and after
+    every `PROGRESS_EVERY` checked items (the background reader saves it for the preview; an
+    exception it raises stops the reading).
     """
     decoded = decode_upload(data, max_bytes=max_bytes)
     chosen = format if format in _PARSERS else detect_format(filename, decoded.text)
@@ -136,6 +143,7 @@ def read_problem_file(
             "page, or name the file .csv, .json, .jsonl, .gift or .aiken."
         )
     parsed = _PARSERS[chosen](decoded.text, max_items=max_items)
+    _remove_bidi_controls_from_metadata(parsed)
     total = len(parsed.items)
     if progress is not None:
         progress(0, total)
@@ -150,14 +158,22 @@ def read_problem_file(
         # A count alone did not bound the time: each check may run to the checker's limit (1 s),
         # so 150 answers that each run out of time held the upload request for 150 s (a 16 KiB
         # file). Past the budget, the answers left stay pending for the background task.
+        # Each check takes a checker process only if one is free at once ("if_free"): the
+        # checkers are shared with students' answers, and a teacher's upload that waited its turn
+        # (it used to wait up to 60 s a check) held the request, and with several uploads at once
+        # kept the checkers from students. Once none is free, the rest go to the background too.
+        # Without `max_slow_checks` (a script, a test) every answer is read here, however long.
+        wait: ReferenceWait = "background" if max_slow_checks is None else "if_free"
         deadline = None if slow_checks_budget_s is None else _clock() + slow_checks_budget_s
-        left = []
+        left: list[ValidatedItem] = []
         for item in pending:
-            if deadline is not None and _clock() >= deadline:
+            if left or (deadline is not None and _clock() >= deadline):
                 left.append(item)
                 continue
-            warning = check_reference(item.data)
-            if warning:
+            warning = check_reference(item.data, wait=wait)
+            if item.data.get("reference_pending"):  # no checker was free
+                left.append(item)
+            elif warning:
                 item.warnings.append(warning)
         pending = left
     if not items:
@@ -170,6 +186,22 @@ def read_problem_file(
         title=parsed.title,
         description=parsed.description,
         pending_checks=len(pending),
+    )
+
+
+def _remove_bidi_controls_from_metadata(parsed: ParsedFile) -> None:
+    """The set's title and description as the file gives them (JSON), without direction controls
+    (webapp.core.user_text), and a file warning that says so; the items' fields are cleaned, with
+    their own warnings, by `validate_item`."""
+    controls = bidi_controls_in(parsed.title) | bidi_controls_in(parsed.description)
+    if not controls:
+        return
+    parsed.title = normalise_user_text(parsed.title)
+    parsed.description = normalise_user_text(parsed.description)
+    codes = ", ".join(f"U+{ord(char):04X}" for char in sorted(controls))
+    parsed.file_warnings.append(
+        f"Invisible direction controls ({codes}) were removed from the set's title or "
+        "description: they made the text show in a different order from the one it is stored in."
     )
 
 

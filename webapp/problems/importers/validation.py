@@ -13,10 +13,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from training.answers import parse_exact_number
 from training.units import unit_from_statement
-from webapp.core.answer_checks import reference_problem
+from webapp.core.answer_checks import (
+    BACKGROUND_PATIENCE_S,
+    UNAVAILABLE_REFERENCE,
+    reference_problem,
+)
+from webapp.core.user_text import bidi_controls_in, is_blank, remove_bidi_controls
 from webapp.problems.importers.records import Issue, RawItem
 
 MAX_STATEMENT_CHARS = 20_000
@@ -170,7 +176,7 @@ class ValidatedItem:
 
 def canonical_field(name: str) -> str | None:
     """The field a column or key stands for ("Question Text" → "statement"), None if unknown."""
-    key = re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+    key = re.sub(r"[\s\-]+", "_", remove_bidi_controls(str(name)).strip().lower())
     if key in _ALIASES:
         return _ALIASES[key]
     match = _OPTION_FIELD.match(key)
@@ -194,13 +200,13 @@ def validate_item(
         errors=list(raw.issues),
         warnings=list(raw.warnings),
     )
-    values = raw.fields
+    values = _without_bidi_controls(raw.fields, item)
     _find_hostile(values, item)
     if raw.issues and not values:
         return item  # the parser could not read the item at all; its issues say why
 
     statement = _text(values.get("statement"), "statement", item)
-    if not statement:
+    if is_blank(statement):  # "" or only invisible characters (zero-width spaces, marks)
         item.errors.append(Issue("statement", "The statement is empty: every problem needs one."))
     elif len(statement) > MAX_STATEMENT_CHARS:
         item.errors.append(
@@ -265,14 +271,38 @@ def needs_slow_check(data: dict) -> bool:
     )
 
 
-def check_reference(data: dict) -> Issue | None:
+# How long a reference answer's check waits for a free checker process (see `check_reference`).
+ReferenceWait = Literal["request", "if_free", "background"]
+_PATIENCE: dict[str, float | None] = {
+    "request": None,  # the site's ANSWER_CHECK_WAIT_SECONDS
+    "if_free": 0.0,
+    "background": BACKGROUND_PATIENCE_S,
+}
+
+
+def check_reference(data: dict, *, wait: ReferenceWait = "request") -> Issue | None:
     """Ask the verifier whether it can read the item's reference answer; on failure record why in
     `data["reference_error"]` (which keeps the problem out of the training pool) and return the
-    warning for the teacher."""
+    warning for the teacher.
+
+    `wait` is how long the check waits for a free checker process, which students' answers share:
+    "request" (the single-problem form) `ANSWER_CHECK_WAIT_SECONDS`, then the reason "not
+    available"; "if_free" (an upload's answers read in the request or by the read task) not in
+    line: with no checker free at once (or still starting when that wait is up), the item stays
+    `reference_pending` for the background check (`problems.check_upload_answers`) and None is
+    returned, so a teacher's upload only uses checkers nobody is waiting for; "background" (that
+    Celery task) `BACKGROUND_PATIENCE_S`.
+    """
     data.pop("reference_pending", None)
     message = reference_problem(
-        data["reference_answer"], data["answer_kind"], options=data["choices"] or None
+        data["reference_answer"],
+        data["answer_kind"],
+        options=data["choices"] or None,
+        patience_s=_PATIENCE[wait],
     )
+    if wait == "if_free" and message == UNAVAILABLE_REFERENCE:
+        data["reference_pending"] = True
+        return None
     if not message:
         data["reference_error"] = ""
         return None
@@ -636,6 +666,39 @@ def _text(raw: object, label: str, item: ValidatedItem) -> str:
     )
     item.errors.append(Issue(label, f"Expected text, found {kind}."))
     return ""
+
+
+def _without_bidi_controls(fields: dict, item: ValidatedItem) -> dict:
+    """The item's values with explicit bidirectional controls removed from every text (see
+    webapp.core.user_text for why they are removed rather than refused), and one warning for each
+    field that had them, so the preview says what changed. Before every other check: hidden behind
+    an override, "=HYPERLINK(" or "<script" would pass the hostile checks and be stored whole."""
+    values: dict = {}
+    found: dict[str, set[str]] = {}
+    for name, value in fields.items():
+        texts = value if isinstance(value, list) else [value]
+        controls = {
+            char for text in texts if isinstance(text, str) for char in bidi_controls_in(text)
+        }
+        if controls:
+            label = "choices" if name.startswith("option_") else FIELD_LABELS.get(name, name)
+            found.setdefault(label, set()).update(controls)
+            if isinstance(value, list):
+                value = [remove_bidi_controls(t) if isinstance(t, str) else t for t in value]
+            else:
+                value = remove_bidi_controls(value)
+        values[name] = value
+    for label, controls in found.items():
+        codes = ", ".join(f"U+{ord(char):04X}" for char in sorted(controls))
+        item.warnings.append(
+            Issue(
+                label,
+                f"Invisible direction controls ({codes}) were removed: they made the text show "
+                "in a different order from the one it is stored and checked in. Nothing else "
+                "was changed.",
+            )
+        )
+    return values
 
 
 def _find_hostile(values: dict, item: ValidatedItem) -> None:
