@@ -8,7 +8,8 @@ gets the scope note; a cut-off answer says so and has no Copy button. With the r
 same states come from the served model: the scope note is on the page before any token, a long
 problem is cut off at the length limit, and a natural question gets the badge its answer earns.
 
-Set UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/answer-*.png from this run.
+Set UPDATE_DOCS_SCREENSHOTS=1 to refresh docs/images/answer-*.png and own-answer-unchecked.png from
+this run.
 """
 
 import os
@@ -22,7 +23,7 @@ from playwright.sync_api import expect
 from ringmodel import read_manifest
 from tests.fixtures.inference import wait_for_row
 from webapp.problems.content_key import problem_content_key
-from webapp.problems.models import Problem
+from webapp.problems.models import Problem, ProblemSet
 from webapp.tutoring.models import Attempt, AttemptMode, Generation
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -239,3 +240,33 @@ def test_served_answers_carry_their_check(
     else:
         expect(article.locator("[data-role=result-row], .result-row")).to_be_visible()
         expect(note).to_have_count(0)
+
+
+def test_an_own_answer_the_checker_cannot_finish_is_saved_unchecked(
+    demo_users, student_page, live_site, tmp_path
+):
+    # A factorial of 998,001 passes the cheap guard and would take sympy minutes: the checker
+    # process runs out of its time (or, still starting, is not free within the wait), and the
+    # answer is saved with no verdict, never marked wrong.
+    problem_set = ProblemSet.objects.create(
+        owner=demo_users["teacher"], title="Algebra", is_practice=True, is_public=True
+    )
+    statement = "Expand (x+1)^2."
+    problem = Problem.objects.create(
+        problem_set=problem_set,
+        position=0,
+        statement=statement,
+        content_key=problem_content_key(statement),
+        answer_kind="expression",
+        reference_answer="x^2+2x+1",
+    )
+    attempt = Attempt.objects.create(student=demo_users["student"], problem=problem)
+    page = student_page
+    page.goto(f"{live_site.url}/solve/attempts/{attempt.pk}/")
+    page.get_by_label("Your answer").fill("(999*999)!")
+    page.get_by_role("button", name="Check", exact=True).click()
+    note = page.locator('[data-own-verdict="timed-out"]')
+    expect(note).to_contain_text("couldn't check", timeout=30_000)
+    expect(note).to_contain_text("busy with other answers")
+    assert attempt.own_answers.get().is_correct is None
+    keep_screenshot(page, tmp_path, "own-answer-unchecked.png")
