@@ -22,8 +22,9 @@ from playwright.sync_api import expect
 
 from ringmodel import read_manifest
 from tests.fixtures.inference import wait_for_row
+from tests.fixtures.problems import symbolic_practice_attempt
 from webapp.problems.content_key import problem_content_key
-from webapp.problems.models import Problem, ProblemSet
+from webapp.problems.models import Problem
 from webapp.tutoring.models import Attempt, AttemptMode, Generation
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -248,19 +249,7 @@ def test_an_own_answer_the_checker_cannot_finish_is_saved_unchecked(
     # A factorial of 998,001 passes the cheap guard and would take sympy minutes: the checker
     # process runs out of its time (or, still starting, is not free within the wait), and the
     # answer is saved with no verdict, never marked wrong.
-    problem_set = ProblemSet.objects.create(
-        owner=demo_users["teacher"], title="Algebra", is_practice=True, is_public=True
-    )
-    statement = "Expand (x+1)^2."
-    problem = Problem.objects.create(
-        problem_set=problem_set,
-        position=0,
-        statement=statement,
-        content_key=problem_content_key(statement),
-        answer_kind="expression",
-        reference_answer="x^2+2x+1",
-    )
-    attempt = Attempt.objects.create(student=demo_users["student"], problem=problem)
+    attempt = symbolic_practice_attempt(demo_users["teacher"], demo_users["student"])
     page = student_page
     page.goto(f"{live_site.url}/solve/attempts/{attempt.pk}/")
     page.get_by_label("Your answer").fill("(999*999)!")

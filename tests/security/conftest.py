@@ -1,13 +1,14 @@
 """Fixtures for the security tests: cheap password hashing, users of each role, a problem with a
-symbolic answer key, and the Redis counters of the site's limiters cleared around each test."""
+symbolic answer key, the Celery tasks the problem services queue (recorded), and the Redis
+counters of the site's limiters cleared around each test."""
 
 import pytest
 
+from tests.fixtures.problems import symbolic_practice_attempt
 from webapp.accounts.services import user_create
 from webapp.core.rate_limits import KEY_PREFIX
 from webapp.core.redis_client import redis_client
-from webapp.problems.content_key import problem_content_key
-from webapp.problems.models import Problem, ProblemSet
+from webapp.problems import services as problem_services
 from webapp.tutoring.models import Attempt
 
 
@@ -52,16 +53,16 @@ def admin(db):
 @pytest.fixture
 def symbolic_attempt(teacher, student) -> Attempt:
     """A student's attempt at a practice problem whose key only math-verify can read."""
-    problem_set = ProblemSet.objects.create(
-        owner=teacher, title="Algebra", is_practice=True, is_public=True
+    return symbolic_practice_attempt(teacher, student)
+
+
+@pytest.fixture
+def enqueued_tasks(monkeypatch) -> list[tuple[str, tuple]]:
+    """The Celery tasks the problem services queue (name, arguments), recorded instead of sent."""
+    calls: list[tuple[str, tuple]] = []
+    monkeypatch.setattr(
+        problem_services,
+        "enqueue_on_commit",
+        lambda name, *args, **options: calls.append((name, args)),
     )
-    statement = "Expand (x+1)^2."
-    problem = Problem.objects.create(
-        problem_set=problem_set,
-        position=0,
-        statement=statement,
-        content_key=problem_content_key(statement),
-        answer_kind="expression",
-        reference_answer="x^2+2x+1",
-    )
-    return Attempt.objects.create(student=student, problem=problem)
+    return calls

@@ -60,15 +60,6 @@ def busy(one_checker, monkeypatch):
     return Busy
 
 
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        services, "enqueue_on_commit", lambda name, *args, **options: calls.append((name, args))
-    )
-    return calls
-
-
 def test_a_students_answer_while_every_checker_is_busy_is_saved_as_unchecked(
     busy, client, symbolic_attempt, student
 ):
@@ -86,7 +77,7 @@ def test_a_students_answer_while_every_checker_is_busy_is_saved_as_unchecked(
 
 
 def test_an_upload_read_while_the_checkers_are_busy_leaves_the_answers_to_the_background(
-    busy, teacher, enqueued
+    busy, teacher, enqueued_tasks
 ):
     csv = "statement,answer_type,answer\n" + "".join(
         f"Expand $(x+{n})^2$.,expression,x^2+{2 * n}x+{n * n}\n" for n in range(1, 6)
@@ -100,7 +91,7 @@ def test_an_upload_read_while_the_checkers_are_busy_leaves_the_answers_to_the_ba
     # Not one wait per answer, nor one for the first: no checker was free at once.
     assert elapsed < MARGIN_S
     assert (staged.pending_checks, staged.flagged_count) == (5, 0)  # none marked unreadable
-    assert enqueued == [("problems.check_upload_answers", (staged.pk,))]
+    assert enqueued_tasks == [("problems.check_upload_answers", (staged.pk,))]
     assert services.problem_upload_check_answers(upload_id=staged.pk) == 5
     staged.refresh_from_db()
     assert (staged.pending_checks, staged.flagged_count) == (0, 0)

@@ -21,17 +21,8 @@ from webapp.problems.models import Problem, ProblemUpload, UploadState
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(
-        services, "enqueue_on_commit", lambda name, *args, **options: calls.append((name, args))
-    )
-    return calls
-
-
 def test_the_request_for_a_5_mib_20000_row_file_costs_a_fraction_of_reading_it(
-    client, teacher, sent
+    client, teacher, enqueued_tasks
 ):
     data = big_csv(20_000)
     assert 4.9 * 1024 * 1024 < len(data) <= settings.PROBLEM_UPLOAD_MAX_BYTES
@@ -43,7 +34,7 @@ def test_the_request_for_a_5_mib_20000_row_file_costs_a_fraction_of_reading_it(
     assert response.status_code == 302
     staged = ProblemUpload.objects.get()
     assert staged.state == UploadState.READING and not staged.staged_items.exists()
-    assert sent == [("problems.read_upload", (staged.pk, 1))]
+    assert enqueued_tasks == [("problems.read_upload", (staged.pk, 1))]
 
     read_cpu, _, read = measured(
         lambda: read_problem_file(
@@ -59,7 +50,7 @@ def test_the_request_for_a_5_mib_20000_row_file_costs_a_fraction_of_reading_it(
 
 
 def test_the_import_click_of_a_20000_item_preview_costs_a_fraction_of_importing_it(
-    client, teacher, sent
+    client, teacher, enqueued_tasks
 ):
     staged = services.problem_upload_preview(
         teacher=teacher, data=big_csv(20_000), filename="big.csv"
@@ -72,7 +63,7 @@ def test_the_import_click_of_a_20000_item_preview_costs_a_fraction_of_importing_
         lambda: client.post(url, {"on_error": "skip", "title": "Big"})
     )
     assert response["Location"] == url
-    assert sent == [("problems.import_upload", (staged.pk, 1))]
+    assert enqueued_tasks == [("problems.import_upload", (staged.pk, 1))]
     assert not Problem.objects.exists()
 
     import_cpu, _, outcome = measured(
