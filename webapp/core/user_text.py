@@ -20,13 +20,16 @@ in embeddings (RLE … PDF) that are not needed once the page isolates each user
 U+200F RLM and U+061C ALM are kept: they are invisible strong characters rather than controls, they
 open or close no embedding, and right-to-left writers need them. The upload preview says which
 fields had controls removed (`importers.validation`); typed text loses them without a message,
-since every character the user meant to type is kept.
+since every character the user meant to type is kept. Rows stored before all this lose them in data
+migrations (`remove_bidi_controls_from_rows`).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from typing import Any
 
 # The explicit embedding, override and isolate controls of the Unicode bidirectional algorithm
 # (UAX #9, section 2): U+202A-U+202E and U+2066-U+2069.
@@ -68,3 +71,47 @@ def is_blank(text: str) -> bool:
     statement of "\u200b\u200b" passed the empty check and was queued for the model as a problem
     the student saw as blank; linear in the text, which the forms bound first."""
     return all(unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in text)
+
+
+# What PostgreSQL's `~` matches for a row that still holds a control (the same class as above).
+_SQL_BIDI_CONTROL = "[\u202a-\u202e\u2066-\u2069]"
+
+
+def remove_bidi_controls_from_rows(
+    model: Any,
+    text_fields: tuple[str, ...],
+    json_fields: tuple[str, ...] = (),
+    *,
+    also: Callable[[Any], tuple[str, ...]] | None = None,
+) -> int:
+    """Remove the controls from rows stored before the services removed them on the way in (the
+    data migrations call it with their historical models). Only rows that hold one are read, by a
+    regular expression in the database, so a big table costs one scan; `json_fields` are lists of
+    strings (choices, tags). `also(row)` updates fields that derive from the cleaned text and
+    names them (a problem's duplicate key). Returns the number of rows changed."""
+    from django.db.models import Q, TextField
+    from django.db.models.functions import Cast
+
+    holds_one = Q()
+    as_text = {}
+    for name in text_fields:
+        holds_one |= Q(**{f"{name}__regex": _SQL_BIDI_CONTROL})
+    for name in json_fields:
+        as_text[f"{name}_as_text"] = Cast(name, TextField())
+        holds_one |= Q(**{f"{name}_as_text__regex": _SQL_BIDI_CONTROL})
+    changed = 0
+    for row in model.objects.annotate(**as_text).filter(holds_one).order_by("pk").iterator():
+        for name in text_fields:
+            setattr(row, name, remove_bidi_controls(getattr(row, name)))
+        for name in json_fields:
+            value = getattr(row, name)
+            if isinstance(value, list):
+                setattr(row, name, [_cleaned(item) for item in value])
+        derived = also(row) if also is not None else ()
+        row.save(update_fields=[*text_fields, *json_fields, *derived])
+        changed += 1
+    return changed
+
+
+def _cleaned(item: Any) -> Any:
+    return remove_bidi_controls(item) if isinstance(item, str) else item
