@@ -4,9 +4,8 @@ and tags (with the duplicate key computed again), set titles, class names, stude
 and feedback. Rows without a control are not written."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
+from tests.fixtures.migrations import migrate
 from webapp.problems.content_key import problem_content_key
 
 BEFORE = [
@@ -20,13 +19,6 @@ AFTER = [
     ("tutoring", "0006_remove_direction_controls"),
 ]
 RLO, PDF, RLI, PDI = "\u202e", "\u202c", "\u2067", "\u2069"
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,8 +2,8 @@
 into `ProblemUploadItem` rows, in file order, and back when reversed."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.fixtures.migrations import migrate
 
 BEFORE = [("problems", "0007_upload_import_in_background")]
 AFTER = [("problems", "0010_remove_problemupload_items")]
@@ -39,13 +39,6 @@ ITEMS = [
         "duplicate_of": "the same problem at line 2 of this file",
     },
 ]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 @pytest.mark.django_db(transaction=True)
