@@ -25,16 +25,14 @@ from training.answer_pool import (
     shared_pool,
 )
 
+# REFERENCE_PATIENCE_S: how long a reference answer read by a Celery task (no request waits on it)
+# may wait for a free checker of its own process's pool.
 __all__ = [
-    "BACKGROUND_PATIENCE_S",
+    "REFERENCE_PATIENCE_S",
     "UNAVAILABLE_REFERENCE",
     "answer_verdict",
     "reference_problem",
 ]
-
-# A reference answer read by a Celery task (no request waits on it) may wait this long for a
-# free checker of its own process's pool.
-BACKGROUND_PATIENCE_S = REFERENCE_PATIENCE_S
 
 
 def _pool() -> AnswerCheckPool:
@@ -71,5 +69,5 @@ def reference_problem(
     """None when the checker can read a teacher's reference answer; otherwise why it cannot
     (running out of time is one reason). A check that found no checker free within `patience_s`
     (None: `ANSWER_CHECK_WAIT_SECONDS`, for a request; 0: only a checker free at once; a Celery
-    task: `BACKGROUND_PATIENCE_S`) returns `UNAVAILABLE_REFERENCE`."""
+    task: `REFERENCE_PATIENCE_S`) returns `UNAVAILABLE_REFERENCE`."""
     return bounded_reference_check(_pool(), reference, kind, options=options, patience_s=patience_s)

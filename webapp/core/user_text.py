@@ -32,7 +32,8 @@ from collections.abc import Callable
 from typing import Any
 
 # The explicit embedding, override and isolate controls of the Unicode bidirectional algorithm
-# (UAX #9, section 2): U+202A-U+202E and U+2066-U+2069.
+# (UAX #9, section 2): U+202A-U+202E and U+2066-U+2069. The same class serves Python's `re` and
+# PostgreSQL's `~` (`remove_bidi_controls_from_rows`).
 BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
@@ -41,23 +42,25 @@ _BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
 
 
-def has_bidi_controls(text: str) -> bool:
-    """True when `text` holds an explicit embedding, override or isolate control."""
-    return _BIDI_CONTROL.search(text) is not None
-
-
 def bidi_controls_in(text: str) -> set[str]:
     """The distinct bidirectional controls `text` holds (empty for almost every text)."""
-    if not has_bidi_controls(text):
-        return set()
     return set(_BIDI_CONTROL.findall(text))
 
 
 def remove_bidi_controls(text: str) -> str:
-    """`text` without its explicit bidirectional controls (every other character kept, in order)."""
-    if not has_bidi_controls(text):
-        return text
+    """`text` without its explicit bidirectional controls (every other character kept, in order;
+    a text without any is returned as it is)."""
     return _BIDI_CONTROL.sub("", text)
+
+
+def without_bidi_controls(value: Any) -> Any:
+    """A text, or a list of texts (an item's choices or tags), without the controls; any other
+    value as it is."""
+    if isinstance(value, str):
+        return remove_bidi_controls(value)
+    if isinstance(value, list):
+        return [without_bidi_controls(item) for item in value]
+    return value
 
 
 def normalise_user_text(text: str) -> str:
@@ -71,10 +74,6 @@ def is_blank(text: str) -> bool:
     statement of "\u200b\u200b" passed the empty check and was queued for the model as a problem
     the student saw as blank; linear in the text, which the forms bound first."""
     return all(unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in text)
-
-
-# What PostgreSQL's `~` matches for a row that still holds a control (the same class as above).
-_SQL_BIDI_CONTROL = "[\u202a-\u202e\u2066-\u2069]"
 
 
 def remove_bidi_controls_from_rows(
@@ -95,23 +94,15 @@ def remove_bidi_controls_from_rows(
     holds_one = Q()
     as_text = {}
     for name in text_fields:
-        holds_one |= Q(**{f"{name}__regex": _SQL_BIDI_CONTROL})
+        holds_one |= Q(**{f"{name}__regex": _BIDI_CONTROL.pattern})
     for name in json_fields:
         as_text[f"{name}_as_text"] = Cast(name, TextField())
-        holds_one |= Q(**{f"{name}_as_text__regex": _SQL_BIDI_CONTROL})
+        holds_one |= Q(**{f"{name}_as_text__regex": _BIDI_CONTROL.pattern})
     changed = 0
     for row in model.objects.annotate(**as_text).filter(holds_one).order_by("pk").iterator():
-        for name in text_fields:
-            setattr(row, name, remove_bidi_controls(getattr(row, name)))
-        for name in json_fields:
-            value = getattr(row, name)
-            if isinstance(value, list):
-                setattr(row, name, [_cleaned(item) for item in value])
+        for name in (*text_fields, *json_fields):
+            setattr(row, name, without_bidi_controls(getattr(row, name)))
         derived = also(row) if also is not None else ()
         row.save(update_fields=[*text_fields, *json_fields, *derived])
         changed += 1
     return changed
-
-
-def _cleaned(item: Any) -> Any:
-    return remove_bidi_controls(item) if isinstance(item, str) else item

@@ -7,17 +7,16 @@ import pytest
 from webapp.core.user_text import (
     BIDI_CONTROLS,
     bidi_controls_in,
-    has_bidi_controls,
     is_blank,
     normalise_user_text,
     remove_bidi_controls,
+    without_bidi_controls,
 )
 
 
 @pytest.mark.parametrize("control", list(BIDI_CONTROLS), ids=lambda c: f"U+{ord(c):04X}")
 def test_every_embedding_override_and_isolate_control_is_removed(control):
     text = f"x = {control}21{control} + 1"
-    assert has_bidi_controls(text)
     assert bidi_controls_in(text) == {control}
     assert remove_bidi_controls(text) == "x = 21 + 1"
 
@@ -41,7 +40,7 @@ def test_the_spoofed_statement_keeps_what_it_holds_in_the_order_it_is_read():
     ids=["arabic", "hebrew", "lrm", "rlm", "alm", "zwj"],
 )
 def test_right_to_left_text_and_direction_marks_are_kept(text):
-    assert not has_bidi_controls(text)
+    assert bidi_controls_in(text) == set()
     assert remove_bidi_controls(text) is text
     assert normalise_user_text(f"  {text}  ") == text
 
@@ -57,3 +56,8 @@ def test_white_space_is_stripped_after_the_controls_are_removed():
 )
 def test_blank_means_nothing_shows(text, blank):
     assert is_blank(text) is blank
+
+
+def test_a_list_of_texts_loses_the_controls_and_other_values_are_kept():
+    assert without_bidi_controls(["\u202e12", "21", 3, None]) == ["12", "21", 3, None]
+    assert without_bidi_controls(7) == 7

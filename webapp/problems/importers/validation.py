@@ -18,11 +18,16 @@ from typing import Literal
 from training.answers import parse_exact_number
 from training.units import unit_from_statement
 from webapp.core.answer_checks import (
-    BACKGROUND_PATIENCE_S,
+    REFERENCE_PATIENCE_S,
     UNAVAILABLE_REFERENCE,
     reference_problem,
 )
-from webapp.core.user_text import bidi_controls_in, is_blank, remove_bidi_controls
+from webapp.core.user_text import (
+    bidi_controls_in,
+    is_blank,
+    remove_bidi_controls,
+    without_bidi_controls,
+)
 from webapp.problems.importers.records import Issue, RawItem
 
 MAX_STATEMENT_CHARS = 20_000
@@ -276,7 +281,7 @@ ReferenceWait = Literal["request", "if_free", "background"]
 _PATIENCE: dict[str, float | None] = {
     "request": None,  # the site's ANSWER_CHECK_WAIT_SECONDS
     "if_free": 0.0,
-    "background": BACKGROUND_PATIENCE_S,
+    "background": REFERENCE_PATIENCE_S,
 }
 
 
@@ -291,7 +296,7 @@ def check_reference(data: dict, *, wait: ReferenceWait = "request") -> Issue | N
     line: with no checker free at once (or still starting when that wait is up), the item stays
     `reference_pending` for the background check (`problems.check_upload_answers`) and None is
     returned, so a teacher's upload only uses checkers nobody is waiting for; "background" (that
-    Celery task) `BACKGROUND_PATIENCE_S`.
+    Celery task) `REFERENCE_PATIENCE_S`.
     """
     data.pop("reference_pending", None)
     message = reference_problem(
@@ -683,11 +688,7 @@ def _without_bidi_controls(fields: dict, item: ValidatedItem) -> dict:
         if controls:
             label = "choices" if name.startswith("option_") else FIELD_LABELS.get(name, name)
             found.setdefault(label, set()).update(controls)
-            if isinstance(value, list):
-                value = [remove_bidi_controls(t) if isinstance(t, str) else t for t in value]
-            else:
-                value = remove_bidi_controls(value)
-        values[name] = value
+        values[name] = without_bidi_controls(value)
     for label, controls in found.items():
         codes = ", ".join(f"U+{ord(char):04X}" for char in sorted(controls))
         item.warnings.append(
