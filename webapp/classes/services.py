@@ -42,18 +42,23 @@ def _new_join_code() -> str:
     raise ServiceError("Could not make a new join code; try again.", code="code_exhausted")
 
 
-def classroom_create(*, teacher: User, name: str) -> Classroom:
-    ensure_may_publish(teacher)
-    # Without direction controls (webapp.core.user_text): a class name is shown to students among
-    # other classes' names, where an override could make it read as another's.
+def _class_name(name: str) -> str:
+    """A class name as stored. Without direction controls (webapp.core.user_text): it is shown to
+    students among other classes' names, where an override could make it read as another's."""
     name = normalise_user_text(name)
     if is_blank(name):
         raise ServiceError("Give the class a name.", code="empty_name")
+    return name[:200]
+
+
+def classroom_create(*, teacher: User, name: str) -> Classroom:
+    ensure_may_publish(teacher)
+    name = _class_name(name)
     for _ in range(3):  # a code taken between the check and the insert: draw another
         try:
             with transaction.atomic():
                 return Classroom.objects.create(
-                    teacher=teacher, name=name[:200], join_code=_new_join_code()
+                    teacher=teacher, name=name, join_code=_new_join_code()
                 )
         except IntegrityError:
             continue
@@ -62,12 +67,7 @@ def classroom_create(*, teacher: User, name: str) -> Classroom:
 
 def classroom_rename(*, classroom: Classroom, teacher: User, name: str) -> Classroom:
     _ensure_teacher_of(classroom, teacher)
-    # Without direction controls (webapp.core.user_text): a class name is shown to students among
-    # other classes' names, where an override could make it read as another's.
-    name = normalise_user_text(name)
-    if is_blank(name):
-        raise ServiceError("Give the class a name.", code="empty_name")
-    classroom.name = name[:200]
+    classroom.name = _class_name(name)
     classroom.save(update_fields=["name"])
     return classroom
 
