@@ -17,12 +17,11 @@ import re
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from ringmodel import read_manifest
 from tests.fixtures.inference import wait_for_row
-from tests.fixtures.problems import symbolic_practice_attempt
+from tests.fixtures.problems import stored_solution, symbolic_practice_attempt
 from webapp.problems.content_key import problem_content_key
 from webapp.problems.models import Problem
 from webapp.tutoring.models import Attempt, AttemptMode, Generation
@@ -47,17 +46,7 @@ def forced(student, statement: str, **fields) -> Generation:
         created_by=student, statement=statement, content_key=problem_content_key(statement)
     )
     attempt = Attempt.objects.create(student=student, problem=problem)
-    values = {
-        "status": "done",
-        "verdict": "unverifiable",
-        "verdict_source": "none",
-        "model_version_label": "ring-tiny",
-        "completion_tokens": 120,
-        "duration_ms": 900.0,
-        "finished_at": timezone.now(),
-        **fields,
-    }
-    return Generation.objects.create(attempt=attempt, kind="solution", **values)
+    return stored_solution(attempt, **fields)
 
 
 def open_attempt(page, live_site, generation: Generation):

@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
-from webapp.tutoring.models import Attempt, Generation
+from tests.fixtures.problems import stored_solution
+from webapp.tutoring.models import Attempt
 from webapp.tutoring.services import problem_for_typed_statement
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -29,19 +29,13 @@ def answered(student, statement: str) -> Attempt:
     """A typed problem with a finished solution, as the worker stores one (no queue entry)."""
     problem = problem_for_typed_statement(student=student, statement=statement)
     attempt = Attempt.objects.create(student=student, problem=problem)
-    Generation.objects.create(
-        attempt=attempt,
-        kind="solution",
-        status="done",
+    stored_solution(
+        attempt,
         reasoning="12 + 5 = 17, and 17 / 17 = 1.",
         answer="The result is $\\boxed{1}$.",
         final_answer="1",
-        verdict="unverifiable",
-        verdict_source="none",
-        model_version_label="ring-tiny",
         completion_tokens=30,
         duration_ms=400.0,
-        finished_at=timezone.now(),
     )
     return attempt
 
