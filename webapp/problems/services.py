@@ -714,6 +714,14 @@ def _typed_title(title: str) -> str:
     return "" if is_blank(title) else title
 
 
+def _set_title(title: str) -> str:
+    """A title typed on the set's own form, as stored; refused when it shows nothing."""
+    title = _typed_title(title)
+    if not title:
+        raise ServiceError("Give the set a title.", code="empty_title")
+    return title[:200]
+
+
 def _title_from_filename(filename: str) -> str:
     stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return stem.replace("_", " ").replace("-", " ").strip().capitalize() or "Untitled set"
@@ -727,12 +735,9 @@ def problem_set_create(
 ) -> ProblemSet:
     if is_practice:
         ensure_may_publish(teacher)
-    title = normalise_user_text(title)
-    if is_blank(title):
-        raise ServiceError("Give the set a title.", code="empty_title")
     return ProblemSet.objects.create(
         owner=teacher,
-        title=title[:200],
+        title=_set_title(title),
         description=normalise_user_text(description),
         is_practice=is_practice,
     )
@@ -744,10 +749,7 @@ def problem_set_update(
     _ensure_owner(problem_set, teacher)
     if is_practice and not problem_set.is_practice:
         ensure_may_publish(teacher)
-    title = normalise_user_text(title)
-    if is_blank(title):
-        raise ServiceError("Give the set a title.", code="empty_title")
-    problem_set.title = title[:200]
+    problem_set.title = _set_title(title)
     problem_set.description = normalise_user_text(description)
     problem_set.is_practice = is_practice
     problem_set.save(update_fields=["title", "description", "is_practice"])
