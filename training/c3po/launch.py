@@ -397,11 +397,8 @@ def _every_rank_finished(control: Path) -> bool:
     """Whether every rank that ever beat got past the job's last barrier, with the result
     stored."""
     started = set(read_rank_beats(control))
-    finished = {
-        int(p.name.removeprefix(FINISHED_PREFIX))
-        for p in control.glob(f"{FINISHED_PREFIX}*")
-        if p.name.removeprefix(FINISHED_PREFIX).isdigit()
-    }
+    marks = (p.name.removeprefix(FINISHED_PREFIX) for p in control.glob(f"{FINISHED_PREFIX}*"))
+    finished = {int(rank) for rank in marks if rank.isdigit()}
     return bool(started) and started <= finished and (control / RESULT_NAME).is_file()
 
 
