@@ -31,6 +31,7 @@ __all__ = [
     "REFERENCE_PATIENCE_S",
     "UNAVAILABLE_REFERENCE",
     "answer_verdict",
+    "longest_check_seconds",
     "reference_problem",
 ]
 
@@ -41,6 +42,11 @@ def _pool() -> AnswerCheckPool:
         timeout_s=settings.ANSWER_CHECK_TIMEOUT_SECONDS,
         wait_s=settings.ANSWER_CHECK_WAIT_SECONDS,
     )
+
+
+def longest_check_seconds() -> float:
+    """The longest a check in a request takes: its turn for a free checker, then its reply."""
+    return settings.ANSWER_CHECK_WAIT_SECONDS + settings.ANSWER_CHECK_TIMEOUT_SECONDS
 
 
 def answer_verdict(

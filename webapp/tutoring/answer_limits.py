@@ -10,8 +10,9 @@ inside one transaction, before the answer is checked:
    the student, taken without waiting (`webapp.core.locks.advisory_xact_lock`) and held until
    the answer's row is committed. A second answer sent while one is being checked is refused at
    once instead of waiting: a waiting request would hold a thread and a pooled database
-   connection, so a burst from one account could still starve the others. So one account holds at most one checker
-   process at a time, and the count below is exact (two tabs cannot both take the last place).
+   connection, so a burst from one account could still starve the others. So one account holds
+   at most one checker process at a time, and the count below is exact (two tabs cannot both
+   take the last place).
 2. **Answers per student per minute and per hour** (`OWN_ANSWER_CHECKS_PER_MINUTE`,
    `OWN_ANSWER_CHECKS_PER_HOUR`), sliding windows. Site admins are exempt, as from the generation
    quota (webapp.tutoring.quotas).
@@ -40,6 +41,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from webapp.core.answer_checks import longest_check_seconds
 from webapp.core.errors import ServiceError
 from webapp.core.locks import advisory_xact_lock
 from webapp.tutoring.models import Attempt, OwnAnswer
@@ -74,13 +76,8 @@ def hold_answer_check(*, user: User) -> None:
             f"seconds at most), then check this one. {KEPT}",
             code="answer_check_busy",
             status=429,
-            retry_at=timezone.now() + timedelta(seconds=math.ceil(_longest_check_s())),
+            retry_at=timezone.now() + timedelta(seconds=math.ceil(longest_check_seconds())),
         )
-
-
-def _longest_check_s() -> float:
-    # A check waits its turn for a free checker, then for its reply (webapp.core.answer_checks).
-    return settings.ANSWER_CHECK_WAIT_SECONDS + settings.ANSWER_CHECK_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
